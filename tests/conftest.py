@@ -1,0 +1,44 @@
+"""Shared fixtures: a small synthetic question table and the tiny local model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HILS_PROGRESS", "off")
+
+
+def make_questions(n: int = 24, categories=("Anatomy", "Pharmacology", "Surgery"), seed: int = 0) -> pd.DataFrame:
+    """A canonical question table with a ``difficulty`` column in [0, 1] and 4 options per question."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        rows.append({
+            "id": f"q{i:03d}",
+            "question": f"Q{i:03d}: which option is number {i % 4 + 1}?",
+            "options": [f"option {k + 1} of {i}" for k in range(4)],
+            "answer": "ABCD"[i % 4],
+            "category": categories[i % len(categories)],
+            "dataset": "synthetic",
+            "difficulty": float(rng.random()),
+        })
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def questions() -> pd.DataFrame:
+    return make_questions()
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """``(model, tokenizer)`` of the tiny local Llama (built into the cache on first use)."""
+    from hils_kit.models import load_model
+
+    return load_model("tiny")
