@@ -150,7 +150,7 @@ def build_table(
     """
     rows: list[dict] = []
     rejects: list[Reject] = []
-    seen: dict[str, int] = {}
+    seen: dict[tuple, int] = {}
     n_records = 0
     for n_records, rec in enumerate(records, start=1):
         line = int(rec.get("_line", n_records))
@@ -160,10 +160,13 @@ def build_table(
         if problem:
             rejects.append(Reject(rec.get("_file", source), line, problem[0], problem[1], rid))
             continue
-        if rid in seen:
-            rejects.append(Reject(rec.get("_file", source), line, "id", f"duplicate id '{rid}' (first on line {seen[rid]})", rid))
+        # an ordering with repeats (``pass``) or pacing stages (``stage``) shows a question more than once
+        key = (rid, str(rec.get("pass", "")), str(rec.get("stage", "")))
+        if key in seen:
+            rejects.append(Reject(rec.get("_file", source), line, "id",
+                                  f"duplicate id '{rid}' (first on line {seen[key]})", rid))
             continue
-        seen[rid] = line
+        seen[key] = line
         category = row.get("category")
         row["id"] = rid
         row["category"] = "Unknown" if category is None or str(category).strip() == "" else str(category).strip()

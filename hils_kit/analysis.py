@@ -1,0 +1,520 @@
+"""Study analysis: a run's results as the paper's Table 1, gains over Random Shuffle, win counts, paired tests.
+
+A study run folder holds one folder per experiment cell, ``<run>/cells/<cell_id>/results.json`` (one model ×
+strategy × label scenario × replicate, scored on several test sets), with ``predictions_<dataset>.csv`` beside it.
+
+- :func:`collect_results` reads them into a long frame: one row per cell and test set.
+- :func:`strategy_table` averages that frame into the paper's layout (Table 1a/1b): one row per strategy; a column
+  per model (mean over test sets), per test set (mean over models), and ``Mean`` (over every model × test set cell).
+- :func:`gains_over_random`, :func:`best_gains`, :func:`mean_gain_per_strategy`, :func:`win_counts` and
+  :func:`label_source_deltas` work on such a table, so the paper's published marginals can be fed in directly.
+- :func:`compare_to_random`, :func:`compare_label_sources` and :func:`compare_questions` are the paired tests; each
+  says in its ``paired_over`` column what was paired (the paper does not).
+
+Label scenarios are named ``<difficulty source>[_clusters]`` ("human", "llm", "llm_clusters") or "none". A cell is
+shared by every scenario that agrees on the labels its strategy uses: Random Shuffle uses none, so one set of Random
+Shuffle cells appears in every table; Blocked and Interleaved use only the categories, so they are shared between
+"human" and "llm" but not with "llm_clusters" (as in the paper's Tables 1a, 1b and 3).
+
+>>> table = pd.DataFrame({"tiny": [20.40, 21.74], "medqa": [32.40, 32.99]}, index=["Random Shuffle", "Interleaved"])
+>>> gains_over_random(table).round(2).loc["Interleaved"].tolist()
+[1.34, 0.59]
+>>> long = collect_results("runs/pilot")                                    # doctest: +SKIP
+>>> strategy_table(long, "llm").round(2)                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hils_kit.orderings import NEEDS_CATEGORY, NEEDS_DIFFICULTY
+
+log = logging.getLogger(__name__)
+
+STRATEGY_NAMES = {
+    "random": "Random Shuffle",
+    "curriculum": "Curriculum",
+    "blocked": "Blocked",
+    "blocked_curriculum": "Blocked Curriculum",
+    "interleaved": "Interleaved",
+    "interleaved_curriculum": "Interleaved Curriculum",
+}
+BASELINE = "Random Shuffle"
+CURRICULUM_STRATEGIES = ("curriculum", "blocked_curriculum", "interleaved_curriculum")
+REQUIRED_CELL_FIELDS = ("cell_id", "model", "strategy", "scenario", "replicate")
+
+
+def strategy_name(key: str) -> str:
+    """Display name of a strategy key: ``"blocked_curriculum"`` -> ``"Blocked Curriculum"``; names pass through."""
+    return STRATEGY_NAMES.get(key, key.replace("_", " ").title() if key.islower() else key)
+
+
+def strategy_key(name: str) -> str:
+    """The kit's key of a strategy display name (``"Random Shuffle"`` -> ``"random"``); keys pass through."""
+    keys = {v: k for k, v in STRATEGY_NAMES.items()}
+    return keys.get(name, name.lower().replace(" ", "_"))
+
+
+def _paper_order(names) -> list[str]:
+    """Display names in the paper's row order, then any others in order of appearance."""
+    names = list(dict.fromkeys(names))
+    known = [n for n in STRATEGY_NAMES.values() if n in names]
+    return known + [n for n in names if n not in known]
+
+
+# -- collecting ------------------------------------------------------------------------------------------------------
+
+def _result_rows(path: Path) -> list[dict]:
+    """The rows (one per test set) of one cell's ``results.json``; a clear error names the file and the field."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    for part in ("cell", "metrics"):
+        if not isinstance(data, dict) or not isinstance(data.get(part), dict):
+            raise ValueError(f"{path}: field '{part}' is missing or not an object")
+    cell, metrics, train = data["cell"], data["metrics"], data.get("train") or {}
+    for field in REQUIRED_CELL_FIELDS:
+        if field not in cell:
+            raise ValueError(f"{path}: field 'cell.{field}' is missing")
+        if field != "replicate" and not (isinstance(cell[field], str) and cell[field]):
+            raise ValueError(f"{path}: field 'cell.{field}' must be a non-empty string, got {cell[field]!r}")
+    if not metrics:
+        raise ValueError(f"{path}: field 'metrics' has no test sets")
+    rows = []
+    for dataset, scores in metrics.items():
+        accuracy = scores.get("accuracy") if isinstance(scores, dict) else None
+        if not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+            raise ValueError(f"{path}: field 'metrics.{dataset}.accuracy' is missing or not a share in [0, 1] "
+                             f"(got {accuracy!r})")
+        measured = {"dataset": dataset}
+        for name, value in scores.items():
+            if name.endswith("_ci") and isinstance(value, (list, tuple)) and len(value) == 2:
+                measured[f"{name}_low"], measured[f"{name}_high"] = value
+            else:
+                measured[name] = value
+        row = {(f"cell_{k}" if k in measured or k == "cell_dir" else k): v for k, v in cell.items()}
+        row.update(measured)
+        row.update({f"train_{k}": v for k, v in train.items()})
+        row["cell_dir"] = str(path.parent)
+        rows.append(row)
+    return rows
+
+
+def collect_results(run_dir: str | Path) -> pd.DataFrame:
+    """One row per (cell, test set) of a study run: the cell's fields, ``dataset``, its metrics, ``train_*`` and
+    ``cell_dir``.
+
+    ``run_dir`` is the study run folder (with ``cells/``) or its ``cells/`` folder. A confidence interval
+    ``accuracy_ci: [lo, hi]`` becomes ``accuracy_ci_low`` / ``accuracy_ci_high``. Cells that have no
+    ``results.json`` yet are logged and listed in ``frame.attrs["missing_cells"]``; a malformed one is an error.
+    """
+    run_dir = Path(run_dir)
+    cells_dir = run_dir / "cells" if (run_dir / "cells").is_dir() else run_dir
+    if not cells_dir.is_dir():
+        raise FileNotFoundError(f"no study run folder at {run_dir}")
+    rows, missing = [], []
+    # folders starting with "." are atomic writes in progress, not cells
+    for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        path = cell_dir / "results.json"
+        if path.is_file():
+            rows.extend(_result_rows(path))
+        else:
+            missing.append(cell_dir.name)
+    if missing:
+        log.warning("%d cell(s) in %s have no results.json: %s", len(missing), cells_dir, ", ".join(missing))
+    if not rows:
+        raise FileNotFoundError(f"no results.json in any cell folder under {cells_dir}")
+    long = pd.DataFrame(rows)
+    long.attrs["missing_cells"] = missing
+    return long
+
+
+# -- one scenario's cells ----------------------------------------------------------------------------------------------
+
+def scenario_labels(scenario: str) -> dict:
+    """The labels a scenario supplies: ``{"difficulty": source or None, "categories": "human" or "clusters"}``."""
+    if scenario == "none":
+        return {"difficulty": None, "categories": "human"}
+    if scenario.endswith("_clusters"):
+        return {"difficulty": scenario.removesuffix("_clusters"), "categories": "clusters"}
+    return {"difficulty": scenario, "categories": "human"}
+
+
+def _labels_used(strategy: str, scenario: str) -> list[str]:
+    """The labels a cell's order depends on (a strategy the kit does not know is taken to use both)."""
+    known = strategy in NEEDS_CATEGORY or strategy in NEEDS_DIFFICULTY or strategy == "random"
+    used = [label for label, users in (("difficulty", NEEDS_DIFFICULTY), ("categories", NEEDS_CATEGORY))
+            if strategy in users or not known]
+    # a cell run under "none" says its strategy used no difficulty
+    return [label for label in used if not (scenario == "none" and label == "difficulty")]
+
+
+def scenario_cells(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """The rows of ``long`` that make up ``scenario``'s table.
+
+    A strategy's own cells in ``scenario`` if it has any; otherwise its cells from one scenario that supplies the same
+    labels for what the strategy uses ("none" preferred, then by name). ``source_scenario`` keeps where a row came
+    from; ``scenario`` is set to the table's.
+    """
+    parts = []
+    for strategy, rows in long.groupby("strategy", sort=False):
+        chosen = rows[rows["scenario"] == scenario]
+        if chosen.empty:
+            target = scenario_labels(scenario)
+            sources = sorted(rows["scenario"].unique(), key=lambda s: (s != "none", s))
+            sources = [s for s in sources
+                       if all(scenario_labels(s)[label] == target[label] for label in _labels_used(strategy, s))]
+            chosen = rows[rows["scenario"] == sources[0]] if sources else chosen
+        if not chosen.empty:
+            parts.append(chosen.assign(source_scenario=chosen["scenario"], scenario=scenario))
+    if not parts:
+        raise ValueError(f"no cells for scenario '{scenario}' (the results have: "
+                         f"{', '.join(map(str, long['scenario'].unique()))})")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _select_variant(rows: pd.DataFrame, variant: str | None) -> pd.DataFrame:
+    """Keep ``variant``'s cells of each strategy that has any; ``None`` keeps all (the paper averaged its variants)."""
+    if variant is None or "variant" not in rows:
+        return rows
+    has = rows["variant"].eq(variant).groupby(rows["strategy"]).transform("any")
+    return rows[rows["variant"].eq(variant) | ~has]
+
+
+def cell_means(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
+               variant: str | None = None, by: Sequence[str] = ("model", "dataset")) -> pd.DataFrame:
+    """``value`` × ``scale`` per strategy and ``by`` cell of ``scenario``, averaged over replicates (and variants).
+
+    Columns: ``strategy`` (display name), the ``by`` columns, ``value``, ``n_runs``.
+    """
+    rows = _select_variant(scenario_cells(long, scenario), variant)
+    if value not in rows:
+        raise KeyError(f"no metric '{value}' in the results (columns: {', '.join(map(str, rows.columns))})")
+    lacking = rows[rows[value].isna()]
+    if len(lacking):
+        raise ValueError(f"metric '{value}' is missing for {len(lacking)} row(s), e.g. cell "
+                         f"{lacking['cell_id'].iloc[0]} on {lacking['dataset'].iloc[0]}")
+    rows = rows.assign(strategy=rows["strategy"].map(strategy_name), **{value: rows[value].astype(float) * scale})
+    means = rows.groupby(["strategy", *by], sort=False)[value].agg(["mean", "count"]).reset_index()
+    return means.rename(columns={"mean": value, "count": "n_runs"})
+
+
+# -- the table and what is derived from it ---------------------------------------------------------------------------
+
+def strategy_table(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
+                   variant: str | None = None) -> pd.DataFrame:
+    """The paper's Table 1 layout for one label scenario: strategies × (models, test sets, ``Mean``).
+
+    Each model × test set cell is first averaged over its replicates; a model column is the mean over test sets, a
+    test set column the mean over models, and ``Mean`` the mean over all cells. Rows follow the paper's order, then
+    extra strategies. ``table.attrs`` records ``models``, ``datasets``, ``scenario`` and ``value``.
+    """
+    cells = cell_means(long, scenario, value, scale, variant)
+    models, datasets = list(cells["model"].unique()), list(cells["dataset"].unique())
+    if set(models) & set(datasets):
+        raise ValueError(f"a model and a test set share a name: {sorted(set(models) & set(datasets))}")
+    wide = cells.pivot(index="strategy", columns=["model", "dataset"], values=value)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([models, datasets], names=["model", "dataset"]))
+    gaps = [f"{s} / {m} / {d}" for s in wide.index for (m, d), v in wide.loc[s].items() if pd.isna(v)]
+    if gaps:
+        log.warning("scenario %s has no result for: %s", scenario, "; ".join(gaps))
+    table = pd.concat([wide.T.groupby(level="model", sort=False).mean().T[models],
+                       wide.T.groupby(level="dataset", sort=False).mean().T[datasets],
+                       wide.mean(axis=1).rename("Mean")], axis=1)
+    table = table.reindex(_paper_order(table.index))
+    table.index.name, table.columns.name = "strategy", None
+    table.attrs = {"scenario": scenario, "value": value, "models": models, "datasets": datasets}
+    return table
+
+
+def gains_over_random(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Every strategy minus the baseline row, per column (percentage points for a table in %)."""
+    if baseline not in table.index:
+        raise ValueError(f"the table has no '{baseline}' row (rows: {', '.join(map(str, table.index))})")
+    gains = table.drop(index=baseline) - table.loc[baseline]
+    gains.attrs = dict(table.attrs)
+    return gains
+
+
+def mean_gain_per_strategy(table: pd.DataFrame, column: str = "Mean", baseline: str = BASELINE) -> pd.Series:
+    """Each strategy's ``column`` minus the baseline's: its gain averaged over all cells (the paper's Figure 3)."""
+    if column not in table.columns:
+        raise ValueError(f"the table has no '{column}' column")
+    return gains_over_random(table, baseline)[column].rename("mean gain")
+
+
+class BestGains(NamedTuple):
+    """:func:`best_gains`: ``per_column`` (group, best, gain) and ``summary`` (max, mean, where the max is)."""
+
+    per_column: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def _column_names(table: pd.DataFrame, names, attr: str) -> list[str]:
+    names = list(table.attrs.get(attr, []) if names is None else names)
+    unknown = [n for n in names if n not in table.columns]
+    if unknown:
+        raise ValueError(f"no column(s) {unknown} in the table (columns: {', '.join(map(str, table.columns))})")
+    return names
+
+
+def best_gains(table: pd.DataFrame, models: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+               baseline: str = BASELINE) -> BestGains:
+    """Per model and per test set column, the best strategy and its gain over the baseline; then the max and mean
+    of those best gains across models and across test sets (the paper's Figure 2a: 1.44 / 0.94, 1.81 / ...).
+
+    ``models`` and ``datasets`` name the columns (default: ``table.attrs`` from :func:`strategy_table`). Strategies
+    tied for best are joined with " / ". The best may be below the baseline: then the gain is negative.
+    """
+    models, datasets = _column_names(table, models, "models"), _column_names(table, datasets, "datasets")
+    if not models and not datasets:
+        raise ValueError("name the model and test set columns (models=..., datasets=...)")
+    gains = gains_over_random(table, baseline)
+    per_column = []
+    for group, columns in (("model", models), ("dataset", datasets)):
+        for column in columns:
+            gain = gains[column].max()
+            tied = gains.index[np.isclose(gains[column], gain, rtol=0, atol=1e-9)]
+            per_column.append({"column": column, "group": group, "best": " / ".join(tied), "gain": gain})
+    per_column = pd.DataFrame(per_column).set_index("column")
+    summary = {}
+    for group, rows in per_column.groupby("group", sort=False):
+        top = rows["gain"].idxmax()
+        summary[group] = {"max": rows["gain"].max(), "mean": rows["gain"].mean(), "max_column": top,
+                          "max_best": rows.loc[top, "best"], "n_columns": len(rows)}
+    return BestGains(per_column, pd.DataFrame.from_dict(summary, orient="index"))
+
+
+def win_counts(tables: Sequence[pd.DataFrame], exclude: Sequence[str] = ("Mean",)) -> pd.DataFrame:
+    """How often each strategy is the best in a column, over every column of every table except ``exclude``.
+
+    A tie shares the win equally. Returns ``wins`` and ``share`` (of all columns counted) per strategy, paper order.
+    """
+    wins: dict[str, float] = {}
+    n_columns = 0
+    for table in tables:
+        for column in table.columns.drop(list(exclude), errors="ignore"):
+            values = table[column].astype(float)
+            if values.isna().all():
+                continue
+            tied = values.index[np.isclose(values, values.max(), rtol=0, atol=1e-9)]
+            for name in tied:
+                wins[name] = wins.get(name, 0) + 1 / len(tied)
+            n_columns += 1
+    names = _paper_order(name for table in tables for name in table.index)
+    counts = pd.Series(wins, dtype=float).reindex(names, fill_value=0.0)
+    return pd.DataFrame({"wins": counts, "share": counts / max(n_columns, 1)})
+
+
+def label_source_deltas(human_table: pd.DataFrame, llm_table: pd.DataFrame,
+                        strategies: Sequence[str] = CURRICULUM_STRATEGIES) -> pd.DataFrame:
+    """LLM-label minus human-label score per column for the curriculum strategies (the paper's §3 / Figure 2b)."""
+    names = [strategy_name(s) for s in strategies]
+    for label, table in (("human", human_table), ("LLM", llm_table)):
+        lacking = [n for n in names if n not in table.index]
+        if lacking:
+            raise ValueError(f"the {label} table has no row(s) {lacking}")
+    return llm_table.loc[names] - human_table.loc[names]
+
+
+# -- paired tests ----------------------------------------------------------------------------------------------------
+
+def _paired_tests(comparison: str, paired_over: str, a: np.ndarray, b: np.ndarray) -> list[dict]:
+    """Paired t-test and Wilcoxon signed-rank of ``a - b``: one tidy row each.
+
+    NaN where a test is undefined: fewer than 2 pairs, or (t-test) differences that do not vary; Wilcoxon on
+    differences that are all zero gives p = 1.
+    """
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    t = w = None
+    if len(diff) >= 2:
+        constant = np.allclose(diff, diff[0], rtol=0, atol=1e-9)
+        t = None if constant else stats.ttest_rel(a, b)[:2]
+        w = (0.0, 1.0) if constant and abs(diff[0]) <= 1e-9 else stats.wilcoxon(diff)[:2]
+    return [{"comparison": comparison, "test": test, "paired_over": paired_over, "n_pairs": len(diff),
+             "mean_diff": float(diff.mean()) if len(diff) else np.nan,
+             "statistic": float(result[0]) if result else np.nan, "p_value": float(result[1]) if result else np.nan}
+            for test, result in (("paired t-test", t), ("Wilcoxon signed-rank", w))]
+
+
+def _pairs(means: pd.DataFrame, a: str, b: str, keys: list[str], value: str) -> tuple[np.ndarray, np.ndarray]:
+    """Matched values of strategies ``a`` and ``b`` (display names) on ``keys``; unmatched cells are logged."""
+    left = means[means["strategy"] == a].set_index(keys)[value]
+    right = means[means["strategy"] == b].set_index(keys)[value]
+    both = left.index.intersection(right.index)
+    if len(both) < max(len(left), len(right)):
+        log.warning("%s vs %s: %d of %d cells have no partner and are left out", a, b,
+                    max(len(left), len(right)) - len(both), max(len(left), len(right)))
+    return left[both].to_numpy(), right[both].to_numpy()
+
+
+def _paired_over(keys: Sequence[str]) -> str:
+    text = " × ".join(keys) + " cells"
+    return text if "replicate" in keys else text + " (mean over replicates)"
+
+
+def compare_to_random(long: pd.DataFrame, scenario: str, strategies: Sequence[str] | str | None = None,
+                      value: str = "accuracy", scale: float = 100,
+                      pair_on: Sequence[str] = ("model", "dataset"), variant: str | None = None) -> pd.DataFrame:
+    """Paired tests of each strategy against Random Shuffle in one scenario (``mean_diff`` in ``scale`` units).
+
+    The pairs are the ``pair_on`` cells: model × test set by default (replicates averaged first, as in the table);
+    add ``"replicate"`` to pair run r of a strategy with run r of Random Shuffle. ``strategies``: keys or names,
+    ``None`` for all, ``"best"`` for the one with the highest mean.
+    """
+    keys = list(pair_on)
+    means = cell_means(long, scenario, value, scale, variant, by=keys)
+    if BASELINE not in set(means["strategy"]):
+        raise ValueError(f"scenario '{scenario}' has no Random Shuffle cells to compare with")
+    if isinstance(strategies, str) and strategies != "best":
+        strategies = [strategies]
+    if strategies == "best":
+        strategies = [means[means["strategy"] != BASELINE].groupby("strategy")[value].mean().idxmax()]
+    names = [strategy_name(s) for s in (strategies or _paper_order(means["strategy"]))]
+    rows = []
+    for name in names:
+        if name == BASELINE:
+            continue
+        if name not in set(means["strategy"]):
+            raise ValueError(f"scenario '{scenario}' has no cells of strategy '{name}'")
+        a, b = _pairs(means, name, BASELINE, keys, value)
+        rows += _paired_tests(f"{name} − {BASELINE} ({scenario})", _paired_over(keys), a, b)
+    return pd.DataFrame(rows)
+
+
+def compare_label_sources(long: pd.DataFrame, human: str = "human", llm: str = "llm",
+                          strategies: Sequence[str] = CURRICULUM_STRATEGIES, value: str = "accuracy",
+                          scale: float = 100, pair_on: Sequence[str] = ("model", "dataset"),
+                          variant: str | None = None) -> pd.DataFrame:
+    """Paired tests of LLM-label against human-label cells, per curriculum strategy (the paper's 10% tests)."""
+    keys = list(pair_on)
+    means = pd.concat([cell_means(long, scenario, value, scale, variant, by=keys).assign(source=scenario)
+                       for scenario in (human, llm)])
+    rows = []
+    for name in (strategy_name(s) for s in strategies):
+        mine = means[means["strategy"] == name]
+        if set(mine["source"]) != {human, llm}:
+            raise ValueError(f"strategy '{name}' needs cells in both scenarios '{human}' and '{llm}'")
+        a, b = _pairs(mine.assign(strategy=mine["source"]), llm, human, keys, value)
+        rows += _paired_tests(f"{name}: {llm} − {human} labels", _paired_over(keys), a, b)
+    return pd.DataFrame(rows)
+
+
+def mcnemar_exact(correct_a, correct_b) -> dict:
+    """Exact McNemar test of two classifiers on the same questions (two-sided binomial test on the discordant pairs).
+
+    >>> out = mcnemar_exact([1] * 10 + [0] * 2 + [1] * 5, [0] * 10 + [1] * 2 + [1] * 5)
+    >>> out["a_only"], out["b_only"], round(out["p_value"], 4)
+    (10, 2, 0.0386)
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"need the same questions for both: {a.shape} vs {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    p = stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"n": len(a), "a_only": a_only, "b_only": b_only, "statistic": min(a_only, b_only), "p_value": float(p)}
+
+
+def read_correct(path: str | Path) -> pd.Series:
+    """Per-question correctness (bool, indexed by ``id``) from a ``predictions_<dataset>.csv`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no predictions file {path}")
+    preds = pd.read_csv(path, dtype={"id": str})
+    if "id" not in preds or not ({"correct"} <= set(preds) or {"answer", "pred"} <= set(preds)):
+        raise ValueError(f"{path}: needs columns 'id' and 'correct' (or 'answer' and 'pred')")
+    if preds["id"].duplicated().any():
+        raise ValueError(f"{path}: duplicate id {preds.loc[preds['id'].duplicated(), 'id'].iloc[0]!r}")
+    if "correct" in preds:
+        correct = preds["correct"].map({True: True, False: False, 1: True, 0: False, "True": True, "False": False})
+        if correct.isna().any():
+            raise ValueError(f"{path}: column 'correct' must be True/False or 1/0 "
+                             f"(row {int(correct.isna().to_numpy().argmax()) + 2})")
+    else:
+        correct = preds["answer"].astype(str) == preds["pred"].astype(str)
+    return pd.Series(correct.to_numpy(dtype=bool), index=preds["id"], name="correct")
+
+
+def compare_questions(long: pd.DataFrame, scenario: str, strategy: str, baseline: str = "random",
+                      datasets: Sequence[str] | None = None, scale: float = 100,
+                      variant: str | None = None) -> pd.DataFrame:
+    """Question-level exact McNemar tests of ``strategy`` against ``baseline`` on the same test questions.
+
+    One row per model × test set × replicate that both strategies have (run r of one paired with run r of the
+    other); the pairs are the questions, read from each cell's ``predictions_<dataset>.csv``. ``mean_diff`` is the
+    accuracy difference in ``scale`` units; ``a_only`` / ``b_only`` count questions only one of them got right.
+    """
+    rows = _select_variant(scenario_cells(long, scenario), variant)
+    rows = rows[rows["dataset"].isin(datasets)] if datasets is not None else rows
+    keys = ["model", "dataset", "replicate"]
+    a_cells = rows[rows["strategy"] == strategy_key(strategy)].set_index(keys)["cell_dir"]
+    b_cells = rows[rows["strategy"] == strategy_key(baseline)].set_index(keys)["cell_dir"]
+    for name, cells in ((strategy, a_cells), (baseline, b_cells)):
+        if cells.index.duplicated().any():
+            raise ValueError(f"'{name}' has several cells for {cells.index[cells.index.duplicated()][0]} "
+                             "(model, test set, replicate); pick one with variant=...")
+    both = a_cells.index.intersection(b_cells.index)
+    if len(both) == 0:
+        raise ValueError(f"scenario '{scenario}' has no model × test set × replicate with both "
+                         f"'{strategy}' and '{baseline}'")
+    out = []
+    for model, dataset, replicate in both:
+        pa = Path(a_cells[(model, dataset, replicate)]) / f"predictions_{dataset}.csv"
+        pb = Path(b_cells[(model, dataset, replicate)]) / f"predictions_{dataset}.csv"
+        ca, cb = read_correct(pa), read_correct(pb)
+        if set(ca.index) != set(cb.index):
+            raise ValueError(f"{pa} and {pb} do not hold the same questions")
+        cb = cb[ca.index]
+        test = mcnemar_exact(ca, cb)
+        out.append({"comparison": f"{strategy_name(strategy)} − {strategy_name(baseline)} ({scenario})",
+                    "test": "McNemar exact", "paired_over": f"questions of {dataset} ({model}, replicate {replicate})",
+                    "n_pairs": test["n"], "mean_diff": (ca.mean() - cb.mean()) * scale,
+                    "statistic": test["statistic"], "p_value": test["p_value"], "a_only": test["a_only"],
+                    "b_only": test["b_only"], "model": model, "dataset": dataset, "replicate": replicate})
+    return pd.DataFrame(out)
+
+
+def gain_intervals(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
+                   level: float = 0.95, variant: str | None = None) -> pd.DataFrame:
+    """Each strategy's mean gain over Random Shuffle (the ``Mean`` column difference) with a ``level`` interval.
+
+    The interval reflects run-to-run noise: per cell, the standard error of the replicate mean where a cell has two
+    or more replicates, else the half-width of ``<value>_ci`` (the bootstrap interval over questions) / z. Strategy
+    and baseline errors are added as if independent, which overstates the error of a difference measured on the
+    same questions. ``interval_from`` says which source was used; NaN bounds where there is none.
+    """
+    rows = _select_variant(scenario_cells(long, scenario), variant)
+    if value not in rows:
+        raise KeyError(f"no metric '{value}' in the results")
+    z = stats.norm.ppf(0.5 + level / 2)
+    rows = rows.assign(strategy=rows["strategy"].map(strategy_name), _v=rows[value].astype(float) * scale)
+    low_col, high_col = f"{value}_ci_low", f"{value}_ci_high"
+    rows["_ci_se"] = ((rows[high_col] - rows[low_col]) * scale / (2 * z)) if {low_col, high_col} <= set(rows) \
+        else np.nan
+    cells = rows.groupby(["strategy", "model", "dataset"], sort=False).agg(
+        mean=("_v", "mean"), sd=("_v", "std"), n=("_v", "size"), ci_se=("_ci_se", "mean")).reset_index()
+    cells["se"] = np.where(cells["n"] >= 2, cells["sd"] / np.sqrt(cells["n"]), cells["ci_se"])
+    cells["source"] = np.where(cells["n"] >= 2, "replicates", np.where(cells["ci_se"].notna(), f"{value}_ci", ""))
+    base = cells[cells["strategy"] == BASELINE].set_index(["model", "dataset"])
+    if base.empty:
+        raise ValueError(f"scenario '{scenario}' has no Random Shuffle cells to compare with")
+    out = {}
+    for name, mine in cells[cells["strategy"] != BASELINE].groupby("strategy", sort=False):
+        mine = mine.set_index(["model", "dataset"])
+        matched = mine.index.intersection(base.index)
+        gain = (mine.loc[matched, "mean"] - base.loc[matched, "mean"]).mean()
+        half = z * np.sqrt((mine.loc[matched, "se"] ** 2 + base.loc[matched, "se"] ** 2).sum()) / len(matched)
+        sources = set(mine.loc[matched, "source"]) | set(base.loc[matched, "source"])
+        out[name] = {"gain": gain, "low": gain - half, "high": gain + half, "n_cells": len(matched),
+                     "interval_from": "+".join(sorted(s for s in sources if s)) if "" not in sources else "none"}
+    table = pd.DataFrame.from_dict(out, orient="index")
+    return table.reindex(_paper_order(table.index))

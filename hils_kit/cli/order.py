@@ -1,0 +1,114 @@
+"""``hils order``: write a question set in the training order of a learning strategy.
+
+    hils order medmcqa --strategy interleaved_curriculum --labels difficulty.csv -o runs/order.csv
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from hils_kit.cli.data import _source_options, parse_mapping
+from hils_kit.loaders import read_questions, save_questions
+from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, THRESHOLDS, VARIANTS,
+                                order_questions)
+from hils_kit.questions import write_rejects
+
+log = logging.getLogger(__name__)
+PROTECTED = ("question", "options", "answer", "dataset")
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "order", help="write questions in the order of a learning strategy",
+        description="Order a question set by a learning strategy (paper §2, Figure 1) and write it as the kit's "
+                    "CSV with every column plus 'position' (0-based) and the structure columns "
+                    "(block, round, tier, pass).",
+        epilog="Strategies that use difficulty (curriculum, blocked_curriculum, interleaved_curriculum, "
+               "anti_curriculum) need a difficulty column, higher = harder: in the data or from --labels.")
+    p.add_argument("data", metavar="DATA", help="data set name (see `hils data list`) or a question file")
+    _source_options(p)
+    p.add_argument("--strategy", required=True, choices=STRATEGIES, metavar="NAME",
+                   help=f"one of: {', '.join(STRATEGIES)}")
+    p.add_argument("--labels", metavar="FILE",
+                   help="CSV keyed by 'id' (e.g. id,difficulty) merged onto the data; its columns replace "
+                        "same-named ones")
+    p.add_argument("--difficulty", default="difficulty", metavar="COL", help="difficulty column (default difficulty)")
+    p.add_argument("--category", default="category", metavar="COL",
+                   help="category column (default category; e.g. cluster_label)")
+    p.add_argument("--variant", default="strict", choices=VARIANTS,
+                   help="strict: sorted by difficulty; tiers: easy/medium/hard, shuffled inside (default strict)")
+    p.add_argument("--thresholds", metavar="LO,HI",
+                   help=f"tier cut points for --variant tiers: LO,HI or {' or '.join(THRESHOLDS)} "
+                        f"({', '.join(f'{k}={v[0]},{v[1]}' for k, v in THRESHOLDS.items())}); terciles by default")
+    p.add_argument("--rounds", type=int, default=3, metavar="N", help="interleaving rounds (default 3)")
+    p.add_argument("--category-order", default="size", choices=CATEGORY_ORDERS,
+                   help="order of the category blocks: size (largest first, default), name, shuffle (by seed)")
+    p.add_argument("--repeat", type=int, default=1, metavar="M",
+                   help="show each block M times, the repeats reshuffled (default 1; ids then repeat)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="output CSV (rejects go beside it)")
+    p.set_defaults(func=cmd_order)
+
+
+def parse_thresholds(text: str | None):
+    """``"0.66,0.8"`` -> ``(0.66, 0.8)``; a name in :data:`THRESHOLDS` stays a name; None stays None."""
+    if text is None or text in THRESHOLDS:
+        return text
+    parts = text.split(",")
+    try:
+        lo, hi = (float(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"--thresholds '{text}': give LO,HI (two numbers) or one of {', '.join(THRESHOLDS)}") from None
+    return lo, hi
+
+
+def merge_labels(table: pd.DataFrame, labels_file: str | Path) -> pd.DataFrame:
+    """``table`` with the columns of the CSV ``labels_file`` (keyed by ``id``); every question needs a label row."""
+    try:
+        labels = pd.read_csv(labels_file, dtype={"id": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise ValueError(f"{labels_file}: not a readable CSV ({err})") from None
+    if "id" not in labels:
+        raise ValueError(f"{labels_file}: labels need an 'id' column (columns: {', '.join(labels.columns)})")
+    labels["id"] = labels["id"].str.strip()
+    duplicated = labels["id"][labels["id"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"{labels_file}: {len(duplicated)} duplicate id(s), e.g. {', '.join(duplicated.head(3))}")
+    protected = [c for c in labels.columns if c in PROTECTED]
+    if protected:
+        raise ValueError(f"{labels_file}: labels may not replace question columns {', '.join(protected)}")
+    missing = ~table["id"].isin(labels["id"])
+    if missing.any():
+        examples = ", ".join(table["id"][missing].head(3))
+        raise ValueError(f"{labels_file}: no labels for {missing.sum()} of {len(table)} questions (e.g. {examples})")
+    extra = len(labels) - (len(table) - int(missing.sum()))
+    if extra:
+        log.info("%s: %d label row(s) are for questions not in the data; ignored", labels_file, extra)
+    replaced = [c for c in labels.columns if c != "id" and c in table]
+    return table.drop(columns=replaced).merge(labels, on="id", how="left", validate="one_to_one")
+
+
+def cmd_order(args) -> int:
+    result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map))
+    table = result.table
+    if args.labels:
+        table = merge_labels(table, args.labels)
+    if args.strategy in NEEDS_DIFFICULTY and args.difficulty not in table:
+        raise ValueError(f"{args.data}: strategy '{args.strategy}' needs difficulty column '{args.difficulty}', which "
+                         f"the data does not have: give --labels FILE with columns id,{args.difficulty}, or name "
+                         f"another column with --difficulty")
+    ordered = order_questions(
+        table, args.strategy, difficulty=args.difficulty, category=args.category, variant=args.variant,
+        rounds=args.rounds, seed=args.seed, category_order=args.category_order,
+        thresholds=parse_thresholds(args.thresholds), repeat=args.repeat)
+    ordered["position"] = range(len(ordered))
+    save_questions(ordered, args.output)
+    where = write_rejects(result.rejects, args.output)
+    shape = ", ".join(f"{ordered[c].nunique()} {c}s" for c in ("block", "round", "tier") if c in ordered)
+    print(f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
+          + (f" ({shape})" if shape else "")
+          + (f"; {len(result.rejects)} refused rows in {where}" if where else ""))
+    return 0

@@ -1,0 +1,340 @@
+"""Study analysis: the paper's published numbers from its own tables, and a synthetic run folder with known results."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from hils_kit.analysis import (  # noqa: E402
+    best_gains,
+    collect_results,
+    compare_label_sources,
+    compare_questions,
+    compare_to_random,
+    gain_intervals,
+    gains_over_random,
+    label_source_deltas,
+    mcnemar_exact,
+    mean_gain_per_strategy,
+    scenario_cells,
+    strategy_table,
+    win_counts,
+)
+from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table  # noqa: E402
+
+# -- the paper's Table 1a / 1b (paper.md §6.2-6.3): marginals only ---------------------------------------------------
+
+PAPER_MODELS = ["Tiny 1.1B", "Llama 2 7B", "Llama 2 13B", "Mistral 7B"]
+PAPER_DATASETS = ["LEK", "MedMCQA", "MedQA"]
+PAPER_ROWS = ["Random Shuffle", "Curriculum", "Blocked", "Blocked Curriculum", "Interleaved", "Interleaved Curriculum"]
+TABLE_1A = [  # human-defined difficulty
+    [20.40, 38.71, 42.57, 47.97, 43.55, 36.28, 32.40, 37.41],
+    [19.79, 39.05, 43.68, 47.31, 44.68, 36.36, 31.35, 37.46],
+    [20.47, 38.46, 42.83, 48.10, 43.99, 36.45, 31.97, 37.47],
+    [21.80, 38.32, 42.57, 47.10, 43.84, 36.46, 32.05, 37.45],
+    [21.74, 38.87, 42.79, 48.88, 44.18, 37.04, 32.99, 38.07],
+    [21.10, 38.10, 42.69, 48.04, 43.81, 36.44, 32.20, 37.48],
+]
+TABLE_1B = [  # LLM-defined difficulty
+    [20.40, 38.71, 42.57, 47.97, 43.55, 36.28, 32.40, 37.41],
+    [20.88, 39.21, 42.82, 48.39, 44.36, 36.86, 32.26, 37.83],
+    [20.47, 38.46, 42.83, 48.10, 43.99, 36.45, 31.97, 37.47],
+    [21.84, 37.89, 42.67, 48.71, 43.64, 37.20, 32.51, 37.78],
+    [21.74, 38.87, 42.79, 48.88, 44.18, 37.04, 32.99, 38.07],
+    [21.67, 38.98, 43.02, 49.32, 44.22, 38.09, 32.43, 38.25],
+]
+
+
+def paper_table(values):
+    return pd.DataFrame(values, index=PAPER_ROWS, columns=PAPER_MODELS + PAPER_DATASETS + ["Mean"])
+
+
+def test_paper_headline_gains_llm_labels():
+    best = best_gains(paper_table(TABLE_1B), PAPER_MODELS, PAPER_DATASETS)
+    assert round(best.summary.loc["dataset", "max"], 2) == 1.81  # abstract: best gain 1.81%
+    assert best.summary.loc["dataset", "max_column"] == "MedMCQA"
+    assert best.summary.loc["dataset", "max_best"] == "Interleaved Curriculum"
+    assert round(best.summary.loc["model", "max"], 2) == 1.44  # abstract: 1.44% across models
+    assert best.summary.loc["model", "max_column"] == "Tiny 1.1B"
+    assert best.summary.loc["model", "mean"] == pytest.approx(0.935)  # the paper's 0.94 (mean of 4 two-decimal gains)
+    assert best.per_column["best"].to_dict() == {
+        "Tiny 1.1B": "Blocked Curriculum", "Llama 2 7B": "Curriculum", "Llama 2 13B": "Interleaved Curriculum",
+        "Mistral 7B": "Interleaved Curriculum", "LEK": "Curriculum", "MedMCQA": "Interleaved Curriculum",
+        "MedQA": "Interleaved"}
+    # the same rule across datasets gives 1.07, not the abstract's 1.02 (paper.md §6.5 discusses the gap)
+    assert round(best.summary.loc["dataset", "mean"], 2) == 1.07
+
+
+def test_paper_headline_gains_human_labels():
+    best = best_gains(paper_table(TABLE_1A), PAPER_MODELS, PAPER_DATASETS)
+    assert round(best.summary.loc["model", "max"], 2) == 1.40  # §3: TinyLlama +1.40 with human labels
+    assert best.summary.loc["model", "max_best"] == "Blocked Curriculum"
+    assert round(best.summary.loc["model", "mean"], 2) == 0.94
+    assert round(best.summary.loc["dataset", "max"], 2) == 1.13
+    assert round(best.per_column.loc["Llama 2 13B", "gain"], 2) == 1.11  # Curriculum "up to +1.11%"
+    assert round(gains_over_random(paper_table(TABLE_1A)).loc["Curriculum", "Mistral 7B"], 2) == -0.66
+
+
+def test_paper_win_counts_of_14():
+    wins = win_counts([paper_table(TABLE_1A), paper_table(TABLE_1B)])
+    assert wins["wins"].to_dict() == {"Random Shuffle": 0, "Curriculum": 5, "Blocked": 0, "Blocked Curriculum": 2,
+                                      "Interleaved": 4, "Interleaved Curriculum": 3}
+    assert wins["share"].sum() == pytest.approx(1)  # 14 columns: the Mean column is not counted
+    assert wins.loc["Curriculum", "share"] == pytest.approx(5 / 14)
+
+
+def test_paper_label_source_deltas():
+    deltas = label_source_deltas(paper_table(TABLE_1A), paper_table(TABLE_1B)).round(2)
+    assert list(deltas.index) == ["Curriculum", "Blocked Curriculum", "Interleaved Curriculum"]
+    assert deltas.loc["Blocked Curriculum", "MedMCQA"] == 0.74
+    assert deltas.loc["Interleaved Curriculum", "MedMCQA"] == 1.65
+    assert deltas.loc["Curriculum", "MedQA"] == 0.91
+    assert deltas.loc["Interleaved Curriculum", "Mean"] == 0.77
+
+
+def test_paper_mean_gain_per_strategy():
+    llm = mean_gain_per_strategy(paper_table(TABLE_1B)).round(2)
+    human = mean_gain_per_strategy(paper_table(TABLE_1A)).round(2)
+    assert "Random Shuffle" not in llm.index
+    assert llm["Interleaved Curriculum"] == 0.84 and llm["Interleaved"] == 0.66 and llm["Blocked Curriculum"] == 0.37
+    # Mean column difference 37.83 - 37.41; averaging the rounded model gains instead gives 0.41
+    assert llm["Curriculum"] == 0.42
+    assert human["Interleaved"] == 0.66 and human["Interleaved Curriculum"] == 0.07
+
+
+def test_win_counts_share_ties():
+    table = pd.DataFrame({"a": [30.0, 31.0, 31.0], "Mean": [1.0, 2.0, 3.0]}, index=PAPER_ROWS[:3])
+    assert win_counts([table])["wins"].tolist() == [0, 0.5, 0.5]
+    assert best_gains(table, models=["a"], datasets=[]).per_column.loc["a", "best"] == "Curriculum / Blocked"
+
+
+# -- a synthetic run folder: 2 models × 3 test sets × 6 strategies × 2 replicates -----------------------------------
+
+MODELS = {"smollm2": 0.30, "tiny": 0.20}
+DATASETS = {"medmcqa_test": 0.05, "medqa": 0.00, "mmlu_medical": 0.10}
+EFFECTS = {  # accuracy points over Random Shuffle per (strategy, label scenario)
+    ("random", "none"): 0, ("blocked", "none"): 1, ("interleaved", "none"): 3,
+    ("curriculum", "human"): 0, ("curriculum", "llm"): 2,
+    ("blocked_curriculum", "human"): -1, ("blocked_curriculum", "llm"): 1,
+    ("interleaved_curriculum", "human"): 2, ("interleaved_curriculum", "llm"): 4,
+}
+N_QUESTIONS = 100
+
+
+def true_points(strategy, scenario, model, dataset):
+    """The replicate mean in %: model + test set + strategy effect, +1 on tiny/medqa for non-random "none"/"llm"."""
+    bump = strategy != "random" and scenario in ("none", "llm") and (model, dataset) == ("tiny", "medqa")
+    return 100 * (MODELS[model] + DATASETS[dataset]) + EFFECTS[strategy, scenario] + bump
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """Cells with results.json (replicate 0 is 1 point above the mean, replicate 1 one below) and predictions."""
+    for (strategy, scenario) in EFFECTS:
+        for model in MODELS:
+            for replicate in (0, 1):
+                cell_id = f"{model}-{strategy}-{scenario}-r{replicate}"
+                cell_dir = tmp_path / "cells" / cell_id
+                cell_dir.mkdir(parents=True)
+                metrics = {}
+                for dataset in DATASETS:
+                    correct = round(true_points(strategy, scenario, model, dataset)) + (1 if replicate == 0 else -1)
+                    accuracy = correct / N_QUESTIONS
+                    metrics[dataset] = {"n": N_QUESTIONS, "accuracy": accuracy,
+                                        "accuracy_ci": [accuracy - 0.05, accuracy + 0.05], "f1_macro": accuracy / 2}
+                    right = np.arange(N_QUESTIONS) < correct  # the first `correct` questions are right
+                    pd.DataFrame({"id": [f"q{i:03d}" for i in range(N_QUESTIONS)], "answer": "A",
+                                  "pred": np.where(right, "A", "B"), "correct": right}).to_csv(
+                        cell_dir / f"predictions_{dataset}.csv", index=False)
+                cell = {"cell_id": cell_id, "model": model, "strategy": strategy, "variant": "strict",
+                        "scenario": scenario, "replicate": replicate, "seed": replicate}
+                (cell_dir / "results.json").write_text(json.dumps(
+                    {"cell": cell, "metrics": metrics, "train": {"seconds": 1.5, "audit_ok": True}}))
+    return tmp_path
+
+
+def test_collect_results_long_format(run_dir):
+    long = collect_results(run_dir)
+    assert len(long) == len(EFFECTS) * 2 * 2 * 3  # one row per cell and test set
+    row = long[(long["cell_id"] == "tiny-interleaved-none-r0") & (long["dataset"] == "medqa")].iloc[0]
+    assert row["accuracy"] == pytest.approx(0.25)  # 20 + 0 + 3 + bump 1 + replicate 1
+    assert row["accuracy_ci_low"] == pytest.approx(0.20) and row["accuracy_ci_high"] == pytest.approx(0.30)
+    assert row["train_seconds"] == 1.5 and row["cell_dir"].endswith("tiny-interleaved-none-r0")
+    assert long.attrs["missing_cells"] == []
+    assert len(collect_results(run_dir / "cells")) == len(long)
+
+
+def test_collect_results_lists_cells_without_results(run_dir, caplog):
+    (run_dir / "cells" / "smollm2-random-none-r7").mkdir()
+    with caplog.at_level(logging.WARNING):
+        long = collect_results(run_dir)
+    assert long.attrs["missing_cells"] == ["smollm2-random-none-r7"]
+    assert "smollm2-random-none-r7" in caplog.text
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["cell"].pop("strategy"), "cell.strategy"),
+    (lambda d: d["metrics"]["medqa"].pop("accuracy"), "metrics.medqa.accuracy"),
+    (lambda d: d["metrics"]["medqa"].update(accuracy=31.0), "metrics.medqa.accuracy"),
+    (lambda d: d.pop("metrics"), "'metrics'"),
+    (lambda d: d["cell"].update(scenario=None), "cell.scenario"),
+])
+def test_collect_results_malformed_names_file_and_field(run_dir, edit, message):
+    path = run_dir / "cells" / "tiny-blocked-none-r1" / "results.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message) as err:
+        collect_results(run_dir)
+    assert "tiny-blocked-none-r1" in str(err.value)
+
+
+def test_collect_results_invalid_json(run_dir):
+    (run_dir / "cells" / "tiny-blocked-none-r1" / "results.json").write_text('{"cell": ')
+    with pytest.raises(ValueError, match=r"tiny-blocked-none-r1.*not valid JSON"):
+        collect_results(run_dir)
+
+
+def test_strategy_table_matches_design(run_dir):
+    long = collect_results(run_dir)
+    for scenario in ("human", "llm"):
+        table = strategy_table(long, scenario)
+        assert list(table.index) == PAPER_ROWS
+        assert list(table.columns) == [*MODELS, *DATASETS, "Mean"]
+        assert table.attrs["models"] == list(MODELS) and table.attrs["datasets"] == list(DATASETS)
+        for row, key in zip(PAPER_ROWS, ["random", "curriculum", "blocked", "blocked_curriculum", "interleaved",
+                                         "interleaved_curriculum"]):
+            source = scenario if (key, scenario) in EFFECTS else "none"
+            cells = {(m, d): true_points(key, source, m, d) for m in MODELS for d in DATASETS}
+            for m in MODELS:
+                assert table.loc[row, m] == pytest.approx(np.mean([cells[m, d] for d in DATASETS]))
+            for d in DATASETS:
+                assert table.loc[row, d] == pytest.approx(np.mean([cells[m, d] for m in MODELS]))
+            assert table.loc[row, "Mean"] == pytest.approx(np.mean(list(cells.values())))
+    llm = strategy_table(long, "llm")
+    assert llm.loc["Interleaved Curriculum", "Mean"] == pytest.approx(25 + 5 + 4 + 1 / 6)
+    assert llm.loc["Random Shuffle", "tiny"] == pytest.approx(25)
+    # the difficulty-free rows are shared between the two label scenarios
+    human = strategy_table(long, "human")
+    shared = ["Random Shuffle", "Blocked", "Interleaved"]
+    pd.testing.assert_frame_equal(llm.loc[shared], human.loc[shared])
+    assert strategy_table(long, "llm", value="f1_macro").loc["Random Shuffle", "Mean"] == pytest.approx(15)
+    best = best_gains(llm)  # model and dataset columns from the table's attrs
+    assert best.per_column.loc["medqa", "best"] == "Interleaved Curriculum"
+    assert best.per_column.loc["medqa", "gain"] == pytest.approx(4.5)
+
+
+def test_single_model_with_kit_dataset_names(run_dir):
+    long = collect_results(run_dir)
+    table = strategy_table(long[long["model"] == "smollm2"], "llm")
+    assert list(table.columns) == ["smollm2", "medmcqa_test", "medqa", "mmlu_medical", "Mean"]
+    assert (table["smollm2"] == table["Mean"]).all()
+    assert best_gains(table).summary.loc["model", "max"] == pytest.approx(4)
+    tests = compare_to_random(long[long["model"] == "tiny"], "llm", "interleaved")
+    assert tests["n_pairs"].tolist() == [3, 3] and tests["mean_diff"].tolist() == pytest.approx([3 + 1 / 3] * 2)
+    same = compare_to_random(long[long["model"] == "smollm2"], "llm", "interleaved")  # 3 points in every cell
+    assert np.isnan(same["p_value"].iloc[0]) and same["p_value"].iloc[1] == pytest.approx(0.25)
+
+
+def test_scenario_cells_share_by_labels_used():
+    long = pd.DataFrame({"strategy": ["random", "blocked", "blocked", "curriculum", "anti_curriculum"],
+                         "scenario": ["none", "none", "llm_clusters", "llm", "none"]})
+    clusters = scenario_cells(long, "llm_clusters")
+    assert sorted(zip(clusters["strategy"], clusters["source_scenario"])) == [
+        ("anti_curriculum", "none"), ("blocked", "llm_clusters"), ("curriculum", "llm"), ("random", "none")]
+    human = scenario_cells(long, "human")  # blocked from "none" (human categories); no human-label curriculum
+    assert sorted(zip(human["strategy"], human["source_scenario"])) == [
+        ("anti_curriculum", "none"), ("blocked", "none"), ("random", "none")]
+    assert set(human["scenario"]) == {"human"}
+    with pytest.raises(ValueError, match="no cells for scenario 'gpt'"):
+        scenario_cells(long.iloc[3:4], "gpt")
+
+
+def test_compare_to_random_pairs_cells(run_dir):
+    long = collect_results(run_dir)
+    tests = compare_to_random(long, "llm", "best")
+    assert tests["comparison"].tolist() == ["Interleaved Curriculum − Random Shuffle (llm)"] * 2
+    assert tests["test"].tolist() == ["paired t-test", "Wilcoxon signed-rank"]
+    assert tests["paired_over"].iloc[0] == "model × dataset cells (mean over replicates)"
+    assert tests["n_pairs"].tolist() == [6, 6]
+    cells = [(m, d) for m in MODELS for d in DATASETS]
+    a = [true_points("interleaved_curriculum", "llm", m, d) for m, d in cells]
+    b = [true_points("random", "none", m, d) for m, d in cells]
+    assert tests["mean_diff"].iloc[0] == pytest.approx(4 + 1 / 6)
+    assert tests["p_value"].iloc[0] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert tests["p_value"].iloc[1] == pytest.approx(stats.wilcoxon(np.subtract(a, b)).pvalue)
+    every = compare_to_random(long, "human")
+    assert every["comparison"].str.split(" − ").str[0].unique().tolist() == PAPER_ROWS[1:]
+    runs = compare_to_random(long, "llm", ["interleaved"], pair_on=("model", "dataset", "replicate"))
+    assert runs["n_pairs"].tolist() == [12, 12] and "replicate" in runs["paired_over"].iloc[0]
+
+
+def test_compare_label_sources(run_dir):
+    tests = compare_label_sources(collect_results(run_dir))
+    assert len(tests) == 6 and (tests["n_pairs"] == 6).all()
+    assert tests["comparison"].iloc[0] == "Curriculum: llm − human labels"
+    assert tests["mean_diff"].tolist() == pytest.approx([2 + 1 / 6] * 6)
+
+
+def test_mcnemar_exact_known_value():
+    out = mcnemar_exact([True] * 10 + [False] * 2 + [True] * 5, [False] * 10 + [True] * 2 + [True] * 5)
+    assert (out["a_only"], out["b_only"], out["statistic"]) == (10, 2, 2)
+    assert out["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)  # two-sided binomial, 2 of 12 discordant
+    assert mcnemar_exact([1, 0], [1, 0])["p_value"] == 1.0
+
+
+def test_compare_questions_reads_predictions(run_dir):
+    long = collect_results(run_dir)
+    tests = compare_questions(long, "llm", "interleaved")
+    assert len(tests) == 2 * 3 * 2  # model × test set × replicate
+    row = tests[(tests["model"] == "tiny") & (tests["dataset"] == "medqa") & (tests["replicate"] == 0)].iloc[0]
+    assert (row["a_only"], row["b_only"], row["n_pairs"]) == (4, 0, N_QUESTIONS)  # 3 points + the tiny/medqa bump
+    assert row["p_value"] == pytest.approx(0.5 ** 3) and row["mean_diff"] == pytest.approx(4)
+    assert row["paired_over"] == "questions of medqa (tiny, replicate 0)"
+    bad = run_dir / "cells" / "tiny-interleaved-none-r0" / "predictions_medqa.csv"
+    bad.write_text(bad.read_text().replace("q099", "x099"))
+    with pytest.raises(ValueError, match="do not hold the same questions"):
+        compare_questions(long, "llm", "interleaved", datasets=["medqa"])
+
+
+def test_gain_intervals_from_replicates_or_ci(run_dir):
+    long = collect_results(run_dir)
+    two = gain_intervals(long, "llm")
+    # each cell: replicates mean ± 1 point, so se = 1 per cell; gain se = sqrt(6 cells × 2) / 6
+    half = stats.norm.ppf(0.975) * np.sqrt(12) / 6
+    assert two.loc["Interleaved", "gain"] == pytest.approx(3 + 1 / 6)
+    assert two.loc["Interleaved", "high"] - two.loc["Interleaved", "gain"] == pytest.approx(half)
+    assert two.loc["Interleaved", "interval_from"] == "replicates"
+    one = gain_intervals(long[long["replicate"] == 0], "llm")
+    # a ±5 point accuracy_ci is a standard error of 5 / z per cell: half-width = z × sqrt(12) × (5 / z) / 6
+    assert one.loc["Interleaved", "high"] - one.loc["Interleaved", "gain"] == pytest.approx(5 * np.sqrt(12) / 6)
+    assert one.loc["Interleaved", "interval_from"] == "accuracy_ci"
+
+
+def test_plots_render(run_dir):
+    long = collect_results(run_dir)
+    llm = strategy_table(long, "llm")
+    figures = [plot_strategy_table(llm), plot_strategy_table(llm, relative=False),
+               plot_gains(gain_intervals(long, "llm")),
+               plot_gains(mean_gain_per_strategy(paper_table(TABLE_1B))),
+               plot_label_sources(paper_table(TABLE_1A), paper_table(TABLE_1B))]
+    for fig in figures:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        assert buffer.tell() > 1000
+    bars = [c for c in figures[2].axes[0].containers if isinstance(c, BarContainer)]
+    assert len(bars) == 1 and len(bars[0]) == 5 and bars[0].errorbar is not None
+    assert len(figures[3].axes[0].containers[0]) == 5 and figures[3].axes[0].containers[0].errorbar is None
+    assert sum(len(c) for c in figures[4].axes[0].containers) == 6  # 3 strategies × human/LLM
+    assert [t.get_text() for t in figures[0].axes[0].get_yticklabels()] == PAPER_ROWS
