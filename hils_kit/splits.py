@@ -97,3 +97,11 @@ def select(table: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
         missing = [i for i, p in zip(ids, pos) if p < 0][:5]
         raise KeyError(f"{int((pos < 0).sum())} split id(s) are not in the table, e.g. {missing}")
     return table.iloc[pos].reset_index(drop=True)
+
+
+def sample_questions(table: pd.DataFrame, n: int, seed: int = 0, stratify: str | None = "category") -> pd.DataFrame:
+    """A seeded sample of ``n`` questions, stratified by ``stratify``, in table order; all when ``n`` is 0 or too big."""
+    if n <= 0 or n >= len(table):
+        return table.reset_index(drop=True)
+    keep = set(train_test_split(table, test_size=int(n), seed=seed, stratify=stratify)["test"])
+    return table[table["id"].astype(str).isin(keep)].reset_index(drop=True)

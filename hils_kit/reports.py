@@ -1,0 +1,195 @@
+"""HTML reports of a study: every executed notebook without its code, and one index page.
+
+Both render offline: the notebook pages are nbconvert's ``lab`` template with the script tags that would
+fetch require.js, MathJax, mermaid and the widget manager from CDNs removed (text, tables and PNG figures
+are inline), and the index is a single page with inline CSS and base64 figures.
+
+>>> notebook_html("runs/default/04_analysis.ipynb", "reports/default/04_analysis.html")   # doctest: +SKIP
+PosixPath('reports/default/04_analysis.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from hils_kit import __version__
+from hils_kit.paths import write_text_atomic
+
+if TYPE_CHECKING:
+    from hils_kit.runner import Outcome, StudyRun
+
+# nbconvert's lab template, minus every <script> that loads from the network
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block html_head_js %}{% endblock html_head_js %}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
+{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
+"""
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def notebook_html(notebook: str | Path, target: str | Path) -> Path:
+    """Write the executed ``notebook`` as HTML without code cells or prompts to ``target`` (atomically)."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state needs the widget manager from a CDN
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(_WIDGET_MIME, None)  # the text/plain fallback stays
+    exporter = HTMLExporter(
+        template_name="lab", template_file="hils_offline.html.j2",
+        extra_loaders=[DictLoader({"hils_offline.html.j2": _OFFLINE_TEMPLATE})],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
+    return write_text_atomic(target, body)
+
+
+# ----------------------------------------------------------------------------- index page
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0;
+       background: #f6f8fa; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
+h3 { font-size: 16px; margin: 20px 0 8px; }
+.meta { color: #656d76; font-size: 13px; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
+.card { border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 16px; min-width: 120px; }
+.card b { display: block; font-size: 22px; } .card span { color: #656d76; font-size: 13px; }
+.card.bad { border-color: #cf222e; background: #ffebe9; }
+table { border-collapse: collapse; margin: 6px 0 14px; font-size: 14px; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font-weight: 700; }
+.status { border-radius: 10px; padding: 1px 8px; font-size: 12px; }
+.done, .cached { background: #dafbe1; color: #116329; } .failed { background: #ffebe9; color: #a40e26; }
+.pending { background: #eaeef2; color: #57606a; }
+.failures { border: 2px solid #cf222e; border-radius: 8px; padding: 4px 16px 10px; background: #fff8f7; }
+.failures h2 { color: #a40e26; border: 0; margin-top: 12px; }
+pre { white-space: pre-wrap; background: #f6f8fa; padding: 6px 10px; border-radius: 6px; font-size: 13px;
+      margin: 4px 0 12px; }
+figure { margin: 12px 0 20px; } figure img { max-width: 100%; border: 1px solid #d8dee4; }
+figcaption { color: #656d76; font-size: 13px; }
+"""
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f}"
+
+
+def _link(outcome: Outcome, base: Path, text: str) -> str:
+    """A link to the outcome's report, or plain text when it has none."""
+    if not outcome.job.report.exists():
+        return html.escape(text)
+    href = Path(os.path.relpath(outcome.job.report, base)).as_posix()
+    return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+
+
+def _status(outcome: Outcome) -> str:
+    label = "done" if outcome.status == "cached" else outcome.status
+    return f'<span class="status {outcome.status}">{label}</span>'
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """A results table (strategy x columns, accuracy %): one decimal, the best value of each column in bold."""
+    best = {c: table[c].max() for c in table.columns if pd.api.types.is_numeric_dtype(table[c])}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [table.index.name or "", *table.columns])
+    rows = []
+    for index, row in table.iterrows():
+        cells = [f"<th>{html.escape(str(index))}</th>"]
+        for column, value in row.items():
+            if column in best:
+                text = "–" if pd.isna(value) else f"{value:.1f}"
+                bold = " best" if not pd.isna(value) and math.isclose(value, best[column]) else ""
+                cells.append(f'<td class="num{bold}">{text}</td>')
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _results(analysis_dir: Path) -> str:
+    """The tables (``table_<scenario>.csv``) and figures (``*.png``) written by ``04_analysis``."""
+    tables = sorted(analysis_dir.glob("table_*.csv"))
+    figures = sorted(analysis_dir.glob("*.png"))
+    if not tables and not figures:
+        return '<p class="meta">No analysis results: 04_analysis has not finished.</p>'
+    parts = []
+    for path in tables:
+        scenario = path.stem.removeprefix("table_")
+        parts.append(f"<h3>Scenario: {html.escape(scenario)}</h3>")
+        parts.append(table_html(pd.read_csv(path, index_col=0)))
+    for path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        name = html.escape(path.stem.replace("_", " "))
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{name}'
+                     f"</figcaption></figure>")
+    return "\n".join(parts)
+
+
+def write_index(run: StudyRun, analysis_dir: str | Path, target: str | Path) -> Path:
+    """Write ``reports/<study>/index.html``: summary, results, failed cells, links to every report."""
+    target = Path(target)
+    base = target.parent
+    config = run.config
+    cells = [o for o in run.outcomes if o.job.cell is not None]
+    steps = [o for o in run.outcomes if o.job.cell is None]
+    failed = [o for o in run.outcomes if o.status == "failed"]
+    finished = [o for o in cells if o.status in ("done", "cached")]
+    compute = sum(o.seconds for o in run.outcomes if o.status in ("done", "cached", "failed"))
+    cards = [
+        (f"{len(finished)}/{len(cells)}", "cells done", ""),
+        (str(sum(o.status == "failed" for o in cells)), "cells failed", " bad" if failed else ""),
+        (str(sum(o.status == "pending" for o in cells)), "cells not run", ""),
+        (f"{compute / 3600:.2f} h", "compute time", ""),
+        (f"{run.seconds / 60:.1f} min", "this run", ""),
+    ]
+    out = [
+        f"<h1>Study: {html.escape(config.name)}</h1>",
+        f"<p>{html.escape(config.description)}</p>" if config.description else "",
+        f'<p class="meta">HILS Kit {__version__} · generated {datetime.datetime.now():%Y-%m-%d %H:%M} · '
+        f"models {html.escape(', '.join(config.models))} · train {html.escape(config.train_data)} · "
+        f"tests {html.escape(', '.join(config.test_sets) or '–')}</p>",
+        '<div class="cards">' + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>'
+                                        for value, label, cls in cards) + "</div>",
+    ]
+    if failed:
+        items = "".join(
+            f"<li><b>{html.escape(o.job.name)}</b> {_status(o)} {_link(o, base, 'executed notebook')} · "
+            f'<a href="{html.escape(Path(os.path.relpath(o.job.folder / "papermill.log", base)).as_posix())}">log</a>'
+            f"<pre>{html.escape(o.error)}</pre></li>"
+            for o in failed)
+        out.append(f'<section class="failures"><h2>Failed runs ({len(failed)})</h2><ul>{items}</ul></section>')
+    out.append("<h2>Results</h2>")
+    out.append(_results(Path(analysis_dir)))
+    out.append("<h2>Notebooks</h2><table><thead><tr><th>notebook</th><th>status</th><th>minutes</th>"
+               "</tr></thead><tbody>")
+    out += [f"<tr><td>{_link(o, base, o.job.name)}</td><td>{_status(o)}</td>"
+            f'<td class="num">{_minutes(o.seconds)}</td></tr>' for o in steps]
+    out.append("</tbody></table>")
+    out.append("<h2>Cells</h2><table><thead><tr><th>cell</th><th>model</th><th>scenario</th><th>strategy</th>"
+               "<th>part</th><th>seed</th><th>status</th><th>minutes</th></tr></thead><tbody>")
+    for o in cells:
+        c = o.job.cell
+        out.append(f"<tr><td>{_link(o, base, o.job.name)}</td><td>{html.escape(c.model)}</td>"
+                   f"<td>{c.scenario}</td><td>{c.strategy}</td><td>{c.part}</td><td>{c.replicate}</td>"
+                   f'<td>{_status(o)}</td><td class="num">{_minutes(o.seconds)}</td></tr>')
+    out.append("</tbody></table>")
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(config.name)} · HILS study</title><style>{_CSS}</style></head>\n"
+            f"<body><main>\n" + "\n".join(part for part in out if part) + "\n</main></body></html>\n")
+    return write_text_atomic(target, page)
