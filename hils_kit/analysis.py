@@ -122,10 +122,19 @@ def collect_results(run_dir: str | Path) -> pd.DataFrame:
     if not cells_dir.is_dir():
         raise FileNotFoundError(f"no study run folder at {run_dir}")
     rows, missing = [], []
-    # folders starting with "." are atomic writes in progress, not cells
-    for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    manifest = cells_dir.parent / "manifest.json"
+    if manifest.is_file():
+        # the runner's list of this study's cells: folders left by an older study definition, and
+        # failed cells that wrote results before failing, do not count
+        status = {c["cell_id"]: c["status"] for c in json.loads(manifest.read_text(encoding="utf-8"))["cells"]}
+        folders = [cells_dir / cell for cell in sorted(status)]
+    else:
+        status = {}
+        # folders starting with "." are atomic writes in progress, not cells
+        folders = sorted(p for p in cells_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for cell_dir in folders:
         path = cell_dir / "results.json"
-        if path.is_file():
+        if path.is_file() and status.get(cell_dir.name, "done") == "done":
             rows.extend(_result_rows(path))
         else:
             missing.append(cell_dir.name)

@@ -183,6 +183,16 @@ def test_collect_results_lists_cells_without_results(run_dir, caplog):
     assert "smollm2-random-none-r7" in caplog.text
 
 
+def test_collect_results_follows_the_runner_manifest(run_dir):
+    cells = sorted(p.name for p in (run_dir / "cells").iterdir())
+    listed = [{"cell_id": c, "status": "done"} for c in cells[1:]]
+    listed[0]["status"] = "failed"  # results written before failing do not count
+    (run_dir / "manifest.json").write_text(json.dumps({"study": "s", "cells": listed}))
+    long = collect_results(run_dir)
+    assert set(long["cell_id"]) == set(cells[2:])  # cells[0] is a leftover of an older study definition
+    assert long.attrs["missing_cells"] == [cells[1]]
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["cell"].pop("strategy"), "cell.strategy"),
     (lambda d: d["metrics"]["medqa"].pop("accuracy"), "metrics.medqa.accuracy"),

@@ -1,0 +1,290 @@
+"""Question difficulty: from examinee statistics (human) or from LLM expected accuracy (paper Eq. 1).
+
+LLM difficulty of a question = 1 − the mean, over the scoring models, of the probability each model puts
+on the correct answer letter, with the softmax taken over the option letters only (Yang et al. 2024,
+§2.5). Labels are saved as ``id,difficulty,p_correct_<model>…`` with a sidecar JSON fingerprint, so a
+second run with the same models and questions reuses the file instead of scoring again.
+
+Tiers use ``easy: d < lo``, ``medium: lo <= d < hi``, ``hard: d >= hi`` on the difficulty scale (higher is
+harder). For human difficulty this is exactly the paper code's rule on the share correct (easy > 0.94,
+hard <= 0.85); for LLM difficulty it differs from the code (easy <= 0.66, hard > 0.80) only at exact ties.
+
+>>> assign_tiers(pd.Series([0.02, 0.10, 0.40]), HUMAN_THRESHOLDS).tolist()
+['easy', 'medium', 'hard']
+>>> from hils_kit.loaders import load_questions
+>>> table = load_questions("medmcqa").head(20)                                   # doctest: +SKIP
+>>> labels = label_difficulty(table, ["smollm2"], True, "/tmp/difficulty.csv")  # doctest: +SKIP
+>>> assign_tiers(labels["difficulty"]).value_counts()                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hils_kit.models import EMBEDDED, is_offline, load_model, model_path
+from hils_kit.paths import atomic_path, write_text_atomic
+from hils_kit.questions import LETTERS
+from hils_kit.scoring import letter_probabilities
+
+log = logging.getLogger(__name__)
+
+HUMAN_THRESHOLDS = (0.06, 0.15)  # paper code, LEK share correct > 0.94 easy, <= 0.85 hard
+LLM_THRESHOLDS = (0.66, 0.80)  # paper code, MedQA-train difficulty from four LLMs
+TIERS = ("easy", "medium", "hard")
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}
+
+
+# ----------------------------------------------------------------------------- human difficulty
+
+
+def human_difficulty(table: pd.DataFrame) -> pd.Series:
+    """1 − the share of examinees who answered correctly (``human_p_correct``, filled from ``%A``…``%E``)."""
+    if "human_p_correct" not in table or table["human_p_correct"].isna().all():
+        raise ValueError(
+            "the question table has no examinee statistics (%A…%E or human_p_correct columns), so there is "
+            "no human difficulty; label it with LLMs instead (`hils label difficulty`)"
+        )
+    p = pd.to_numeric(table["human_p_correct"], errors="coerce")
+    if p.isna().any():
+        log.warning("%d of %d questions have no examinee statistics; their human difficulty is NaN",
+                    int(p.isna().sum()), len(p))
+    return (1.0 - p).rename("difficulty")
+
+
+# ----------------------------------------------------------------------------- LLM difficulty
+
+
+def expected_accuracy(model, tokenizer, table: pd.DataFrame, debias: bool = False, template: str = "paper",
+                      batch_size: int = 8) -> np.ndarray:
+    """Per question, the probability on the correct letter, softmax over the option letters (paper Eq. 1).
+
+    ``debias=True`` averages over the n cyclic rotations of each question's n options the probability
+    placed on the correct *content* (wherever the rotation put it). Small models have a strong letter
+    bias (SmolLM2-135M answers "A" on ~95% of MedMCQA questions), so without debiasing their expected
+    accuracy mostly says whether the gold answer happens to be "A". Each option visits every letter once,
+    which cancels a fixed preference for a letter; it costs n forward passes per question.
+    """
+    answers = table["answer"].map(LETTERS.index).to_numpy()
+    n_opts = table["options"].map(len).to_numpy()
+    if not debias:
+        probs = letter_probabilities(model, tokenizer, table, template, batch_size)
+        return probs[np.arange(len(table)), answers]
+    total = np.zeros(len(table))
+    for shift in range(int(n_opts.max())):
+        keep = n_opts > shift
+        part = table[keep]
+        rotated = part.assign(options=[list(o[shift:]) + list(o[:shift]) for o in part["options"]])
+        probs = letter_probabilities(model, tokenizer, rotated, template, batch_size,
+                                     desc=f"rotation {shift + 1}/{n_opts.max()}")
+        # option k sits at letter (k - shift) mod n after the rotation
+        total[keep] += probs[np.arange(keep.sum()), (answers[keep] - shift) % n_opts[keep]]
+    return total / n_opts
+
+
+def accuracy_column(model: str) -> str:
+    """The labels column of a model: ``p_correct_<name>`` with path separators made safe."""
+    return "p_correct_" + re.sub(r"[^\w.-]+", "_", model).strip("_")
+
+
+def model_folder(name: str) -> Path | None:
+    """The local folder of a model name; ``None`` for a hub id to be downloaded (online only).
+
+    Raises ``ValueError`` for a name that is not an embedded model, a folder or a cached hub model
+    while offline.
+    """
+    path = model_path(name)
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # not a valid repo id either
+        cached = None
+    if isinstance(cached, str):
+        return Path(cached).parent
+    if is_offline() or not re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        raise ValueError(
+            f"unknown model '{name}': not an embedded model ({', '.join(sorted(EMBEDDED))}), not a local "
+            "folder, and not in the local Hugging Face cache"
+        )
+    return None
+
+
+def model_fingerprint(name: str) -> dict:
+    """What identifies a model's answers: its name, a hash of config.json and its weight files' size/mtime."""
+    folder = model_folder(name)
+    if folder is None:
+        return {"name": name}
+    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    return {
+        "name": name,
+        "config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
+        "weights": [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in weights],
+    }
+
+
+def questions_hash(table: pd.DataFrame) -> str:
+    """A hash of the questions' id, text, options and answer (independent of row order)."""
+    rows = sorted([str(i), str(q), list(o), str(a)]
+                  for i, q, o, a in zip(table["id"], table["question"], table["options"], table["answer"]))
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def _model_accuracy(name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int,
+                    cache: Path | None) -> np.ndarray:
+    """Expected accuracies of one model, loaded, used and freed; reused from ``cache`` when present."""
+    import torch
+
+    file = None
+    if cache is not None:
+        key = {"model": model_fingerprint(name), "debias": debias, "template": template,
+               "questions": questions_hash(table)}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        file = Path(cache) / f"{accuracy_column(name)}-{digest}.csv"
+        if file.exists():
+            log.info("%s: reusing expected accuracies from %s", name, file)
+            stored = pd.read_csv(file, dtype={"id": str}).set_index("id")["p_correct"]
+            return stored.reindex(table["id"].astype(str)).to_numpy()
+    start = time.monotonic()
+    try:
+        model, tokenizer = load_model(name)
+    except OSError as err:
+        raise ValueError(f"cannot load model '{name}': {err}") from err
+    accuracy = expected_accuracy(model, tokenizer, table, debias, template, batch_size)
+    del model, tokenizer  # free it before the next model loads
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log.info("%s: scored %d questions%s in %.0f s", name, len(table), " x rotations" if debias else "",
+             time.monotonic() - start)
+    if file is not None:
+        with atomic_path(file) as tmp:
+            pd.DataFrame({"id": table["id"].astype(str), "p_correct": accuracy}).to_csv(tmp, index=False)
+    return accuracy
+
+
+def llm_difficulty(table: pd.DataFrame, models: list[str], debias: bool = False, cache: str | Path | None = None,
+                   template: str = "paper", batch_size: int = 8) -> pd.DataFrame:
+    """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``) and ``p_correct_<model>`` columns.
+
+    Models are loaded one at a time and freed after scoring. With ``cache`` (a folder), each model's
+    expected accuracies are kept there, keyed by model, questions, template and ``debias``, so adding a
+    model to the list or resuming after a crash scores only what is missing.
+    """
+    if not models:
+        raise ValueError("llm_difficulty needs at least one model")
+    columns = [accuracy_column(m) for m in models]
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"the model list names a model twice: {', '.join(models)}")
+    for name in models:
+        model_folder(name)  # fail on a bad name before spending time on the others
+    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    for name, column in zip(models, columns):
+        out[column] = _model_accuracy(name, table, debias, template, batch_size, None if cache is None else Path(cache))
+    out.insert(1, "difficulty", 1.0 - out[columns].mean(axis=1))
+    return out
+
+
+@dataclass
+class Agreement:
+    """How the scoring models agree: mean expected accuracy per model and per-question correlations."""
+
+    mean_accuracy: pd.Series
+    correlation: pd.DataFrame
+    mean_pairwise: float  # mean off-diagonal Pearson correlation (paper: 0.54 over six LLMs); NaN for one model
+
+
+def model_agreement(labels: pd.DataFrame) -> Agreement:
+    """Per-model mean expected accuracy and the pairwise Pearson correlations of ``p_correct_*`` columns."""
+    acc = labels.filter(regex=r"^p_correct_")
+    if acc.empty:
+        raise ValueError("the labels have no p_correct_<model> columns")
+    acc = acc.rename(columns=lambda c: c.removeprefix("p_correct_"))
+    corr = acc.corr(method="pearson")
+    pairs = corr.to_numpy()[np.triu_indices(len(corr), k=1)]
+    return Agreement(acc.mean(), corr, float(np.nanmean(pairs)) if len(pairs) else float("nan"))
+
+
+# ----------------------------------------------------------------------------- saved labels
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The fingerprint file beside a labels file: ``labels.csv`` -> ``labels.meta.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.meta.json")
+
+
+def difficulty_fingerprint(table: pd.DataFrame, models: list[str], debias: bool, template: str) -> dict:
+    """Everything the labels depend on: the models (and their files), debiasing, template and questions."""
+    return {
+        "models": [model_fingerprint(m) for m in models],
+        "debias": bool(debias),
+        "template": template,
+        "questions": questions_hash(table),
+        "n_questions": len(table),
+    }
+
+
+def label_difficulty(table: pd.DataFrame, models: list[str], debias: bool, path: str | Path,
+                     template: str = "paper", batch_size: int = 8, cache: str | Path | None = None) -> pd.DataFrame:
+    """LLM difficulty labels saved at ``path`` (CSV) with a fingerprint sidecar; reused when it matches.
+
+    The file is recomputed and overwritten atomically when the models, their files, ``debias``, the
+    template or the questions changed. Returns the labels in the table's row order.
+    """
+    path, meta = Path(path), sidecar_path(path)
+    fingerprint = difficulty_fingerprint(table, models, debias, template)
+    if path.exists() and meta.exists():
+        stored = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint", {})
+        if stored == fingerprint:
+            log.info("reusing %s: models, questions and settings are unchanged", path)
+            labels = pd.read_csv(path, dtype={"id": str})
+            return labels.set_index("id").loc[table["id"].astype(str)].reset_index()
+        changed = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
+        log.info("recomputing %s: %s changed", path, ", ".join(changed))
+    else:
+        log.info("computing %s (no saved labels yet)", path)
+    labels = llm_difficulty(table, models, debias, cache, template, batch_size)
+    agreement = model_agreement(labels)
+    meta.unlink(missing_ok=True)  # a crash between the two writes must not leave an old fingerprint
+    with atomic_path(path) as tmp:
+        labels.to_csv(tmp, index=False)
+    summary = {"mean_accuracy": agreement.mean_accuracy.to_dict(),
+               "mean_pairwise_correlation": None if np.isnan(agreement.mean_pairwise) else agreement.mean_pairwise}
+    write_text_atomic(meta, json.dumps({"fingerprint": fingerprint, "summary": summary}, indent=1))
+    return labels
+
+
+# ----------------------------------------------------------------------------- tiers
+
+
+def tercile_thresholds(difficulty: pd.Series) -> tuple[float, float]:
+    """The 1/3 and 2/3 quantiles of a difficulty series (NaN ignored)."""
+    d = pd.to_numeric(pd.Series(difficulty), errors="coerce").dropna()
+    if d.empty:
+        raise ValueError("cannot take terciles of an empty or all-NaN difficulty")
+    return float(d.quantile(1 / 3)), float(d.quantile(2 / 3))
+
+
+def assign_tiers(difficulty: pd.Series, thresholds: tuple[float, float] | None = None) -> pd.Series:
+    """"easy"/"medium"/"hard" by ``(lo, hi)`` cut points (easy < lo <= medium < hi <= hard) or by terciles.
+
+    ``thresholds=None`` uses the 1/3 and 2/3 quantiles of ``difficulty``. NaN difficulty gives NaN.
+    """
+    d = pd.to_numeric(pd.Series(difficulty), errors="coerce")
+    lo, hi = tercile_thresholds(d) if thresholds is None else thresholds
+    if not lo <= hi:
+        raise ValueError(f"tier thresholds must be (lo, hi) with lo <= hi, got {thresholds}")
+    tiers = np.select([d < lo, d < hi, d >= hi], TIERS, default=None)
+    return pd.Series(tiers, index=d.index, name="tier").where(d.notna())
