@@ -114,6 +114,7 @@ def plot_order(
     view = summarize_order(ordered, category, difficulty)
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 2.4), layout="constrained")
+        plt.close(ax.figure)  # returned, not shown: a notebook displays it once
     n = len(view)
     palette = palette or category_palette(view["category"])
     strip = blended_transform_factory(ax.transData, ax.transAxes)
@@ -179,4 +180,5 @@ def plot_strategies(
     if palette:
         fig.legend(handles=_legend_handles(palette), loc="outside lower center", fontsize=7, frameon=False,
                    ncol=min(len(palette), 7))
+    plt.close(fig)  # returned, not shown: a notebook displays it once
     return fig

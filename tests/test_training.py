@@ -1,0 +1,161 @@
+"""Order-exact LoRA SFT on the tiny model: the fed order, the loss mask, the run folder and the errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import make_questions
+from hils_kit import training
+from hils_kit.cli import main
+from hils_kit.loaders import save_questions
+from hils_kit.models import load_model
+from hils_kit.order_audit import OrderAuditError
+from hils_kit.presets import PRESETS, make_config
+from hils_kit.training import build_trainer, train
+
+RUN_FILES = {"adapter", "train_config.json", "train_log.csv", "train_summary.json", "order_planned.csv",
+             "order_fed.csv"}
+
+
+def ordered_table() -> pd.DataFrame:
+    """20 rows: ids in reverse, with q007 repeated, so the order is neither the id order nor unique."""
+    reversed_ids = make_questions(19).iloc[::-1].reset_index(drop=True)
+    return pd.concat([reversed_ids.iloc[:5], reversed_ids[reversed_ids["id"] == "q007"], reversed_ids.iloc[5:]],
+                     ignore_index=True)
+
+
+def tiny_config(**overrides):
+    return make_config("tiny", {"per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, **overrides})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return train(ordered_table(), model="tiny", config=tiny_config(), out_dir=tmp_path_factory.mktemp("r") / "run")
+
+
+def test_fed_order_equals_the_planned_order(run):
+    table = ordered_table()
+    fed = pd.read_csv(run.out_dir / "order_fed.csv")
+    assert run.summary["audit_ok"] and run.summary["order_audit"]["n_fed"] == 20
+    assert fed["id"].tolist() == table["id"].tolist()
+    assert fed["row"].tolist() == list(range(20))  # the repeated q007 maps to both of its positions
+    assert fed["step"].tolist() == [1] * 6 + [2] * 6 + [3] * 6 + [4] * 2  # batch 3 x accumulation 2
+    assert fed["micro_batch"].tolist() == [k // 3 for k in range(20)]
+    assert run.summary["steps"] == 4 and run.summary["micro_batches"] == 7
+
+
+def test_run_folder_holds_every_file(run):
+    assert {p.name for p in run.out_dir.iterdir()} == RUN_FILES
+    assert (run.out_dir / "adapter" / "adapter_config.json").exists()
+    assert [p.name for p in run.out_dir.parent.iterdir()] == ["run"]  # no temp folder left beside it
+    config = json.loads((run.out_dir / "train_config.json").read_text())
+    assert config["model"] == "tiny" and config["sampler"] == "SequentialSampler"
+    assert config["config"]["per_device_train_batch_size"] == 3 and config["versions"]["trl"]
+    log = pd.read_csv(run.out_dir / "train_log.csv")
+    assert log["step"].tolist() == [1, 2, 3, 4] and log["loss"].notna().all()
+    assert log["learning_rate"].is_monotonic_decreasing  # linear decay, no warm-up
+    summary = json.loads((run.out_dir / "train_summary.json").read_text())
+    assert summary["tokens_seen"] > 0 and summary["tokens_per_second"] > 0 and summary["peak_memory_mb"] > 0
+    assert summary["final_loss"] == pytest.approx(log["loss"].iloc[-1])
+    planned = pd.read_csv(run.out_dir / "order_planned.csv")
+    assert planned["id"].tolist() == ordered_table()["id"].tolist()
+
+
+def test_lora_weights_change_and_the_saved_adapter_reloads(run):
+    lora_b = {n: p for n, p in run.model.named_parameters() if "lora_B" in n}
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b.values())  # lora_B starts at zero
+    reloaded, tok = load_model("tiny", adapter=run.out_dir / "adapter")
+    ids = tok("Question: which nerve? Answer:", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(run.model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
+        assert not torch.allclose(load_model("tiny")[0](input_ids=ids).logits, reloaded(input_ids=ids).logits)
+
+
+def test_completion_only_loss_masks_the_prompt(tmp_path):
+    table = ordered_table()
+    trainer = build_trainer(table, "tiny", tiny_config(), tmp_path)
+    tok = trainer.processing_class
+    for row, answer in zip(trainer.train_dataset, table["answer"]):
+        letter = tok(f" {answer}", add_special_tokens=False)["input_ids"]
+        trained = [label for label in row["labels"] if label != -100]
+        assert trained == letter + [tok.eos_token_id]
+        assert row["labels"][: -len(trained)] == [-100] * (len(row["labels"]) - len(trained))
+
+
+def test_sampler_override_keeps_order_without_the_sampling_flag(monkeypatch, tmp_path):
+    # the transformers < 5.2 path: no train_sampling_strategy, so only OrderedSFTTrainer keeps the order
+    monkeypatch.setattr(training, "HAS_SAMPLING_FLAG", False)
+    config = tiny_config(num_train_epochs=2, logging_steps=3)
+    result = train(ordered_table(), model="tiny", config=config, out_dir=tmp_path / "run")
+    assert result.summary["audit_ok"] and result.summary["n_examples_fed"] == 40
+    assert result.log["step"].tolist() == [3, 6, 8]  # 4 steps per epoch; the last is always logged
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["sampler"] == "SequentialSampler"
+    assert pd.read_csv(tmp_path / "run" / "order_fed.csv")["row"].tolist() == list(range(20)) * 2
+
+
+def test_random_sampler_fails_the_audit(tmp_path):
+    with pytest.raises(OrderAuditError, match="differs from the plan"):
+        train(ordered_table(), model="tiny", config=tiny_config(), out_dir=tmp_path / "run", sampling="random")
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["audit_ok"] is False and summary["order_audit"]["n_fed"] == 20  # shuffled, nothing lost
+    fed = pd.read_csv(tmp_path / "run" / "order_fed.csv")
+    assert sorted(fed["id"]) == sorted(ordered_table()["id"]) and fed["id"].tolist() != ordered_table()["id"].tolist()
+
+
+def test_truncation_is_an_error_naming_the_question(tmp_path):
+    table = make_questions(6)
+    table.loc[2, "question"] = "which nerve " * 200
+    with pytest.raises(ValueError, match=r"1 question\(s\) would lose their answer .* q002"):
+        train(table, model="tiny", config=make_config("tiny", {"max_length": 200}), out_dir=tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_during_training_leaves_the_old_folder_untouched(monkeypatch, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("previous run")
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(training.SFTTrainer, "train", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(make_questions(6), model="tiny", config=make_config("tiny"), out_dir=out)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and [p.name for p in out.iterdir()] == ["old.txt"]
+
+
+def test_config_errors_and_coercion():
+    with pytest.raises(ValueError, match="unknown preset 'gpt5'.*smollm2-cpu"):
+        make_config("gpt5")
+    with pytest.raises(ValueError, match="unknown training setting 'lr'.*learning_rate"):
+        make_config("tiny", {"lr": 1e-4})
+    with pytest.raises(ValueError, match="'lora_r': 'four' is not a valid int"):
+        make_config(None, {"lora_r": "four"})
+    config = make_config("mistral-7b", {"learning_rate": "2e-4", "bf16": "false", "num_train_epochs": "1"})
+    assert (config.learning_rate, config.bf16, config.gradient_accumulation_steps) == (2e-4, False, 2)
+    assert PRESETS["tinyllama-1.1b"]["model"] == "TinyLlama/TinyLlama-1.1B-Chat-v0.4"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_4bit_without_cuda_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="needs a CUDA GPU.*quantization=none"):
+        train(make_questions(4), model="tiny", config=make_config("tiny", {"quantization": "4bit"}),
+              out_dir=tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_trains_in_file_order(tmp_path, capsys):
+    table = make_questions(8).iloc[::-1]
+    save_questions(table, tmp_path / "ordered.csv")
+    out = tmp_path / "run"
+    assert main(["train", str(tmp_path / "ordered.csv"), "--model", "tiny", "--set", "per_device_train_batch_size=3",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "order audit: fed order equals the plan (8/8 positions)" in printed and "tokens/s" in printed
+    assert pd.read_csv(out / "order_fed.csv")["id"].tolist() == table["id"].tolist()
+    assert main(["train", str(tmp_path / "ordered.csv"), "--model", "tiny", "--set", "bogus=1", "-o", str(out)]) == 2
+    assert "unknown training setting 'bogus'" in capsys.readouterr().err
