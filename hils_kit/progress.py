@@ -1,7 +1,8 @@
 """Progress reporting that suits both a terminal and a notebook run by papermill.
 
-In a terminal: a tqdm bar with rate and ETA. Inside a Jupyter kernel (or with ``HILS_PROGRESS=log``):
-a few plain log lines, so executed notebooks keep no widget state.
+In a terminal: a tqdm bar with rate and ETA. Inside a Jupyter kernel, when output is not a terminal, or
+with ``HILS_PROGRESS=log``: a few plain lines, so executed notebooks keep no widget state.
+``HILS_PROGRESS=off`` prints nothing.
 
 >>> with progress_bar(total=3, desc="demo") as bar:
 ...     bar.update(3)
@@ -37,12 +38,19 @@ class _LogBar:
             self.last = now
 
 
+class _Silent:
+    """Counts without printing (``HILS_PROGRESS=off``)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, desc: str = ""):
     """A context manager yielding an object with ``update(n)``."""
     mode = os.environ.get("HILS_PROGRESS", "auto")
     if mode == "off":
-        yield _LogBar(total, desc, every=float("inf"))
+        yield _Silent()
     elif mode == "log" or in_notebook() or not sys.stderr.isatty():
         yield _LogBar(total, desc)
     else:

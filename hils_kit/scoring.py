@@ -5,21 +5,41 @@ the last position's logits are computed. The probability of each letter is the s
 `` A`` … restricted to the question's own letters, which is exactly the paper's rule (lowest loss of
 ``prompt + letter`` among the options) in one pass instead of one per option.
 
+:func:`per_option_losses` is the paper's own method (one sequence per option, mean cross-entropy over the
+whole sequence), kept as the reference that tests and ``benchmarks/bench_scoring.py`` compare against.
+
 >>> from hils_kit.models import load_model
 >>> from hils_kit.loaders import load_questions
 >>> model, tok = load_model("tiny")                                        # doctest: +SKIP
->>> probs = letter_probabilities(model, tok, load_questions("medmcqa").head(8))  # doctest: +SKIP
+>>> table = load_questions("medmcqa").head(8)                              # doctest: +SKIP
+>>> probs = letter_probabilities(model, tok, table)                        # doctest: +SKIP
 >>> probs.shape                                                            # doctest: +SKIP
 (8, 4)
+>>> (predict(probs) == predict(-per_option_losses(model, tok, table))).all()  # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pandas as pd
 
 from hils_kit.progress import progress_bar
-from hils_kit.prompts import format_prompt, letter_token_ids
+from hils_kit.prompts import format_completion, format_prompt, letter_token_ids
+from hils_kit.questions import LETTERS
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Score with dropout off (a model fresh from training is in train mode), then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def prompts_of(table: pd.DataFrame, template: str = "paper") -> list[str]:
@@ -40,7 +60,7 @@ def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
-    with torch.inference_mode(), progress_bar(total=len(encoded), desc=desc) as bar:
+    with torch.inference_mode(), eval_mode(model), progress_bar(total=len(encoded), desc=desc) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             longest = max(len(encoded[i]) for i in idx)
@@ -62,3 +82,62 @@ def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = 
     probs = np.exp(logits_out)
     probs /= probs.sum(axis=1, keepdims=True)
     return np.where(valid, probs, np.nan)
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """The letter with the highest score in each row (NaN entries ignored); pass ``-losses`` for losses.
+
+    >>> predict(np.array([[0.1, 0.7, 0.2, np.nan], [0.4, 0.3, 0.2, 0.1]])).tolist()
+    ['B', 'A']
+    """
+    scores = np.asarray(scores, dtype=float)
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    return np.array(list(LETTERS))[filled.argmax(axis=1)]
+
+
+def per_option_losses(model, tokenizer, table: pd.DataFrame, template: str = "paper",
+                      batch_size: int = 8, desc: str = "per-option scoring") -> np.ndarray:
+    """The paper's scorer: mean token cross-entropy of ``prompt + letter`` for every option of every question.
+
+    As in the paper's ``inference.py``: each option letter is appended to the prompt, every
+    (question, option) sequence is its own row (``batch_size`` questions × their options per forward pass,
+    right-padded, padding labels masked), and the loss is the mean cross-entropy of all next tokens of the
+    sequence. The lowest loss is the prediction. Shape ``(len(table), max options)``; NaN past a row's options.
+    Tokenization is the kit's (the same as :func:`letter_probabilities`), so the two are comparable; the
+    paper's code added a BOS token for 5-option sets but not for MedMCQA's 4 options.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n_opts = [len(o) for o in table["options"]]
+    prompts = prompts_of(table, template)
+    losses = np.full((len(table), max(n_opts)), np.nan)
+    device = next(model.parameters()).device
+    with torch.inference_mode(), eval_mode(model), progress_bar(total=len(table), desc=desc) as bar:
+        for start in range(0, len(table), batch_size):
+            pairs = [(i, k) for i in range(start, min(start + batch_size, len(table))) for k in range(n_opts[i])]
+            texts = [prompts[i] + format_completion(LETTERS[k]) for i, k in pairs]
+            batch = tokenizer(texts, padding=True, padding_side="right", return_tensors="pt").to(device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)[:, 1:]
+            token_ce = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), labels, reduction="none")
+            mean_ce = token_ce.double().sum(1) / (labels != -100).sum(1)
+            rows, cols = zip(*pairs)
+            losses[list(rows), list(cols)] = mean_ce.cpu().numpy()
+            bar.update(len(set(rows)))
+    return losses
+
+
+def probabilities_from_losses(losses: np.ndarray, tokenizer, table: pd.DataFrame, template: str = "paper") -> np.ndarray:
+    """Normalised letter probabilities implied by :func:`per_option_losses`, comparable to :func:`letter_probabilities`.
+
+    A mean loss times the number of tokens predicted is the sequence's total loss; its prompt part is the
+    same for every option, so ``softmax(-(tokens predicted) × mean loss)`` over the options is
+    ``P(letter | prompt)`` restricted to the options.
+    """
+    predicted = np.array([len(tokenizer(p + format_completion("A"))["input_ids"]) - 1
+                          for p in prompts_of(table, template)], dtype=float)
+    logp = -losses * predicted[:, None]
+    logp = logp - np.nanmax(logp, axis=1, keepdims=True)
+    probs = np.exp(logp)
+    return probs / np.nansum(probs, axis=1, keepdims=True)

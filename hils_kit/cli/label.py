@@ -14,7 +14,7 @@ from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import load_questions
 from hils_kit.paths import cache_dir
 from hils_kit.prompts import TEMPLATES
-from hils_kit.splits import train_test_split
+from hils_kit.splits import sample_questions
 
 
 def register(commands) -> None:
@@ -61,9 +61,7 @@ def load_sample(args) -> pd.DataFrame:
     if args.limit is not None:
         if args.limit < 1:
             raise ValueError(f"--limit must be positive, got {args.limit}")
-        if args.limit < len(table):
-            keep = set(train_test_split(table, test_size=args.limit, seed=args.seed)["test"])
-            table = table[table["id"].astype(str).isin(keep)].reset_index(drop=True)
+        table = sample_questions(table, args.limit, seed=args.seed)
     print(f"{args.data}: {len(table):,} questions in {table['category'].nunique()} categories")
     return table
 

@@ -1,0 +1,109 @@
+"""Time the kit's letter scorer against the paper's per-option method on the same model and questions.
+
+    .venv/bin/python benchmarks/bench_scoring.py [--model smollm2] [--n 64] [--data medmcqa] [--batch-size 8]
+                                                 [--threads T] [-o FILE]
+
+Both score the same seeded, category-stratified sample with the same prompts and the same number of
+questions per forward pass (the paper's code used 8 questions × 5 options), alternating chunk by chunk
+(2 batches each) so that a busy machine slows both alike. The kit: one left-padded
+forward per question, last-position logits only, softmax over the option letters
+(:func:`hils_kit.scoring.letter_probabilities`). The paper: one right-padded sequence per (question,
+option), full logits, mean cross-entropy over the whole sequence, lowest wins
+(:func:`hils_kit.scoring.per_option_losses`). The per-option losses are turned into normalised letter
+probabilities (:func:`hils_kit.scoring.probabilities_from_losses`) to compare them with the kit's.
+
+Progress lines go to stderr; stdout gets only the JSON.
+
+Prints one JSON object: model, n, seconds and questions/s of each, the speed ratio, whether the
+predictions are identical, the largest difference between the two sets of probabilities, the machine's
+load average before and after (on a shared CPU, other jobs slow the kit's small forward passes more
+than the reference's large ones), and versions. Exits 1 when the predictions differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2", help="model name or folder (default smollm2)")
+    parser.add_argument("--n", type=int, default=64, help="questions (default 64)")
+    parser.add_argument("--data", default="medmcqa", help="data set name or question file (default medmcqa)")
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward pass, both methods (default 8)")
+    parser.add_argument("--template", default="paper", help="prompt template (default paper)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the question sample (default 0)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("-o", "--output", help="also write the JSON here")
+    args = parser.parse_args(argv)
+
+    import torch
+    import transformers
+
+    import hils_kit
+    from hils_kit.evaluation import resolve_test_sets
+    from hils_kit.models import load_model
+    from hils_kit.paths import write_text_atomic
+    from hils_kit.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
+    load_before = os.getloadavg()[0]
+    with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer = load_model(args.model)
+        warm = table.head(2)  # first calls pay one-off costs (allocations, kernel selection)
+        letter_probabilities(model, tokenizer, warm, args.template, args.batch_size)
+        per_option_losses(model, tokenizer, warm, args.template, args.batch_size)
+
+        # alternate the two methods chunk by chunk, so both see the same machine load
+        width = int(table["options"].map(len).max())
+        fast, losses = np.full((len(table), width), np.nan), np.full((len(table), width), np.nan)
+        fast_s = ref_s = 0.0
+        chunk = 2 * args.batch_size
+        for start in range(0, len(table), chunk):
+            part = table.iloc[start:start + chunk]
+            rows, w = slice(start, start + len(part)), int(part["options"].map(len).max())
+            t = time.perf_counter()
+            fast[rows, :w] = letter_probabilities(model, tokenizer, part, args.template, args.batch_size)
+            fast_s += time.perf_counter() - t
+            t = time.perf_counter()
+            losses[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
+            ref_s += time.perf_counter() - t
+    reference = probabilities_from_losses(losses, tokenizer, table, args.template)
+
+    result = {
+        "model": args.model,
+        "data": args.data,
+        "n": len(table),
+        "batch_size": args.batch_size,
+        "kit_seconds": round(fast_s, 3),
+        "paper_seconds": round(ref_s, 3),
+        "kit_questions_per_s": round(len(table) / fast_s, 3),
+        "paper_questions_per_s": round(len(table) / ref_s, 3),
+        "speed_ratio": round(ref_s / fast_s, 2),
+        "identical_predictions": bool((predict(fast) == predict(-losses)).all()),
+        "max_abs_prob_diff": float(np.nanmax(np.abs(fast - reference))),
+        "device": str(next(model.parameters()).device),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs slow both
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "hils_kit": hils_kit.__version__},
+    }
+    text = json.dumps(result)
+    print(text)
+    if args.output:
+        write_text_atomic(args.output, text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main()["identical_predictions"] else 1)
