@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 
@@ -46,12 +45,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    import transformers
 
-    import hils_kit
     from hils_kit.evaluation import resolve_test_sets
     from hils_kit.models import load_model
     from hils_kit.paths import write_text_atomic
+    from hils_kit.provenance import library_versions
     from hils_kit.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
 
     if args.threads:
@@ -95,8 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(next(model.parameters()).device),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs slow both
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "hils_kit": hils_kit.__version__},
+        "versions": library_versions(),
     }
     text = json.dumps(result)
     print(text)

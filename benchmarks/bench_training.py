@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hils_kit.training import library_versions, train
+    from hils_kit.provenance import library_versions
+    from hils_kit.training import train
 
     if args.threads:
         torch.set_num_threads(args.threads)

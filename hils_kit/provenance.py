@@ -16,7 +16,8 @@ from importlib import metadata
 
 from hils_kit.paths import PROJ_ROOT
 
-LIBRARIES = ("hils-kit", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill", "pandas")
+LIBRARIES = ("hils-kit", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
+             "papermill", "pandas")
 
 
 def git_revision() -> str:
@@ -31,14 +32,21 @@ def git_revision() -> str:
     return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
 
 
-def provenance(parameters: dict) -> dict:
-    """Parameters, versions, git revision, Python and device, as a JSON-ready dict."""
-    versions = {}
+def library_versions() -> dict:
+    """Installed versions of the libraries a run depends on (``None`` when missing), plus Python."""
+    versions = {"python": platform.python_version()}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
-            versions[lib] = "not installed"
+            versions[lib] = None
+    return versions
+
+
+def provenance(parameters: dict) -> dict:
+    """Parameters, versions, git revision, Python and device, as a JSON-ready dict."""
+    versions = library_versions()
+    versions.pop("python")
     try:
         import torch
 
@@ -53,6 +61,6 @@ def print_provenance(parameters: dict) -> dict:
     """Print :func:`provenance` readably and return it."""
     info = provenance(parameters)
     print("parameters:", json.dumps(info["parameters"], indent=1, default=str))
-    print("versions:  ", ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print("versions:  ", ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
     print(f"git {info['git']} | python {info['python']} | device {info['device']}")
     return info

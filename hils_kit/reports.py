@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import logging
 import math
 import os
 from pathlib import Path
@@ -36,6 +37,10 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
+_QUIET_EXPORTER_LOG = logging.getLogger("hils_kit.reports.nbconvert")
+_QUIET_EXPORTER_LOG.setLevel(logging.ERROR)
+
+
 def notebook_html(notebook: str | Path, target: str | Path) -> Path:
     """Write the executed ``notebook`` as HTML without code cells or prompts to ``target`` (atomically)."""
     import nbformat
@@ -51,6 +56,7 @@ def notebook_html(notebook: str | Path, target: str | Path) -> Path:
         template_name="lab", template_file="hils_offline.html.j2",
         extra_loaders=[DictLoader({"hils_offline.html.j2": _OFFLINE_TEMPLATE})],
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+        log=_QUIET_EXPORTER_LOG,  # it warns about every figure without alt text, which plots never have
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
     return write_text_atomic(target, body)

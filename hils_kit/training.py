@@ -18,13 +18,12 @@ A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``tra
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 
 import pandas as pd
@@ -40,13 +39,12 @@ from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_r
 from hils_kit.paths import RUNS_DIR, atomic_path
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
 from hils_kit.progress import in_notebook
-from hils_kit.provenance import git_revision
+from hils_kit.provenance import git_revision, library_versions
 from hils_kit.prompts import format_completion, format_prompt
 
 # transformers 5.2 added TrainingArguments.train_sampling_strategy; before it, the sampler is overridden
 HAS_SAMPLING_FLAG = Version(transformers.__version__) >= Version("5.2.0")
 SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the audit catches shuffling
-LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "hils-kit")
 
 # peft's model wrapper reads a deprecated attribute on every build; the warning says nothing about this run
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -76,17 +74,6 @@ class TrainResult:
     log: pd.DataFrame
     model: object
     tokenizer: object
-
-
-def library_versions() -> dict:
-    """Installed versions of the libraries a run depends on (``None`` when missing), plus Python."""
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def device_name(device: str) -> str:
