@@ -32,15 +32,14 @@ import numpy as np
 import pandas as pd
 
 from hils_kit.models import EMBEDDED, is_offline, load_model, model_path
+from hils_kit.orderings import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS, resolve_thresholds
+from hils_kit.orderings import assign_tiers as tier_codes
 from hils_kit.paths import atomic_path, write_text_atomic
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities
 
 log = logging.getLogger(__name__)
 
-HUMAN_THRESHOLDS = (0.06, 0.15)  # paper code, LEK share correct > 0.94 easy, <= 0.85 hard
-LLM_THRESHOLDS = (0.66, 0.80)  # paper code, MedQA-train difficulty from four LLMs
-TIERS = ("easy", "medium", "hard")
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}
 
 
@@ -274,17 +273,16 @@ def tercile_thresholds(difficulty: pd.Series) -> tuple[float, float]:
     d = pd.to_numeric(pd.Series(difficulty), errors="coerce").dropna()
     if d.empty:
         raise ValueError("cannot take terciles of an empty or all-NaN difficulty")
-    return float(d.quantile(1 / 3)), float(d.quantile(2 / 3))
+    return resolve_thresholds(None, d.to_numpy())
 
 
 def assign_tiers(difficulty: pd.Series, thresholds: tuple[float, float] | None = None) -> pd.Series:
     """"easy"/"medium"/"hard" by ``(lo, hi)`` cut points (easy < lo <= medium < hi <= hard) or by terciles.
 
-    ``thresholds=None`` uses the 1/3 and 2/3 quantiles of ``difficulty``. NaN difficulty gives NaN.
+    The labelled form of :func:`hils_kit.orderings.assign_tiers`; NaN difficulty gives NaN.
     """
     d = pd.to_numeric(pd.Series(difficulty), errors="coerce")
-    lo, hi = tercile_thresholds(d) if thresholds is None else thresholds
-    if not lo <= hi:
-        raise ValueError(f"tier thresholds must be (lo, hi) with lo <= hi, got {thresholds}")
-    tiers = np.select([d < lo, d < hi, d >= hi], TIERS, default=None)
-    return pd.Series(tiers, index=d.index, name="tier").where(d.notna())
+    cuts = tercile_thresholds(d) if thresholds is None else thresholds
+    known = d.dropna()
+    labels = np.array(TIERS, dtype=object)[tier_codes(known.to_numpy(), cuts)]
+    return pd.Series(labels, index=known.index, name="tier").reindex(d.index)

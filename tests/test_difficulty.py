@@ -161,7 +161,7 @@ def test_tiers_by_thresholds_and_terciles():
     assert pd.isna(tiers["f"]) and tiers.index.tolist() == list("abcdef")
     terciles = assign_tiers(pd.Series(np.linspace(0, 1, 9)))
     assert terciles.value_counts().to_dict() == {"easy": 3, "medium": 3, "hard": 3}
-    with pytest.raises(ValueError, match="lo <= hi"):
+    with pytest.raises(ValueError, match="must not exceed"):
         assign_tiers(d, (0.8, 0.6))
 
 
