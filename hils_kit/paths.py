@@ -1,8 +1,8 @@
 """Where the kit keeps things: the project root, the model cache and atomic file writes.
 
->>> from hils_kit.paths import cache_dir
->>> cache_dir().name
-'hils_kit'
+>>> from hils_kit.paths import write_text_atomic
+>>> write_text_atomic("/tmp/hils_kit_paths_doc.txt", "written whole or not at all").read_text()
+'written whole or not at all'
 """
 
 from __future__ import annotations
