@@ -88,7 +88,11 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dty
     kwargs = {"dtype": dtype}
     if quantization_config is not None:
         kwargs.update(quantization_config=quantization_config, device_map={"": 0})
-    model = AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
+    except OSError as err:  # a hub id that is neither a local folder nor in the local Hugging Face cache
+        raise OSError(f"model '{name}' is not a kit model name ({', '.join(EMBEDDED)}), a local folder, or a "
+                      f"hub id in the local cache: {err}") from err
     if quantization_config is None:
         model.to(device)
     if adapter is not None:

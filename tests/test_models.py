@@ -44,3 +44,9 @@ def test_smollm2_offline_scores_a_medmcqa_question(monkeypatch):
     question = load_questions("medmcqa").head(1)
     probs = letter_probabilities(model, tok, question)
     assert probs.shape == (1, 4) and np.isclose(probs.sum(), 1.0) and (probs > 0).all()
+
+
+def test_unknown_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="model 'someorg/not-a-model' is not a kit model name"):
+        load_model("someorg/not-a-model")

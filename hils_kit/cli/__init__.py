@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (QuestionFileError, MissingAssetError, ValueError, KeyError, FileNotFoundError) as err:
+    except (QuestionFileError, MissingAssetError, ValueError, KeyError, OSError) as err:
         print(f"hils: error: {err}", file=sys.stderr)
         return 2
 
