@@ -29,10 +29,16 @@ log = logging.getLogger(__name__)
 
 
 def read_ids(path: str | Path) -> list[str]:
-    """Question ids from a file: a split JSON (its ``train`` ids), a JSON list, or one id per line."""
+    """Question ids from a file: a split JSON (its ``train`` ids), a JSON list, a question CSV (its ``id``
+    column, e.g. the training file) or one id per line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: id file does not exist")
+    if path.suffix == ".csv":
+        ids = pd.read_csv(path, dtype=str)
+        if "id" not in ids:
+            raise ValueError(f"{path}: a CSV of ids needs an 'id' column; it has {', '.join(ids.columns)}")
+        return ids["id"].dropna().tolist()
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         data = json.loads(text)

@@ -40,7 +40,12 @@ def test_exclude_ids_from_list_split_json_and_text(question_file, tmp_path):
     (tmp_path / "split.json").write_text(json.dumps({"train": all_ids[:20], "test": all_ids[20:]}))
     (tmp_path / "ids.txt").write_text("\n".join(all_ids[:20]) + "\n")
     assert read_ids(tmp_path / "ids.txt") == all_ids[:20]
-    for exclude in (all_ids[:20], tmp_path / "split.json", str(tmp_path / "ids.txt")):
+    save_questions(make_questions(24).head(20), tmp_path / "train.csv")
+    assert read_ids(tmp_path / "train.csv") == all_ids[:20]
+    (tmp_path / "no_id.csv").write_text("x\n1\n")
+    with pytest.raises(ValueError, match="no_id.csv: a CSV of ids needs an 'id' column"):
+        read_ids(tmp_path / "no_id.csv")
+    for exclude in (all_ids[:20], tmp_path / "split.json", str(tmp_path / "ids.txt"), tmp_path / "train.csv"):
         table = resolve_test_sets([str(question_file)], exclude_ids=exclude)["synth"]
         assert table["id"].tolist() == all_ids[20:]
     with pytest.raises(ValueError, match="no questions left"):
