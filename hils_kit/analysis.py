@@ -35,87 +35,55 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hils_kit.orderings import NEEDS_CATEGORY, NEEDS_DIFFICULTY
+from hils_kit.contract import (BASELINE as BASELINE_KEY, CURRICULUM_STRATEGIES, STRATEGY, CellResults, labels_used,
+                               predictions_file, scenario_of, strategy_key, strategy_name)
+from hils_kit.metrics import summarize
 
 log = logging.getLogger(__name__)
 
-STRATEGY_NAMES = {
-    "random": "Random Shuffle",
-    "curriculum": "Curriculum",
-    "blocked": "Blocked",
-    "blocked_curriculum": "Blocked Curriculum",
-    "interleaved": "Interleaved",
-    "interleaved_curriculum": "Interleaved Curriculum",
-}
-BASELINE = "Random Shuffle"
-CURRICULUM_STRATEGIES = ("curriculum", "blocked_curriculum", "interleaved_curriculum")
-REQUIRED_CELL_FIELDS = ("cell_id", "model", "strategy", "scenario", "replicate")
-
-
-def strategy_name(key: str) -> str:
-    """Display name of a strategy key: ``"blocked_curriculum"`` -> ``"Blocked Curriculum"``; names pass through."""
-    return STRATEGY_NAMES.get(key, key.replace("_", " ").title() if key.islower() else key)
-
-
-def strategy_key(name: str) -> str:
-    """The kit's key of a strategy display name (``"Random Shuffle"`` -> ``"random"``); keys pass through."""
-    keys = {v: k for k, v in STRATEGY_NAMES.items()}
-    return keys.get(name, name.lower().replace(" ", "_"))
+BASELINE = strategy_name(BASELINE_KEY)  # tables and tests use display names
+POOLED_PART = "cv"  # the part of a k-fold figure pooled over its folds
 
 
 def _paper_order(names) -> list[str]:
     """Display names in the paper's row order, then any others in order of appearance."""
     names = list(dict.fromkeys(names))
-    known = [n for n in STRATEGY_NAMES.values() if n in names]
+    known = [s.name for s in STRATEGY.values() if s.name in names]
     return known + [n for n in names if n not in known]
 
 
 # -- collecting ------------------------------------------------------------------------------------------------------
 
 def _result_rows(path: Path) -> list[dict]:
-    """The rows (one per test set) of one cell's ``results.json``; a clear error names the file and the field."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    for part in ("cell", "metrics"):
-        if not isinstance(data, dict) or not isinstance(data.get(part), dict):
-            raise ValueError(f"{path}: field '{part}' is missing or not an object")
-    cell, metrics, train = data["cell"], data["metrics"], data.get("train") or {}
-    for field in REQUIRED_CELL_FIELDS:
-        if field not in cell:
-            raise ValueError(f"{path}: field 'cell.{field}' is missing")
-        if field != "replicate" and not (isinstance(cell[field], str) and cell[field]):
-            raise ValueError(f"{path}: field 'cell.{field}' must be a non-empty string, got {cell[field]!r}")
-    if not metrics:
-        raise ValueError(f"{path}: field 'metrics' has no test sets")
+    """The rows (one per test set) of one cell's ``results.json`` (checked by :class:`CellResults`)."""
+    results = CellResults.read(path)
     rows = []
-    for dataset, scores in metrics.items():
-        accuracy = scores.get("accuracy") if isinstance(scores, dict) else None
-        if not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
-            raise ValueError(f"{path}: field 'metrics.{dataset}.accuracy' is missing or not a share in [0, 1] "
-                             f"(got {accuracy!r})")
+    for dataset, scores in results.metrics.items():
         measured = {"dataset": dataset}
         for name, value in scores.items():
             if name.endswith("_ci") and isinstance(value, (list, tuple)) and len(value) == 2:
                 measured[f"{name}_low"], measured[f"{name}_high"] = value
             else:
                 measured[name] = value
-        row = {(f"cell_{k}" if k in measured or k == "cell_dir" else k): v for k, v in cell.items()}
+        row = {(f"cell_{k}" if k in measured or k in ("cell_dir", "predictions", "level") else k): v
+               for k, v in results.cell.items()}
         row.update(measured)
-        row.update({f"train_{k}": v for k, v in train.items()})
+        row.update({f"train_{k}": v for k, v in results.train.items()})
         row["cell_dir"] = str(path.parent)
+        row["predictions"] = (str(predictions_file(path.parent, dataset)),)
+        row["level"] = "cell"
         rows.append(row)
     return rows
 
 
 def collect_results(run_dir: str | Path) -> pd.DataFrame:
-    """One row per (cell, test set) of a study run: the cell's fields, ``dataset``, its metrics, ``train_*`` and
-    ``cell_dir``.
+    """One row per (cell, test set) of a study run: the cell's fields, ``dataset``, its metrics, ``train_*``,
+    ``cell_dir``, ``predictions`` (the per-question files behind the row) and ``level``.
 
     ``run_dir`` is the study run folder (with ``cells/``) or its ``cells/`` folder. A confidence interval
     ``accuracy_ci: [lo, hi]`` becomes ``accuracy_ci_low`` / ``accuracy_ci_high``. Cells that have no
     ``results.json`` yet are logged and listed in ``frame.attrs["missing_cells"]``; a malformed one is an error.
+    k-fold cells are pooled by :func:`pool_folds`: their rows stay (``level == "fold"``) beside the pooled ones.
     """
     run_dir = Path(run_dir)
     cells_dir = run_dir / "cells" if (run_dir / "cells").is_dir() else run_dir
@@ -142,30 +110,67 @@ def collect_results(run_dir: str | Path) -> pd.DataFrame:
         log.warning("%d cell(s) in %s have no results.json: %s", len(missing), cells_dir, ", ".join(missing))
     if not rows:
         raise FileNotFoundError(f"no results.json in any cell folder under {cells_dir}")
-    long = pd.DataFrame(rows)
+    long = pool_folds(pd.DataFrame(rows))
     long.attrs["missing_cells"] = missing
     return long
 
 
+def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """The per-question predictions behind a row: one file, or the folds of a pooled row concatenated."""
+    frames = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no predictions file {path}")
+        frames.append(pd.read_csv(path, dtype={"id": str}))
+    out = pd.concat(frames, ignore_index=True)
+    if out["id"].duplicated().any():
+        raise ValueError(f"{', '.join(map(str, paths))}: question {out.loc[out['id'].duplicated(), 'id'].iloc[0]!r} "
+                         "is predicted twice (k-fold test parts must not overlap)")
+    return out
+
+
+def pool_folds(long: pd.DataFrame) -> pd.DataFrame:
+    """Add one pooled row per model x strategy x scenario x replicate x test set of a k-fold study.
+
+    As in the paper, a cross-validated figure comes from the per-question predictions of all folds together:
+    each question is predicted by the model that did not train on it. The metrics of the pooled row are
+    recomputed from those predictions (``part`` = ``"cv"``, ``level`` = ``"pooled"``, ``n_folds``); the fold
+    rows stay with ``level`` = ``"fold"`` and are left out of tables and tests. A group that lacks one of
+    the study's folds (a failed cell) gets no pooled row, with a warning.
+    """
+    if "part" not in long:
+        return long
+    is_fold = long["part"].astype(str).str.fullmatch(r"fold\d+")
+    if not is_fold.any():
+        return long
+    long = long.assign(level=np.where(is_fold, "fold", long["level"]))
+    folds = long[is_fold]
+    every_fold = set(folds["part"])
+    keys = [k for k in ("model", "scenario", "strategy", "variant", "replicate", "dataset") if k in long]
+    pooled = []
+    for key, group in folds.groupby(keys, sort=False, dropna=False):
+        if set(group["part"]) != every_fold or group["part"].duplicated().any():
+            log.warning("no pooled k-fold figure for %s: it has folds %s of %s", key, sorted(group["part"]),
+                        sorted(every_fold))
+            continue
+        paths = tuple(p for ps in group.sort_values("part")["predictions"] for p in ps)
+        metrics = summarize(read_predictions(paths))
+        row = group.iloc[0].to_dict()
+        row = {k: v for k, v in row.items() if not k.startswith("train_") and k not in metrics
+               and not k.startswith(tuple(f"{m}_ci_" for m in metrics))}
+        for name, value in metrics.items():
+            if name.endswith("_ci"):
+                row[f"{name}_low"], row[f"{name}_high"] = value
+            else:
+                row[name] = value
+        row.update(part=POOLED_PART, level="pooled", predictions=paths, n_folds=len(group),
+                   cell_id=str(row["cell_id"]).replace(f"__{group.iloc[0]['part']}__", f"__{POOLED_PART}__"),
+                   fold_cells=";".join(group["cell_id"]), cell_dir="")
+        pooled.append(row)
+    return pd.concat([long, pd.DataFrame(pooled)], ignore_index=True) if pooled else long
+
+
 # -- one scenario's cells ----------------------------------------------------------------------------------------------
-
-def scenario_labels(scenario: str) -> dict:
-    """The labels a scenario supplies: ``{"difficulty": source or None, "categories": "human" or "clusters"}``."""
-    if scenario == "none":
-        return {"difficulty": None, "categories": "human"}
-    if scenario.endswith("_clusters"):
-        return {"difficulty": scenario.removesuffix("_clusters"), "categories": "clusters"}
-    return {"difficulty": scenario, "categories": "human"}
-
-
-def _labels_used(strategy: str, scenario: str) -> list[str]:
-    """The labels a cell's order depends on (a strategy the kit does not know is taken to use both)."""
-    known = strategy in NEEDS_CATEGORY or strategy in NEEDS_DIFFICULTY or strategy == "random"
-    used = [label for label, users in (("difficulty", NEEDS_DIFFICULTY), ("categories", NEEDS_CATEGORY))
-            if strategy in users or not known]
-    # a cell run under "none" says its strategy used no difficulty
-    return [label for label in used if not (scenario == "none" and label == "difficulty")]
-
 
 def scenario_cells(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
     """The rows of ``long`` that make up ``scenario``'s table.
@@ -175,13 +180,15 @@ def scenario_cells(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
     from; ``scenario`` is set to the table's.
     """
     parts = []
+    if "level" in long:
+        long = long[long["level"] != "fold"]  # a k-fold study is analysed through its pooled rows
+    target = scenario_of(scenario)
     for strategy, rows in long.groupby("strategy", sort=False):
         chosen = rows[rows["scenario"] == scenario]
         if chosen.empty:
-            target = scenario_labels(scenario)
             sources = sorted(rows["scenario"].unique(), key=lambda s: (s != "none", s))
-            sources = [s for s in sources
-                       if all(scenario_labels(s)[label] == target[label] for label in _labels_used(strategy, s))]
+            sources = [s for s in sources if all(getattr(scenario_of(s), label) == getattr(target, label)
+                                                 for label in labels_used(strategy, s))]
             chosen = rows[rows["scenario"] == sources[0]] if sources else chosen
         if not chosen.empty:
             parts.append(chosen.assign(source_scenario=chosen["scenario"], scenario=scenario))
@@ -433,20 +440,17 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     return {"n": len(a), "a_only": a_only, "b_only": b_only, "statistic": min(a_only, b_only), "p_value": float(p)}
 
 
-def read_correct(path: str | Path) -> pd.Series:
-    """Per-question correctness (bool, indexed by ``id``) from a ``predictions_<dataset>.csv`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no predictions file {path}")
-    preds = pd.read_csv(path, dtype={"id": str})
+def read_correct(paths: str | Path | Sequence[str | Path]) -> pd.Series:
+    """Per-question correctness (bool, indexed by ``id``) from ``predictions_<dataset>.csv`` file(s)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    preds = read_predictions(paths)
+    where = ", ".join(map(str, paths))
     if "id" not in preds or not ({"correct"} <= set(preds) or {"answer", "pred"} <= set(preds)):
-        raise ValueError(f"{path}: needs columns 'id' and 'correct' (or 'answer' and 'pred')")
-    if preds["id"].duplicated().any():
-        raise ValueError(f"{path}: duplicate id {preds.loc[preds['id'].duplicated(), 'id'].iloc[0]!r}")
+        raise ValueError(f"{where}: needs columns 'id' and 'correct' (or 'answer' and 'pred')")
     if "correct" in preds:
         correct = preds["correct"].map({True: True, False: False, 1: True, 0: False, "True": True, "False": False})
         if correct.isna().any():
-            raise ValueError(f"{path}: column 'correct' must be True/False or 1/0 "
+            raise ValueError(f"{where}: column 'correct' must be True/False or 1/0 "
                              f"(row {int(correct.isna().to_numpy().argmax()) + 2})")
     else:
         correct = preds["answer"].astype(str) == preds["pred"].astype(str)
@@ -459,14 +463,15 @@ def compare_questions(long: pd.DataFrame, scenario: str, strategy: str, baseline
     """Question-level exact McNemar tests of ``strategy`` against ``baseline`` on the same test questions.
 
     One row per model × test set × replicate that both strategies have (run r of one paired with run r of the
-    other); the pairs are the questions, read from each cell's ``predictions_<dataset>.csv``. ``mean_diff`` is the
-    accuracy difference in ``scale`` units; ``a_only`` / ``b_only`` count questions only one of them got right.
+    other; a k-fold figure pools its folds); the pairs are the questions, read from the predictions files.
+    ``mean_diff`` is the accuracy difference in ``scale`` units; ``a_only`` / ``b_only`` count questions only one
+    of them got right.
     """
     rows = _select_variant(scenario_cells(long, scenario), variant)
     rows = rows[rows["dataset"].isin(datasets)] if datasets is not None else rows
     keys = ["model", "dataset", "replicate"]
-    a_cells = rows[rows["strategy"] == strategy_key(strategy)].set_index(keys)["cell_dir"]
-    b_cells = rows[rows["strategy"] == strategy_key(baseline)].set_index(keys)["cell_dir"]
+    a_cells = rows[rows["strategy"] == strategy_key(strategy)].set_index(keys)["predictions"]
+    b_cells = rows[rows["strategy"] == strategy_key(baseline)].set_index(keys)["predictions"]
     for name, cells in ((strategy, a_cells), (baseline, b_cells)):
         if cells.index.duplicated().any():
             raise ValueError(f"'{name}' has several cells for {cells.index[cells.index.duplicated()][0]} "
@@ -477,11 +482,10 @@ def compare_questions(long: pd.DataFrame, scenario: str, strategy: str, baseline
                          f"'{strategy}' and '{baseline}'")
     out = []
     for model, dataset, replicate in both:
-        pa = Path(a_cells[(model, dataset, replicate)]) / f"predictions_{dataset}.csv"
-        pb = Path(b_cells[(model, dataset, replicate)]) / f"predictions_{dataset}.csv"
+        pa, pb = a_cells[(model, dataset, replicate)], b_cells[(model, dataset, replicate)]
         ca, cb = read_correct(pa), read_correct(pb)
         if set(ca.index) != set(cb.index):
-            raise ValueError(f"{pa} and {pb} do not hold the same questions")
+            raise ValueError(f"{', '.join(pa)} and {', '.join(pb)} do not hold the same questions")
         cb = cb[ca.index]
         test = mcnemar_exact(ca, cb)
         out.append({"comparison": f"{strategy_name(strategy)} − {strategy_name(baseline)} ({scenario})",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hils_kit.difficulty import model_folder
+from hils_kit.models import model_folder
 from hils_kit.paths import atomic_path, write_text_atomic
 from hils_kit.progress import progress_bar
 

@@ -5,16 +5,12 @@ on the correct answer letter, with the softmax taken over the option letters onl
 §2.5). Labels are saved as ``id,difficulty,p_correct_<model>…`` with a sidecar JSON fingerprint, so a
 second run with the same models and questions reuses the file instead of scoring again.
 
-Tiers use ``easy: d < lo``, ``medium: lo <= d < hi``, ``hard: d >= hi`` on the difficulty scale (higher is
-harder). For human difficulty this is exactly the paper code's rule on the share correct (easy > 0.94,
-hard <= 0.85); for LLM difficulty it differs from the code (easy <= 0.66, hard > 0.80) only at exact ties.
+Tiers of these labels follow :mod:`hils_kit.tiers`.
 
->>> assign_tiers(pd.Series([0.02, 0.10, 0.40]), HUMAN_THRESHOLDS).tolist()
-['easy', 'medium', 'hard']
 >>> from hils_kit.loaders import load_questions
 >>> table = load_questions("medmcqa").head(20)                                   # doctest: +SKIP
 >>> labels = label_difficulty(table, ["smollm2"], True, "/tmp/difficulty.csv")  # doctest: +SKIP
->>> assign_tiers(labels["difficulty"]).value_counts()                           # doctest: +SKIP
+>>> model_agreement(labels).mean_accuracy                                         # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hils_kit.models import EMBEDDED, is_offline, load_model, model_path
-from hils_kit.orderings import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS, resolve_thresholds
-from hils_kit.orderings import assign_tiers as tier_codes
+from hils_kit.models import load_model, model_folder
 from hils_kit.paths import atomic_path, write_text_atomic
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities
@@ -93,31 +87,6 @@ def expected_accuracy(model, tokenizer, table: pd.DataFrame, debias: bool = Fals
 def accuracy_column(model: str) -> str:
     """The labels column of a model: ``p_correct_<name>`` with path separators made safe."""
     return "p_correct_" + re.sub(r"[^\w.-]+", "_", model).strip("_")
-
-
-def model_folder(name: str) -> Path | None:
-    """The local folder of a model name; ``None`` for a hub id to be downloaded (online only).
-
-    Raises ``ValueError`` for a name that is not an embedded model, a folder or a cached hub model
-    while offline.
-    """
-    path = model_path(name)
-    if Path(path).is_dir():
-        return Path(path)
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = try_to_load_from_cache(path, "config.json")
-    except ValueError:  # not a valid repo id either
-        cached = None
-    if isinstance(cached, str):
-        return Path(cached).parent
-    if is_offline() or not re.fullmatch(r"[\w.-]+/[\w.-]+", path):
-        raise ValueError(
-            f"unknown model '{name}': not an embedded model ({', '.join(sorted(EMBEDDED))}), not a local "
-            "folder, and not in the local Hugging Face cache"
-        )
-    return None
 
 
 def model_fingerprint(name: str) -> dict:
@@ -263,26 +232,3 @@ def label_difficulty(table: pd.DataFrame, models: list[str], debias: bool, path:
                "mean_pairwise_correlation": None if np.isnan(agreement.mean_pairwise) else agreement.mean_pairwise}
     write_text_atomic(meta, json.dumps({"fingerprint": fingerprint, "summary": summary}, indent=1))
     return labels
-
-
-# ----------------------------------------------------------------------------- tiers
-
-
-def tercile_thresholds(difficulty: pd.Series) -> tuple[float, float]:
-    """The 1/3 and 2/3 quantiles of a difficulty series (NaN ignored)."""
-    d = pd.to_numeric(pd.Series(difficulty), errors="coerce").dropna()
-    if d.empty:
-        raise ValueError("cannot take terciles of an empty or all-NaN difficulty")
-    return resolve_thresholds(None, d.to_numpy())
-
-
-def assign_tiers(difficulty: pd.Series, thresholds: tuple[float, float] | None = None) -> pd.Series:
-    """"easy"/"medium"/"hard" by ``(lo, hi)`` cut points (easy < lo <= medium < hi <= hard) or by terciles.
-
-    The labelled form of :func:`hils_kit.orderings.assign_tiers`; NaN difficulty gives NaN.
-    """
-    d = pd.to_numeric(pd.Series(difficulty), errors="coerce")
-    cuts = tercile_thresholds(d) if thresholds is None else thresholds
-    known = d.dropna()
-    labels = np.array(TIERS, dtype=object)[tier_codes(known.to_numpy(), cuts)]
-    return pd.Series(labels, index=known.index, name="tier").reindex(d.index)

@@ -1,40 +1,28 @@
 """The two steps a study runs through its notebooks: prepare the data and labels once, then run each cell.
 
 ``02_difficulty_labeling`` calls :func:`prepare_data` and :func:`label_questions`; ``03_train_evaluate``
-calls :func:`cell_training_table`, :func:`cell_test_sets` and :func:`write_results`. The file names come
-from :mod:`hils_kit.study`, so the runner, the notebooks and the analysis agree.
+calls :func:`cell_training_table` and :func:`cell_test_sets`. The file names come from :mod:`hils_kit.study`
+and the label columns from :data:`hils_kit.contract.SCENARIO`, so the runner, the notebooks and the analysis
+agree.
 
->>> from hils_kit.experiment import difficulty_column
->>> difficulty_column("llm_clusters"), category_column("llm_clusters"), category_column("human")
-('difficulty_llm', 'cluster', 'category')
+>>> prepare_data("medmcqa", {"kind": "holdout", "test_fraction": 0.2, "seed": 0},
+...              {"holdout": ["medmcqa_test"]}, [], "/tmp/prepare", train_limit=8, test_limit=4)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
+from hils_kit.contract import SCENARIO
 from hils_kit.loaders import load_questions, save_questions
-from hils_kit.paths import atomic_path, write_text_atomic
+from hils_kit.paths import atomic_path
 from hils_kit.splits import kfold, sample_questions, save_split, select, train_test_split
 from hils_kit.study import dataset_label, test_file, train_file
 
 log = logging.getLogger(__name__)
-
-
-def difficulty_column(scenario: str) -> str | None:
-    """The labels column a scenario orders by: ``difficulty_human``, ``difficulty_llm`` or None (``none``)."""
-    if scenario == "none":
-        return None
-    return f"difficulty_{scenario.removesuffix('_clusters')}"
-
-
-def category_column(scenario: str) -> str:
-    """``cluster`` for the ``*_clusters`` scenarios (LLM-defined categories), else the data's ``category``."""
-    return "cluster" if scenario.endswith("_clusters") else "category"
 
 
 def _part_ids(table: pd.DataFrame, split: dict) -> dict[str, tuple[list[str], list[str]]]:
@@ -137,7 +125,7 @@ def cell_training_table(prepare_dir: str | Path, part: str, scenario: str) -> pd
     labels = pd.read_csv(prepare_dir / "labels.csv", dtype={"id": str})
     table = table.drop(columns=[c for c in labels.columns if c != "id" and c in table]).merge(labels, on="id",
                                                                                              how="left")
-    column = difficulty_column(scenario)
+    column = SCENARIO[scenario].difficulty_column
     if column is not None:
         if column not in table or table[column].isna().any():
             raise ValueError(f"{prepare_dir / 'labels.csv'}: no '{column}' labels for every question of part "
@@ -149,9 +137,3 @@ def cell_training_table(prepare_dir: str | Path, part: str, scenario: str) -> pd
 def cell_test_sets(prepare_dir: str | Path, part: str, labels: list[str]) -> dict[str, pd.DataFrame]:
     """The test sets prepared for ``part``, by label."""
     return {label: load_questions(test_file(prepare_dir, part, label)) for label in labels}
-
-
-def write_results(out_dir: str | Path, cell: dict, metrics: dict, train_summary: dict) -> Path:
-    """Write ``results.json`` (cell parameters, metrics per test set, training summary) for the analysis."""
-    payload = {"cell": cell, "metrics": metrics, "train": train_summary}
-    return write_text_atomic(Path(out_dir) / "results.json", json.dumps(payload, indent=1, default=str))

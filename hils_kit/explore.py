@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hils_kit.prompts import prompts_of
 from hils_kit.questions import LETTERS
 
 
@@ -38,8 +39,6 @@ def letter_balance(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def question_lengths(tables: dict[str, pd.DataFrame], tokenizer=None, template: str = "paper") -> pd.DataFrame:
     """Long table of prompt lengths: characters, and tokens when a tokenizer is given."""
-    from hils_kit.scoring import prompts_of
-
     frames = []
     for name, table in tables.items():
         prompts = prompts_of(table, template)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from hils_kit import assets
@@ -106,3 +107,28 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dty
 def is_offline() -> bool:
     """True when the Hugging Face hub must not be contacted."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", "", "false", "False"}
+
+
+def model_folder(name: str) -> Path | None:
+    """The local folder of a model name; ``None`` for a hub id to be downloaded (online only).
+
+    Raises ``ValueError`` for a name that is not an embedded model, a folder or a cached hub model
+    while offline.
+    """
+    path = model_path(name)
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # not a valid repo id either
+        cached = None
+    if isinstance(cached, str):
+        return Path(cached).parent
+    if is_offline() or not re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        raise ValueError(
+            f"unknown model '{name}': not an embedded model ({', '.join(sorted(EMBEDDED))}), not a local "
+            "folder, and not in the local Hugging Face cache"
+        )
+    return None

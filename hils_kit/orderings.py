@@ -24,8 +24,8 @@ Difficulty variants (the paper code's "strict" and "EMH"):
 
 - ``strict``: sorted by difficulty, ties in a seeded random order.
 - ``tiers``: easy (d < lo), medium (lo <= d < hi), hard (d >= hi), shuffled inside each tier; adds
-  ``tier``. ``thresholds=(lo, hi)`` or a name in :data:`THRESHOLDS`; the terciles of the table when
-  None. For ``interleaved_curriculum`` the rounds are the tiers (easy questions of every category,
+  ``tier``. ``thresholds=(lo, hi)`` or a name in :data:`hils_kit.tiers.THRESHOLDS`; the terciles of the
+  table when None. For ``interleaved_curriculum`` the rounds are the tiers (easy questions of every category,
   then medium, then hard), as in the paper code's ``interleaved_emh``.
 
 ``repeat=m`` shows each group m times in a row: its first pass in the strategy's order, then m-1
@@ -43,8 +43,7 @@ What differs from the paper's code (``training/data_ordering.py``):
   same seed gives the same within-block order in every strategy.
 - Difficulty always means "higher is harder": use ``1 - human_p_correct`` (error rate) for human
   labels. The tiers are then exactly the paper code's human rule (share correct > 0.94 easy, <= 0.85
-  hard); its LLM rule (easy <= 0.66, hard > 0.80) differs only at exact ties. This is the rule of
-  :func:`hils_kit.difficulty.assign_tiers` too.
+  hard); its LLM rule (easy <= 0.66, hard > 0.80) differs only at exact ties (:mod:`hils_kit.tiers`).
 - No ``groupby.apply`` (pandas 3 drops the grouping column there, which breaks the code's ``blocked*``).
 
 >>> table = pd.DataFrame({"id": [f"q{i}" for i in range(8)], "category": list("aaaaabbb"),
@@ -63,17 +62,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-STRATEGIES = ("random", "blocked", "interleaved", "curriculum", "blocked_curriculum",
-              "interleaved_curriculum", "anti_curriculum")
-NEEDS_CATEGORY = ("blocked", "interleaved", "blocked_curriculum", "interleaved_curriculum")
-NEEDS_DIFFICULTY = ("curriculum", "blocked_curriculum", "interleaved_curriculum", "anti_curriculum")
+from hils_kit.contract import NEEDS_CATEGORY, NEEDS_DIFFICULTY, STRATEGIES
+from hils_kit.tiers import TIERS, resolve_thresholds, tier_codes
+
 VARIANTS = ("strict", "tiers")
 CATEGORY_ORDERS = ("size", "name", "shuffle")
-TIERS = ("easy", "medium", "hard")
-# Paper code cut points (not reported in the paper), on a difficulty scale where higher is harder.
-HUMAN_THRESHOLDS = (0.06, 0.15)  # examinee error rate, 1 - share correct (LEK)
-LLM_THRESHOLDS = (0.66, 0.80)  # LLM difficulty, 1 - mean p(correct) over four LLMs (MedQA train)
-THRESHOLDS = {"human": HUMAN_THRESHOLDS, "llm": LLM_THRESHOLDS}
 # Columns an ordering writes; an input that already has them (an earlier order) gets them replaced.
 ORDER_COLUMNS = ("position", "block", "round", "tier", "pass", "stage")
 
@@ -136,32 +129,6 @@ def category_sequence(categories: pd.Series, order: str | Sequence = "size", see
         names = sorted(counts.index)
         return [names[i] for i in _rngs(seed)[1].permutation(len(names))]
     raise ValueError(f"category order '{order}' is not one of {', '.join(CATEGORY_ORDERS)} (or a list)")
-
-
-def resolve_thresholds(thresholds, values: np.ndarray) -> tuple[float, float]:
-    """``(lo, hi)`` from a pair, a name in :data:`THRESHOLDS`, or the terciles of ``values`` when None."""
-    if thresholds is None:
-        lo, hi = np.quantile(values, [1 / 3, 2 / 3])
-        return float(lo), float(hi)
-    if isinstance(thresholds, str):
-        if thresholds not in THRESHOLDS:
-            raise ValueError(f"thresholds '{thresholds}' is not one of {', '.join(THRESHOLDS)} (or a pair lo,hi)")
-        return THRESHOLDS[thresholds]
-    lo, hi = (float(t) for t in thresholds)
-    if not lo <= hi:
-        raise ValueError(f"thresholds ({lo}, {hi}): the easy cut point must not exceed the hard one")
-    return lo, hi
-
-
-def assign_tiers(values, thresholds=None) -> np.ndarray:
-    """Tier codes 0 (easy, d < lo), 1 (medium, lo <= d < hi), 2 (hard, d >= hi); names in :data:`TIERS`.
-
-    >>> assign_tiers([0.1, 0.7, 0.66, 0.8, 0.9], "llm").tolist()
-    [0, 1, 1, 2, 2]
-    """
-    values = np.asarray(values, dtype=float)
-    lo, hi = resolve_thresholds(thresholds, values)
-    return np.searchsorted([lo, hi], values, side="right")
 
 
 def _chunk_numbers(sizes: np.ndarray, rounds: int) -> np.ndarray:
@@ -257,7 +224,7 @@ def order_questions(
     if strategy in NEEDS_DIFFICULTY:
         level = difficulty_values(table, difficulty, strategy)  # what "easy -> hard" sorts on
         if tiers:
-            level = helpers["tier"] = assign_tiers(level, thresholds)
+            level = helpers["tier"] = tier_codes(level, thresholds)
 
     if strategy == "random":
         order = np.argsort(shuffle)

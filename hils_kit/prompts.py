@@ -41,6 +41,11 @@ def format_prompt(question: str, options: list[str], template: str = "paper") ->
     return TEMPLATES[template].format(letters=", ".join(letters), question=question, options=lines)
 
 
+def prompts_of(table, template: str = "paper") -> list[str]:
+    """The prompt of every row of a question table (``question`` and ``options`` columns)."""
+    return [format_prompt(q, list(o), template) for q, o in zip(table["question"], table["options"])]
+
+
 def format_completion(letter: str) -> str:
     """The training target for an answer letter: a space and the letter."""
     return f" {letter}"

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -145,14 +145,15 @@ def plan(config: StudyConfig, layout: Layout, notebooks: Path = NOTEBOOKS_DIR) -
         return Job(notebook, notebooks / f"{notebook}.ipynb", run / f"{notebook}.ipynb", run / folder, parameters,
                    params / f"{params_name}.yaml", reports / f"{notebook}.html")
 
-    explore = step(NOTEBOOKS[0], "exploration", exploration_parameters(config, run / "exploration"), "exploration")
-    prepare = step(NOTEBOOKS[1], "prepare", prepare_parameters(config, run / "prepare"), "prepare")
-    analysis = step(NOTEBOOKS[3], "analysis", analysis_parameters(config, run, run / "analysis"), "analysis")
+    explore = step(NOTEBOOKS[0], "exploration", asdict(exploration_parameters(config, run / "exploration")),
+                   "exploration")
+    prepare = step(NOTEBOOKS[1], "prepare", asdict(prepare_parameters(config, run / "prepare")), "prepare")
+    analysis = step(NOTEBOOKS[3], "analysis", asdict(analysis_parameters(config, run, run / "analysis")), "analysis")
     cells = []
     for cell in expand_cells(config):
         folder = run / "cells" / cell.id
         cells.append(Job(cell.id, notebooks / f"{NOTEBOOKS[2]}.ipynb", folder / f"{NOTEBOOKS[2]}.ipynb", folder,
-                         cell_parameters(config, cell, prepare.folder, folder), params / f"{cell.id}.yaml",
+                         asdict(cell_parameters(config, cell, prepare.folder, folder)), params / f"{cell.id}.yaml",
                          reports / "cells" / f"{cell.id}.html", upstream=prepare.fingerprint, cell=cell,
                          required=("results.json",)))
     return explore, prepare, cells, analysis

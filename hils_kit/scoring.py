@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hils_kit.progress import progress_bar
-from hils_kit.prompts import format_completion, format_prompt, letter_token_ids
+from hils_kit.prompts import format_completion, letter_token_ids, prompts_of
 from hils_kit.questions import LETTERS
 
 
@@ -40,11 +40,6 @@ def eval_mode(model):
         yield model
     finally:
         model.train(was_training)
-
-
-def prompts_of(table: pd.DataFrame, template: str = "paper") -> list[str]:
-    """The prompt of every row of a question table."""
-    return [format_prompt(q, list(o), template) for q, o in zip(table["question"], table["options"])]
 
 
 def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = "paper",

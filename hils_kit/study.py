@@ -15,20 +15,22 @@ exact parameters each notebook receives, so the runner and the notebooks share o
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from hils_kit.orderings import CATEGORY_ORDERS, NEEDS_CATEGORY, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS
+from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES, STRATEGY,
+                               AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
+                               strategy_scenarios)
+from hils_kit.orderings import CATEGORY_ORDERS, VARIANTS
 from hils_kit.presets import make_config
 
-SCENARIOS = ("human", "llm", "llm_clusters")  # difficulty source, "_clusters": categories from text clusters
-PAPER_STRATEGIES = ("random", "curriculum", "blocked", "blocked_curriculum", "interleaved", "interleaved_curriculum")
+# "paper": the authors' five runs per strategy (paper.md §2.2, §4.4): run 1 the strict order, runs 2-5 tiered
+# orders with the seeds of their code; strategies without difficulty use the same ordering seeds
+STUDY_VARIANTS = (*VARIANTS, "paper")
+PAPER_ORDER_SEEDS = (0, 42, 123, 456, 789)
 SPLIT_KINDS = {"holdout": ("kind", "test_fraction", "seed"), "kfold": ("kind", "k", "seed", "include_full")}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -71,7 +73,8 @@ class StudyConfig:
                                  metadata={"help": "external test sets (names or files)"})
     test_limit: int = field(default=60, metadata={"help": "questions sampled from each test set; 0 = all"})
     # Labels
-    scenarios: list[str] = field(default_factory=lambda: ["llm"], metadata={"help": f"any of {', '.join(SCENARIOS)}"})
+    scenarios: list[str] = field(default_factory=lambda: ["llm"],
+                                 metadata={"help": f"any of {', '.join(LABEL_SCENARIOS)}"})
     difficulty_models: list[str] = field(default_factory=lambda: ["smollm2"],
                                          metadata={"help": "scoring models for LLM difficulty"})
     difficulty_file: str | None = field(default=None, metadata={"help": "precomputed id,difficulty CSV"})
@@ -79,11 +82,13 @@ class StudyConfig:
     # Orderings
     strategies: list[str] = field(default_factory=lambda: list(PAPER_STRATEGIES),
                                   metadata={"help": f"any of {', '.join(STRATEGIES)}"})
-    variant: str = field(default="strict", metadata={"help": f"difficulty variant: {' or '.join(VARIANTS)}"})
+    variant: str = field(default="strict", metadata={
+        "help": f"difficulty variant: {', '.join(STUDY_VARIANTS)} (paper: strict order, then tiered orders)"})
     rounds: int = field(default=3, metadata={"help": "interleaving rounds per category"})
     category_order: str | list[str] = field(default="size", metadata={
         "help": f"order of the categories: {', '.join(CATEGORY_ORDERS)} or a list of categories"})
-    replicates: int = field(default=1, metadata={"help": "ordering seeds 0..replicates-1"})
+    replicates: int = field(default=1, metadata={
+        "help": "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"})
 
     def preset_for(self, model: str) -> str:
         return self.preset[model] if isinstance(self.preset, dict) else self.preset
@@ -97,7 +102,7 @@ class Cell:
     scenario: str  # "none", or a label scenario (see strategy_scenarios)
     strategy: str
     part: str  # "holdout", "fold0".."fold{k-1}" or "full"
-    replicate: int  # the ordering seed
+    replicate: int  # sets the ordering seed and the training seed
 
     @property
     def id(self) -> str:
@@ -107,78 +112,13 @@ class Cell:
 # ----------------------------------------------------------------------------- validation
 
 
-def _convert(value, hint, where: str):
-    """``value`` checked against the type ``hint`` (numeric strings become floats for float fields)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _convert(value, option, where)
-            except TypeError:
-                pass
-        raise TypeError(f"'{where}' should be {_type_name(hint)}, got {type(value).__name__} {value!r}")
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise TypeError(f"'{where}' should be a mapping, got {type(value).__name__} {value!r}")
-        return _build(hint, value, where + ".")
-    origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
-    ok = {
-        type(None): value is None,
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        str: isinstance(value, str),
-        list: isinstance(value, list),
-        dict: isinstance(value, dict),
-    }
-    if origin is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 1e-4 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise TypeError(f"'{where}' should be a number, got {type(value).__name__} {value!r}")
-    if not ok[origin]:
-        raise TypeError(f"'{where}' should be {_type_name(hint)}, got {type(value).__name__} {value!r}")
-    if origin is list and args:
-        return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict and args:
-        return {_convert(k, args[0], f"{where} (a key)"): _convert(v, args[1], f"{where}.{k}")
-                for k, v in value.items()}
-    return value
-
-
-def _type_name(hint) -> str:
-    """How an error message names a type: ``list[str]`` -> ``"a list of strings"``."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a mapping"}
-    origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
-    if origin is list and args:
-        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    if origin is dict and args:
-        return f"a mapping of {_type_name(args[0]).removeprefix('a ')} to {_type_name(args[1]).removeprefix('a ')}"
-    return names.get(origin, getattr(origin, "__name__", str(origin)))
-
-
-def _build(cls, data: dict, prefix: str = ""):
-    """The dataclass ``cls`` from ``data``: unknown keys are refused, values checked against the field types."""
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in known:
-            raise KeyError(f"unknown key '{prefix}{key}' (known keys: {', '.join(known)})")
-    return cls(**{key: _convert(value, hints[key], f"{prefix}{key}") for key, value in data.items()})
-
-
 def study_from_dict(data: dict, source: str = "study") -> StudyConfig:
     """Validate a mapping into a :class:`StudyConfig`; errors name ``source`` and the key."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: the top level must be a mapping (name: ..., models: [...]), "
                          f"got {type(data).__name__}")
     try:
-        config = _build(StudyConfig, data)
+        config = build(StudyConfig, data)
     except (KeyError, TypeError) as err:
         raise ValueError(f"{source}: {err.args[0]}") from None
     problems = _problems(config)
@@ -247,7 +187,7 @@ def _problems(c: StudyConfig) -> list[str]:
     for key in ("rounds", "replicates"):
         if getattr(c, key) < 1:
             out.append(f"'{key}' should be at least 1")
-    for key, allowed in (("strategies", STRATEGIES), ("scenarios", SCENARIOS)):
+    for key, allowed in (("strategies", STRATEGIES), ("scenarios", LABEL_SCENARIOS)):
         values = getattr(c, key)
         unknown = [v for v in values if v not in allowed]
         if unknown:
@@ -258,8 +198,10 @@ def _problems(c: StudyConfig) -> list[str]:
         out.append("'strategies' is empty")
     if any(s in NEEDS_DIFFICULTY for s in c.strategies) and not c.scenarios:
         out.append("'scenarios' is empty, but difficulty-based strategies need at least one")
-    if c.variant not in VARIANTS:
-        out.append(f"'variant' {c.variant!r} should be one of {', '.join(VARIANTS)}")
+    if c.variant not in STUDY_VARIANTS:
+        out.append(f"'variant' {c.variant!r} should be one of {', '.join(STUDY_VARIANTS)}")
+    if c.variant == "paper" and c.replicates > len(PAPER_ORDER_SEEDS):
+        out.append(f"'variant' paper defines {len(PAPER_ORDER_SEEDS)} runs per cell; 'replicates' is {c.replicates}")
     if isinstance(c.category_order, str) and c.category_order not in CATEGORY_ORDERS:
         out.append(f"'category_order' {c.category_order!r} should be one of {', '.join(CATEGORY_ORDERS)} "
                    f"or a list of categories")
@@ -310,24 +252,6 @@ def part_test_sets(config: StudyConfig, part: str) -> list[str]:
     return [own]  # a fold is tested on its held-out questions only
 
 
-def strategy_scenarios(strategy: str, scenarios: list[str]) -> list[str]:
-    """The scenarios a strategy runs under: once per distinct set of labels it uses.
-
-    ``random`` uses no labels: once, as ``"none"``. ``blocked`` and ``interleaved`` use only the categories:
-    ``"none"`` (the data set's categories, shared by the ``human`` and ``llm`` tables) plus each ``*_clusters``
-    scenario. Curricula use the difficulty: every scenario.
-
-    >>> strategy_scenarios("blocked", ["llm", "llm_clusters"])
-    ['none', 'llm_clusters']
-    """
-    if strategy in NEEDS_DIFFICULTY:
-        return list(scenarios)
-    if strategy in NEEDS_CATEGORY:
-        clusters = [s for s in scenarios if s.endswith("_clusters")]
-        return (["none"] if len(clusters) < len(scenarios) or not scenarios else []) + clusters
-    return ["none"]
-
-
 def expand_cells(config: StudyConfig) -> list[Cell]:
     """Models x training parts x (scenario, strategy) x replicates, in a stable order.
 
@@ -357,52 +281,53 @@ def test_file(prepare_dir: str | Path, part: str, label: str) -> Path:
 # ----------------------------------------------------------------------------- notebook parameters
 
 
-def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> dict:
+def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> ExplorationParams:
     """Parameters of ``01_data_exploration``."""
-    return {"study": config.name, "train_data": config.train_data, "train_format": config.train_format,
-            "out_dir": str(out_dir)}
+    return ExplorationParams(study=config.name, train_data=config.train_data, train_format=config.train_format,
+                             compare_with=list(config.test_sets), tokenizer_model=config.models[0],
+                             out_dir=str(out_dir))
 
 
-def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> dict:
+def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:
     """Parameters of ``02_difficulty_labeling``; ``parts`` maps each training part to its test set labels."""
-    return {
-        "study": config.name,
-        "train_data": config.train_data,
-        "train_format": config.train_format,
-        "split": config.split.as_params(),
-        "train_limit": config.train_limit,
-        "test_sets": list(config.test_sets),
-        "test_limit": config.test_limit,
-        "scenarios": list(config.scenarios),
-        "difficulty_models": list(config.difficulty_models),
-        "difficulty_file": config.difficulty_file,
-        "debias": config.debias,
-        "parts": {part: part_test_sets(config, part) for part in training_parts(config.split)},
-        "prepare_dir": str(prepare_dir),
-    }
+    return PrepareParams(
+        study=config.name, train_data=config.train_data, train_format=config.train_format,
+        split=config.split.as_params(), train_limit=config.train_limit, test_sets=list(config.test_sets),
+        test_limit=config.test_limit, scenarios=list(config.scenarios),
+        difficulty_models=list(config.difficulty_models), difficulty_file=config.difficulty_file,
+        debias=config.debias, parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
+        prepare_dir=str(prepare_dir))
 
 
-def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, out_dir: str | Path) -> dict:
+def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:
+    """The cell's ``variant``, ``order_seed`` and ``train_seed``: replicate r is an independent run.
+
+    The training seed is the preset's (or ``train_overrides``') seed plus r, so LoRA init, dropout and the
+    collator differ between replicates even where the order cannot (a strict curriculum). With
+    ``variant: paper`` run 1 is the strict order and runs 2-5 are tiered orders with the authors' seeds.
+
+    >>> config = study_from_dict({"models": ["tiny"], "preset": "tiny", "variant": "paper", "replicates": 3})
+    >>> [replicate_seeds(config, Cell("tiny", "llm", "curriculum", "holdout", r)) for r in (0, 2)]
+    [{'variant': 'strict', 'order_seed': 0, 'train_seed': 42}, {'variant': 'tiers', 'order_seed': 123, 'train_seed': 44}]
+    """
+    base = make_config(config.preset_for(cell.model), config.train_overrides).seed
+    if config.variant != "paper":
+        return {"variant": config.variant, "order_seed": cell.replicate, "train_seed": base + cell.replicate}
+    uses_difficulty = STRATEGY[cell.strategy].uses_difficulty
+    return {"variant": "tiers" if cell.replicate and uses_difficulty else "strict",
+            "order_seed": PAPER_ORDER_SEEDS[cell.replicate], "train_seed": base + cell.replicate}
+
+
+def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, out_dir: str | Path) -> CellParams:
     """Parameters of ``03_train_evaluate`` for one cell."""
-    return {
-        "study": config.name,
-        "cell_id": cell.id,
-        "model": cell.model,
-        "preset": config.preset_for(cell.model),
-        "train_overrides": dict(config.train_overrides),
-        "strategy": cell.strategy,
-        "variant": config.variant,
-        "rounds": config.rounds,
-        "category_order": config.category_order,
-        "scenario": cell.scenario,
-        "seed": cell.replicate,
-        "part": cell.part,
-        "prepare_dir": str(prepare_dir),
-        "test_sets": part_test_sets(config, cell.part),
-        "out_dir": str(out_dir),
-    }
+    return CellParams(
+        study=config.name, cell_id=cell.id, model=cell.model, preset=config.preset_for(cell.model),
+        train_overrides=dict(config.train_overrides), strategy=cell.strategy, rounds=config.rounds,
+        category_order=config.category_order, scenario=cell.scenario, replicate=cell.replicate, part=cell.part,
+        prepare_dir=str(prepare_dir), test_sets=part_test_sets(config, cell.part), out_dir=str(out_dir),
+        **replicate_seeds(config, cell))
 
 
-def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> dict:
+def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> AnalysisParams:
     """Parameters of ``04_analysis``."""
-    return {"study": config.name, "run_dir": str(run_dir), "out_dir": str(out_dir)}
+    return AnalysisParams(study=config.name, run_dir=str(run_dir), out_dir=str(out_dir))

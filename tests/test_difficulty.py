@@ -14,9 +14,6 @@ import torch
 
 from hils_kit.cli import main
 from hils_kit.difficulty import (
-    HUMAN_THRESHOLDS,
-    LLM_THRESHOLDS,
-    assign_tiers,
     expected_accuracy,
     human_difficulty,
     label_difficulty,
@@ -25,6 +22,8 @@ from hils_kit.difficulty import (
     sidecar_path,
 )
 from hils_kit.loaders import load_questions, save_questions
+from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS
+from hils_kit.tiers import tier_names as assign_tiers
 from hils_kit.prompts import format_prompt, letter_token_ids
 from hils_kit.questions import LETTERS
 from tests.conftest import make_questions

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hils_kit.orderings import (HUMAN_THRESHOLDS, LLM_THRESHOLDS, NEEDS_DIFFICULTY, STRATEGIES,
-                                TIERS, VARIANTS, assign_tiers, category_sequence, order_questions, pacing)
+from hils_kit.orderings import NEEDS_DIFFICULTY, STRATEGIES, VARIANTS, category_sequence, order_questions, pacing
+from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS
+from hils_kit.tiers import tier_codes as assign_tiers
 
 CATEGORIES = ("Medicine", "Surgery", "Pharmacology", "Anatomy", "ENT")
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hils_kit import study
+from hils_kit.contract import CellParams
 from hils_kit.study import (StudyConfig, analysis_parameters, cell_parameters, expand_cells, exploration_parameters,
                             load_study, part_test_sets, prepare_parameters, study_from_dict)
 
@@ -127,14 +128,30 @@ def test_notebook_parameters_follow_the_contract(tmp_path):
                               "strategies": ["interleaved_curriculum"], "replicates": 2})
     cell = expand_cells(config)[-1]
     params = cell_parameters(config, cell, tmp_path / "prepare", tmp_path / "cell")
-    assert list(params) == ["study", "cell_id", "model", "preset", "train_overrides", "strategy", "variant", "rounds",
-                            "category_order", "scenario", "seed", "part", "prepare_dir", "test_sets", "out_dir"]
-    assert (params["model"], params["preset"], params["seed"]) == ("b", "llama2-7b", 1)
-    assert params["test_sets"] == ["lek_test", "medqa"]
-    assert set(exploration_parameters(config, tmp_path)) == {"study", "train_data", "train_format", "out_dir"}
-    assert set(analysis_parameters(config, tmp_path, tmp_path)) == {"study", "run_dir", "out_dir"}
+    assert isinstance(params, CellParams)
+    assert (params.model, params.preset, params.replicate) == ("b", "llama2-7b", 1)
+    assert (params.order_seed, params.train_seed, params.variant) == (1, 43, "strict")  # llama2-7b's seed 42 + 1
+    assert params.test_sets == ["lek_test", "medqa"]
+    assert exploration_parameters(config, tmp_path).compare_with == ["medqa"]
+    assert analysis_parameters(config, tmp_path, tmp_path).run_dir == str(tmp_path)
     prepare = prepare_parameters(config, tmp_path / "prepare")
-    assert prepare["split"] == {"kind": "holdout", "test_fraction": 0.2, "seed": 0}
-    assert prepare["parts"] == {"holdout": ["lek_test", "medqa"]}
+    assert prepare.split == {"kind": "holdout", "test_fraction": 0.2, "seed": 0}
+    assert prepare.parts == {"holdout": ["lek_test", "medqa"]}
     assert study.train_file(tmp_path, "holdout").name == "train_holdout.csv"
     assert study.test_file(tmp_path, "holdout", "medqa").name == "test_holdout__medqa.csv"
+
+
+def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors():
+    plain = study_from_dict({"models": ["tiny"], "preset": "tiny", "strategies": ["random", "curriculum"],
+                             "replicates": 3, "train_overrides": {"seed": 7}})
+    seeds = {(c.strategy, c.replicate): study.replicate_seeds(plain, c) for c in expand_cells(plain)}
+    assert [seeds[("curriculum", r)]["train_seed"] for r in range(3)] == [7, 8, 9]  # a strict curriculum too
+    assert [seeds[("random", r)]["order_seed"] for r in range(3)] == [0, 1, 2]
+    paper = study_from_dict({"models": ["tiny"], "preset": "tiny", "strategies": ["random", "curriculum"],
+                             "variant": "paper", "replicates": 5})
+    runs = {(c.strategy, c.replicate): study.replicate_seeds(paper, c) for c in expand_cells(paper)}
+    assert [runs[("curriculum", r)]["variant"] for r in range(5)] == ["strict", "tiers", "tiers", "tiers", "tiers"]
+    assert [runs[("curriculum", r)]["order_seed"] for r in range(5)] == [0, 42, 123, 456, 789]
+    assert {runs[("random", r)]["variant"] for r in range(5)} == {"strict"}
+    with pytest.raises(ValueError, match="'variant' paper defines 5 runs per cell; 'replicates' is 6"):
+        study_from_dict({"variant": "paper", "replicates": 6})

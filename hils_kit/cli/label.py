@@ -67,7 +67,8 @@ def load_sample(args) -> pd.DataFrame:
 
 
 def cmd_difficulty(args) -> int:
-    from hils_kit.difficulty import LLM_THRESHOLDS, assign_tiers, label_difficulty, model_agreement, tercile_thresholds
+    from hils_kit.difficulty import label_difficulty, model_agreement
+    from hils_kit.tiers import LLM_THRESHOLDS, resolve_thresholds, tier_names
 
     table = load_sample(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -85,10 +86,10 @@ def cmd_difficulty(args) -> int:
     d = labels["difficulty"]
     print(f"\ndifficulty: mean {d.mean():.3f}, median {d.median():.3f}, sd {d.std():.3f}, "
           f"min {d.min():.3f}, max {d.max():.3f}")
-    terciles = tercile_thresholds(d)
+    terciles = resolve_thresholds(None, d)
     for title, cuts in ((f"paper thresholds {LLM_THRESHOLDS[0]}/{LLM_THRESHOLDS[1]}", LLM_THRESHOLDS),
                         (f"terciles {terciles[0]:.3f}/{terciles[1]:.3f}", terciles)):
-        counts = assign_tiers(d, cuts).value_counts()
+        counts = tier_names(d, cuts).value_counts()
         print(f"tiers by {title}: " + ", ".join(f"{t} {counts.get(t, 0)}" for t in ("easy", "medium", "hard")))
     return 0
 

@@ -12,7 +12,8 @@ import pandas as pd
 
 from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import read_questions, save_questions
-from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, THRESHOLDS, VARIANTS,
+from hils_kit.tiers import THRESHOLDS
+from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS,
                                 order_questions)
 from hils_kit.questions import write_rejects
 
