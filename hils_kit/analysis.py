@@ -65,10 +65,11 @@ def _result_rows(path: Path) -> list[dict]:
                 measured[f"{name}_low"], measured[f"{name}_high"] = value
             else:
                 measured[name] = value
-        row = {(f"cell_{k}" if k in measured or k in ("cell_dir", "predictions", "level") else k): v
+        row = {(f"cell_{k}" if k in measured or k in ("cell_dir", "predictions", "level", "overlap_dropped") else k): v
                for k, v in results.cell.items()}
         row.update(measured)
         row.update({f"train_{k}": v for k, v in results.train.items()})
+        row["overlap_dropped"] = results.test_overlap_dropped.get(dataset)
         row["cell_dir"] = str(path.parent)
         row["predictions"] = (str(predictions_file(path.parent, dataset)),)
         row["level"] = "cell"
@@ -167,7 +168,8 @@ def pool_folds(long: pd.DataFrame) -> pd.DataFrame:
                    cell_id=str(row["cell_id"]).replace(f"__{group.iloc[0]['part']}__", f"__{POOLED_PART}__"),
                    fold_cells=";".join(group["cell_id"]), cell_dir="")
         pooled.append(row)
-    return pd.concat([long, pd.DataFrame(pooled)], ignore_index=True) if pooled else long
+    # pooled rows first: the own test set leads the columns of a table, as in the paper (LEK, MedMCQA, MedQA)
+    return pd.concat([pd.DataFrame(pooled), long], ignore_index=True) if pooled else long
 
 
 # -- one scenario's cells ----------------------------------------------------------------------------------------------

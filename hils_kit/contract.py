@@ -317,6 +317,9 @@ class PrepareParams:
     parts: dict = field(default_factory=lambda: {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]},
                         metadata=_help("training part -> its test set labels"))
     cluster_trials: int = field(default=30, metadata=_help("Bayesian-optimisation trials of the clustering"))
+    on_overlap: str = field(default="drop", metadata=_help(
+        "test questions that also appear among the training questions: drop them, or stop with an error",
+        ("drop", "error")))
     prepare_dir: str = field(default="runs/explore/prepare", metadata=_help("where split, questions and labels go"))
 
 
@@ -363,6 +366,42 @@ NOTEBOOK_PARAMS = {
 }
 
 
+# ----------------------------------------------------------------------------- report artefacts
+
+ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, title); {scenario} filled in
+    "table": ("table_{scenario}.csv", "Accuracy (%) by strategy, {scenario} labels"),
+    "table_plot": ("table_{scenario}.png", "Accuracy by strategy, {scenario} labels (colour: gain over Random "
+                                           "Shuffle)"),
+    "best_gains": ("best_gains_{scenario}.csv", "Best strategy per column and its gain (descriptive), "
+                                                "{scenario} labels"),
+    "gains_plot": ("gains_{scenario}.png", "Mean gain over Random Shuffle with 95% interval, {scenario} labels"),
+    "wins": ("wins.csv", "How often each strategy is best"),
+    "label_sources": ("label_sources.csv", "LLM minus human difficulty labels, curriculum strategies"),
+    "label_sources_plot": ("label_sources.png", "Curriculum gains: human vs LLM difficulty labels"),
+    "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle"),
+    "audit": ("audit.csv", "Training order audit"),
+    "overlap": ("overlap.csv", "Leakage guard: test questions dropped because they also appear among the training "
+                               "or labelling questions"),
+}
+ARTEFACT_INDEX = "artefacts.json"
+
+
+def artefact_path(out_dir: str | Path, kind: str, scenario: str = "") -> Path:
+    """The one place that names the files 04_analysis writes and the report reads.
+
+    >>> artefact_path("runs/demo/analysis", "table", "llm").name
+    'table_llm.csv'
+    """
+    if kind not in ARTEFACTS:
+        raise ValueError(f"unknown artefact kind '{kind}' (one of {', '.join(ARTEFACTS)})")
+    return Path(out_dir) / ARTEFACTS[kind][0].format(scenario=scenario)
+
+
+def artefact_title(kind: str, scenario: str = "") -> str:
+    """The caption of an artefact in the report."""
+    return ARTEFACTS[kind][1].format(scenario=scenario)
+
+
 # ----------------------------------------------------------------------------- results of a cell
 
 RESULTS_FILE = "results.json"
@@ -375,11 +414,13 @@ def predictions_file(cell_dir: str | Path, test_set: str) -> Path:
 
 @dataclass
 class CellResults:
-    """A cell's ``results.json``: its parameters, metrics per test set and the training summary."""
+    """A cell's ``results.json``: its parameters, metrics per test set, the training summary, and per test set the
+    number of questions the leakage guard dropped because they overlap the training or labelling questions."""
 
     cell: dict
     metrics: dict
     train: dict = field(default_factory=dict)
+    test_overlap_dropped: dict = field(default_factory=dict)
 
     def write(self, cell_dir: str | Path) -> Path:
         """Write ``results.json`` atomically into ``cell_dir``."""
@@ -409,4 +450,4 @@ class CellResults:
             if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
                 raise ValueError(f"{path}: field 'metrics.{name}.accuracy' is missing or not a share in [0, 1] "
                                  f"(got {accuracy!r})")
-        return cls(cell, data["metrics"], data.get("train") or {})
+        return cls(cell, data["metrics"], data.get("train") or {}, data.get("test_overlap_dropped") or {})

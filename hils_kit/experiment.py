@@ -11,18 +11,21 @@ agree.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from hils_kit.contract import SCENARIO
+from hils_kit.leakage import drop_overlap, question_keys
 from hils_kit.loaders import load_questions, save_questions
-from hils_kit.paths import atomic_path
+from hils_kit.paths import atomic_path, write_text_atomic
 from hils_kit.splits import kfold, sample_questions, save_split, select, train_test_split
 from hils_kit.study import dataset_label, test_file, train_file
 
 log = logging.getLogger(__name__)
+OVERLAP_FILE = "overlap.json"
 
 
 def _part_ids(table: pd.DataFrame, split: dict) -> dict[str, tuple[list[str], list[str]]]:
@@ -39,12 +42,15 @@ def _part_ids(table: pd.DataFrame, split: dict) -> dict[str, tuple[list[str], li
 
 def prepare_data(train_data: str, split: dict, parts: dict[str, list[str]], test_sets: list[str],
                  prepare_dir: str | Path, train_format: str | None = None, train_limit: int = 0,
-                 test_limit: int = 0) -> pd.DataFrame:
+                 test_limit: int = 0, on_overlap: str = "drop") -> pd.DataFrame:
     """Split ``train_data``, sample each part's training and test questions, and write them as kit CSVs.
 
-    Writes ``split.json``, ``train_<part>.csv`` and ``test_<part>__<label>.csv`` into ``prepare_dir``
-    (paths from :func:`hils_kit.study.train_file` / :func:`~hils_kit.study.test_file`). Returns one row per
-    written file: part, role, label and question count.
+    Writes ``split.json``, ``train_<part>.csv``, ``test_<part>__<label>.csv`` (paths from
+    :func:`hils_kit.study.train_file` / :func:`~hils_kit.study.test_file`) and ``overlap.json`` into
+    ``prepare_dir``. Leakage guard (:mod:`hils_kit.leakage`): a part's own test questions are checked against
+    that part's training questions, an external test set against every training (and so labelled) question of
+    the study; overlapping questions are dropped before sampling (or refused, ``on_overlap="error"``) and
+    counted in ``overlap.json``. Returns one row per written file: part, role, label, questions, overlap.
     """
     prepare_dir = Path(prepare_dir)
     table = load_questions(train_data, format=train_format)
@@ -52,24 +58,35 @@ def prepare_data(train_data: str, split: dict, parts: dict[str, list[str]], test
     save_split(ids.pop("_split"), prepare_dir / "split.json")
     own = dataset_label(train_data)
     external = {dataset_label(s): s for s in test_sets}
+    trains = {part: sample_questions(select(table, ids[part][0]), train_limit, seed=int(split["seed"]))
+              for part in parts}
+    every_training = question_keys(pd.concat(trains.values(), ignore_index=True))
     rows = []
     for part, labels in parts.items():
-        train_ids, test_ids = ids[part]
-        train = sample_questions(select(table, train_ids), train_limit, seed=int(split["seed"]))
-        save_questions(train, train_file(prepare_dir, part))
-        rows.append({"part": part, "role": "train", "label": own, "questions": len(train)})
+        save_questions(trains[part], train_file(prepare_dir, part))
+        rows.append({"part": part, "role": "train", "label": own, "questions": len(trains[part]), "overlap": 0})
         for label in labels:
             if label in (f"{own}_test", own) and label not in external:
-                test = select(table, test_ids)
+                test, keys = select(table, ids[part][1]), question_keys(trains[part])
             elif label in external:
-                test = load_questions(external[label])
+                test, keys = load_questions(external[label]), every_training
             else:
                 raise ValueError(f"test set '{label}' of part '{part}' is neither '{own}_test' nor one of "
                                  f"{', '.join(external) or 'the external test sets'}")
+            test, dropped = drop_overlap(test, keys, label, on_overlap)
             test = sample_questions(test, test_limit, seed=int(split["seed"]))
             save_questions(test, test_file(prepare_dir, part, label))
-            rows.append({"part": part, "role": "test", "label": label, "questions": len(test)})
-    return pd.DataFrame(rows)
+            rows.append({"part": part, "role": "test", "label": label, "questions": len(test), "overlap": dropped})
+    files = pd.DataFrame(rows)
+    overlap = {f"{r.part}/{r.label}": r.overlap for r in files.itertuples() if r.role == "test"}
+    write_text_atomic(prepare_dir / OVERLAP_FILE, json.dumps(overlap, indent=1))
+    return files
+
+
+def overlap_dropped(prepare_dir: str | Path, part: str, labels: list[str]) -> dict[str, int]:
+    """Per test set of a part, how many questions the leakage guard dropped (``overlap.json`` of 02)."""
+    counts = json.loads((Path(prepare_dir) / OVERLAP_FILE).read_text(encoding="utf-8"))
+    return {label: int(counts[f"{part}/{label}"]) for label in labels}
 
 
 def training_questions(prepare_dir: str | Path, parts) -> pd.DataFrame:

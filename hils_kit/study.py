@@ -24,6 +24,7 @@ import yaml
 from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES, STRATEGY,
                                AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
                                strategy_scenarios)
+from hils_kit.leakage import ON_OVERLAP
 from hils_kit.orderings import CATEGORY_ORDERS, VARIANTS
 from hils_kit.presets import make_config
 
@@ -72,6 +73,9 @@ class StudyConfig:
     test_sets: list[str] = field(default_factory=lambda: ["medqa", "mmlu_medical"],
                                  metadata={"help": "external test sets (names or files)"})
     test_limit: int = field(default=60, metadata={"help": "questions sampled from each test set; 0 = all"})
+    on_overlap: str = field(default="drop", metadata={
+        "help": "test questions that also appear among the training or labelling questions (normalised text): "
+                "drop (counted in each cell's results.json) or error"})
     # Labels
     scenarios: list[str] = field(default_factory=lambda: ["llm"],
                                  metadata={"help": f"any of {', '.join(LABEL_SCENARIOS)}"})
@@ -198,6 +202,8 @@ def _problems(c: StudyConfig) -> list[str]:
         out.append("'strategies' is empty")
     if any(s in NEEDS_DIFFICULTY for s in c.strategies) and not c.scenarios:
         out.append("'scenarios' is empty, but difficulty-based strategies need at least one")
+    if c.on_overlap not in ON_OVERLAP:
+        out.append(f"'on_overlap' {c.on_overlap!r} should be one of {', '.join(ON_OVERLAP)}")
     if c.variant not in STUDY_VARIANTS:
         out.append(f"'variant' {c.variant!r} should be one of {', '.join(STUDY_VARIANTS)}")
     if c.variant == "paper" and c.replicates > len(PAPER_ORDER_SEEDS):
@@ -296,7 +302,7 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
         test_limit=config.test_limit, scenarios=list(config.scenarios),
         difficulty_models=list(config.difficulty_models), difficulty_file=config.difficulty_file,
         debias=config.debias, parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
-        prepare_dir=str(prepare_dir))
+        on_overlap=config.on_overlap, prepare_dir=str(prepare_dir))
 
 
 def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:

@@ -348,3 +348,60 @@ def test_plots_render(run_dir):
     assert len(figures[3].axes[0].containers[0]) == 5 and figures[3].axes[0].containers[0].errorbar is None
     assert sum(len(c) for c in figures[4].axes[0].containers) == 6  # 3 strategies × human/LLM
     assert [t.get_text() for t in figures[0].axes[0].get_yticklabels()] == PAPER_ROWS
+
+
+# -- k-fold: one figure per model × strategy × scenario × replicate, pooled from the folds' predictions ------------
+
+def _kfold_cell(root, strategy, replicate, part, dataset, correct):
+    """A cell folder whose predictions on ``dataset`` are right where ``correct`` (dict id -> bool) says."""
+    cell_id = f"tiny__{'none' if strategy == 'random' else 'llm'}__{strategy}__{part}__r{replicate}"
+    folder = root / "cells" / cell_id
+    folder.mkdir(parents=True)
+    ids = list(correct)
+    right = np.array([correct[i] for i in ids])
+    pd.DataFrame({"id": ids, "category": "c", "answer": "A", "pred": np.where(right, "A", "B"), "correct": right,
+                  "p_A": np.where(right, 0.9, 0.1), "p_B": np.where(right, 0.1, 0.9)}).to_csv(
+        folder / f"predictions_{dataset}.csv", index=False)
+    cell = {"cell_id": cell_id, "model": "tiny", "strategy": strategy, "variant": "strict", "part": part,
+            "scenario": "none" if strategy == "random" else "llm", "replicate": replicate}
+    (folder / "results.json").write_text(json.dumps(
+        {"cell": cell, "metrics": {dataset: {"n": len(ids), "accuracy": float(right.mean())}}, "train": {}}))
+
+
+def test_kfold_figures_pool_the_predictions_of_all_folds(tmp_path):
+    # 2 folds of a 10-question set: fold0 tests q0-q5, fold1 q6-q9; external medqa is scored by the "full" models
+    fold_ids = {"fold0": [f"q{i}" for i in range(6)], "fold1": [f"q{i}" for i in range(6, 10)]}
+    right = {  # (strategy, replicate) -> questions answered right, over both folds
+        ("random", 0): {"q0", "q1", "q6"}, ("random", 1): {"q0", "q6", "q7", "q8"},
+        ("curriculum", 0): {"q0", "q1", "q2", "q3", "q6", "q7"}, ("curriculum", 1): {"q1", "q2", "q9"},
+    }
+    for (strategy, replicate), good in right.items():
+        for part, ids in fold_ids.items():
+            _kfold_cell(tmp_path, strategy, replicate, part, "lek", {i: i in good for i in ids})
+        _kfold_cell(tmp_path, strategy, replicate, "full", "medqa", {f"m{i}": i < 2 + replicate for i in range(4)})
+    long = collect_results(tmp_path)
+    pooled = long[long["level"] == "pooled"].set_index(["strategy", "replicate"])
+    # hand-computed: right answers over all 10 questions, each predicted by the fold model that did not train on it
+    assert pooled.loc[("random", 0), "accuracy"] == pytest.approx(0.3)
+    assert pooled.loc[("random", 1), "accuracy"] == pytest.approx(0.4)
+    assert pooled.loc[("curriculum", 0), "accuracy"] == pytest.approx(0.6)
+    assert pooled.loc[("curriculum", 1), "accuracy"] == pytest.approx(0.3)
+    assert set(pooled["n"]) == {10} and set(pooled["n_folds"]) == {2} and set(pooled["part"]) == {"cv"}
+    assert pooled.loc[("random", 0), "fold_cells"] == "tiny__none__random__fold0__r0;tiny__none__random__fold1__r0"
+    assert (long["level"] == "fold").sum() == 8  # the fold-level figures are kept beside the pooled ones
+    table = strategy_table(long, "llm")
+    assert list(table.columns) == ["tiny", "lek", "medqa", "Mean"]
+    assert table.loc["Random Shuffle", "lek"] == pytest.approx(35.0)  # mean of the replicates' pooled 30 and 40
+    assert table.loc["Curriculum", "lek"] == pytest.approx(45.0)
+    assert table.loc["Curriculum", "medqa"] == pytest.approx(62.5)  # the full models on the external set
+    tests = compare_questions(long, "llm", "curriculum")
+    lek = tests[tests["dataset"] == "lek"].set_index("replicate")
+    assert lek["n_pairs"].tolist() == [10, 10]  # one McNemar test per replicate over all 10 pooled questions
+    assert (lek.loc[0, "a_only"], lek.loc[0, "b_only"]) == (3, 0)
+    # a missing fold (a failed cell) gives no pooled figure rather than one on fewer questions
+    import shutil
+
+    shutil.rmtree(tmp_path / "cells" / "tiny__llm__curriculum__fold1__r1")
+    partial = collect_results(tmp_path)
+    assert not ((partial["level"] == "pooled") & (partial["strategy"] == "curriculum")
+                & (partial["replicate"] == 1)).any()

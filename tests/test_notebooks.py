@@ -5,14 +5,19 @@ Recommenders style: execute the notebooks with small parameters, then assert on 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from hils_kit.cli import main
+from hils_kit.loaders import load_questions
 from hils_kit.orderings import STRATEGIES
 from hils_kit.paths import PARAMS_DIR
+from hils_kit.splits import sample_questions
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +89,97 @@ def test_rerun_resumes_without_redoing_cells(smoke, capsys):
     assert main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)]) == 0
     assert "0 ran, 6 done before" in capsys.readouterr().out
     assert {p: p.stat().st_mtime for p in dones} == dones
+
+
+# -- the paper's design: k-fold pooled over folds, real replicates, and the paper grid's shape ------------------------
+
+@pytest.fixture(scope="module")
+def kfold_smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfold")
+    code = main(["study", str(PARAMS_DIR / "studies" / "smoke_kfold.yaml"), "--out", str(out), "--workers", "2"])
+    return out, code
+
+
+def test_kfold_study_runs_through_every_notebook_and_pools_the_folds(kfold_smoke):
+    out, code = kfold_smoke
+    assert code == 0
+    run = out / "runs" / "smoke_kfold"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert len(manifest["cells"]) == 12 and {c["status"] for c in manifest["cells"]} == {"done"}
+    table = pd.read_csv(run / "analysis" / "table_llm.csv", index_col=0)
+    assert list(table.columns) == ["tiny", "medmcqa", "medqa", "Mean"]  # pooled own test set, then the external one
+    assert list(table.index) == ["Random Shuffle", "Curriculum"]
+    assert (out / "reports" / "smoke_kfold" / "index.html").is_file()
+    pooled = {}
+    for replicate in (0, 1):
+        folds = [json.loads((run / "cells" / f"tiny__llm__curriculum__fold{f}__r{replicate}" / "results.json")
+                            .read_text()) for f in (0, 1)]
+        correct = sum(r["metrics"]["medmcqa"]["accuracy"] * r["metrics"]["medmcqa"]["n"] for r in folds)
+        pooled[replicate] = 100 * correct / sum(r["metrics"]["medmcqa"]["n"] for r in folds)
+    assert table.loc["Curriculum", "medmcqa"] == pytest.approx((pooled[0] + pooled[1]) / 2, abs=0.01)
+
+
+def test_replicates_are_independent_runs(kfold_smoke):
+    cells = kfold_smoke[0] / "runs" / "smoke_kfold" / "cells"
+    runs = [json.loads((cells / f"tiny__llm__curriculum__full__r{r}" / "results.json").read_text())["cell"]
+            for r in (0, 1)]
+    assert [(c["order_seed"], c["train_seed"]) for c in runs] == [(0, 42), (1, 43)]  # the preset seed 42 + r
+    adapters = [hashlib.md5((cells / f"tiny__llm__curriculum__full__r{r}" / "train" / "adapter" /
+                             "adapter_model.safetensors").read_bytes()).hexdigest() for r in (0, 1)]
+    assert adapters[0] != adapters[1]  # a strict curriculum has one order: only the training seed differs
+
+
+def write_lek_standin(path, n: int = 24) -> None:
+    """A LEK-format file (prompt, A-D, Answer, Category, %A-%D) of ``n`` MedMCQA questions with made-up examinee
+    shares: the paper's data is not redistributable, and this checks the pipeline's shape, not its results."""
+    table = sample_questions(load_questions("medmcqa"), n, seed=0)
+    rows = []
+    for i, row in table.reset_index(drop=True).iterrows():
+        right = 50 + (i * 7) % 45
+        shares = {letter: (100 - right) / 3 for letter in "ABCD"}
+        shares[row["answer"]] = right
+        rows.append({"prompt": row["question"], **dict(zip("ABCD", row["options"])), "Answer": row["answer"],
+                     "Category": row["category"], **{f"%{k}": round(v, 2) for k, v in shares.items()}})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_the_paper_grid_shape_runs_end_to_end_on_the_tiny_model(tmp_path):
+    """paper.yaml's shape: k-fold + full, human and LLM difficulty, six strategies (27 cells of a few questions)."""
+    write_lek_standin(tmp_path / "lek.csv")
+    paper = yaml.safe_load((PARAMS_DIR / "studies" / "paper.yaml").read_text())
+    study = {**paper, "name": "paper_tiny", "models": ["tiny"], "preset": "tiny", "train_data": str(tmp_path / "lek.csv"),
+             "split": {"kind": "kfold", "k": 2, "seed": 0, "include_full": True}, "test_sets": ["medqa"],
+             "test_limit": 6, "difficulty_models": ["tiny"], "difficulty_file": None, "replicates": 1}
+    (tmp_path / "paper_tiny.yaml").write_text(yaml.safe_dump(study))
+    assert main(["study", str(tmp_path / "paper_tiny.yaml"), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
+    run = tmp_path / "out" / "runs" / "paper_tiny"
+    assert len(json.loads((run / "manifest.json").read_text())["cells"]) == 27
+    for scenario in ("human", "llm"):
+        table = pd.read_csv(run / "analysis" / f"table_{scenario}.csv", index_col=0)
+        assert len(table) == 6 and list(table.columns) == ["tiny", "lek", "medqa", "Mean"]
+    deltas = pd.read_csv(run / "analysis" / "label_sources.csv", index_col=0)
+    assert list(deltas.index) == ["Curriculum", "Blocked Curriculum", "Interleaved Curriculum"]
+
+
+def test_paper_study_dry_run_lists_its_grid_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    (tmp_path / "data").mkdir()
+    write_lek_standin(tmp_path / "data" / "lek.csv")
+    pd.DataFrame({"Index": range(24), "llm_difficulty": np.linspace(0.1, 0.9, 24)}).to_csv(
+        tmp_path / "data" / "llm_difficulty_lek.csv", index=False)
+    cache = tmp_path / "hub"
+    for repo in yaml.safe_load((PARAMS_DIR / "studies" / "paper.yaml").read_text())["models"]:
+        snapshot = cache / f"models--{repo.replace('/', '--')}" / "snapshots" / "0" / "config.json"
+        snapshot.parent.mkdir(parents=True)
+        snapshot.write_text("{}")
+        (cache / f"models--{repo.replace('/', '--')}" / "refs").mkdir()
+        (cache / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text("0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["study", "paper", "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    # 4 models x (4 folds + full) x (3 difficulty-free + 3 curricula x 2 label sources) x 5 runs
+    assert "study paper: 900 cells" in printed
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -1,0 +1,139 @@
+"""The analysis of a study run as ``04_analysis`` shows it and the report lists it.
+
+:func:`analyse_study` computes every table, figure and test of a run from its cells (:mod:`hils_kit.analysis`),
+writes each under its artefact name (:func:`hils_kit.contract.artefact_path`) and records them in
+``artefacts.json`` in the order the report shows them, so the index page never guesses file names.
+
+>>> result = analyse_study("runs/default", "runs/default/analysis")         # doctest: +SKIP
+>>> show(result, "tables")                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from hils_kit import analysis as A
+from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table
+from hils_kit.contract import ARTEFACT_INDEX, artefact_path, artefact_title
+from hils_kit.paths import write_text_atomic
+
+
+@dataclass
+class Item:
+    """One artefact: its kind, scenario, caption, the object shown in the notebook and its file."""
+
+    kind: str
+    scenario: str
+    title: str
+    value: object
+    path: Path
+
+
+@dataclass
+class StudyAnalysis:
+    """What :func:`analyse_study` found: the long results frame, the tables by scenario and every artefact."""
+
+    long: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    items: list[Item] = field(default_factory=list)
+
+    def section(self, *kinds: str) -> list[Item]:
+        """The artefacts of these kinds, in the order they were made."""
+        return [item for item in self.items if item.kind in kinds]
+
+    @property
+    def summary(self) -> str:
+        """One line on what was analysed."""
+        long = self.long
+        level = long["level"] if "level" in long else pd.Series("cell", index=long.index)
+        cells = long.loc[level != "pooled", "cell_id"].nunique()
+        missing = long.attrs.get("missing_cells", [])
+        return (f"{cells} cells, {long['dataset'].nunique()} test sets, scenarios: {', '.join(self.tables)}"
+                + (f"; {(level == 'pooled').sum()} k-fold figures pooled over folds" if (level == "pooled").any()
+                   else "")
+                + (f"; cells without results: {', '.join(missing)}" if missing else ""))
+
+
+SECTIONS = {  # notebook section -> artefact kinds
+    "tables": ("table", "table_plot"),
+    "gains": ("best_gains", "gains_plot"),
+    "wins": ("wins",),
+    "label_sources": ("label_sources", "label_sources_plot"),
+    "tests": ("paired_tests",),
+    "audit": ("audit", "overlap"),
+}
+
+
+def analyse_study(run_dir: str | Path, out_dir: str | Path) -> StudyAnalysis:
+    """Analyse the cells of ``run_dir`` and write every artefact into ``out_dir`` (see the module docstring)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    long = A.collect_results(run_dir)
+    scenarios = sorted(set(long["scenario"]) - {"none"}) or ["none"]
+    tables = {scenario: A.strategy_table(long, scenario) for scenario in scenarios}
+    result = StudyAnalysis(long, tables)
+
+    def add(kind: str, value, scenario: str = "") -> None:
+        path = artefact_path(out_dir, kind, scenario)
+        if isinstance(value, pd.DataFrame):
+            write_text_atomic(path, value.round(4).to_csv())
+        else:
+            value.savefig(path, dpi=120, bbox_inches="tight")
+        result.items.append(Item(kind, scenario, artefact_title(kind, scenario), value, path))
+
+    for scenario, table in tables.items():
+        add("table", table.round(2), scenario)
+        add("table_plot", plot_strategy_table(table, title=artefact_title("table", scenario)), scenario)
+    for scenario, table in tables.items():
+        add("best_gains", A.best_gains(table).per_column.round(2), scenario)
+        add("gains_plot", plot_gains(A.gain_intervals(long, scenario),
+                                     title=artefact_title("gains_plot", scenario)), scenario)
+    add("wins", A.win_counts(list(tables.values())))
+    if {"human", "llm"} <= set(tables):
+        add("label_sources", A.label_source_deltas(tables["human"], tables["llm"]).round(2))
+        add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"]))
+    add("paired_tests", paired_tests(long, scenarios))
+    add("audit", training_audit(long))
+    add("overlap", overlap_table(long))
+    index = [{"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name} for i in result.items]
+    write_text_atomic(out_dir / ARTEFACT_INDEX, json.dumps(index, indent=1))
+    return result
+
+
+def paired_tests(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """Every strategy against Random Shuffle: over model x test set cells (t-test, Wilcoxon), and per question
+    (exact McNemar), per scenario; each row names what it pairs."""
+    tests = []
+    for scenario in scenarios:
+        tests.append(A.compare_to_random(long, scenario).assign(scenario=scenario))
+        for strategy in sorted(set(A.scenario_cells(long, scenario)["strategy"]) - {"random"}):
+            tests.append(A.compare_questions(long, scenario, strategy).assign(scenario=scenario))
+    return pd.concat(tests, ignore_index=True)
+
+
+def training_audit(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained cell: did the fed order equal the plan, and how long did training take."""
+    cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
+    columns = [c for c in ("train_audit_ok", "train_train_seconds", "train_final_loss") if c in cells]
+    return cells.set_index("cell_id")[columns]
+
+
+def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Per test set: its questions and how many the leakage guard dropped before sampling (most over cells)."""
+    rows = long[long.get("level", "cell") != "fold"]
+    dropped = rows["overlap_dropped"] if "overlap_dropped" in rows else pd.Series(0, index=rows.index)
+    return (rows.assign(overlap_dropped=dropped.fillna(0).astype(int)).groupby("dataset", sort=False)
+            .agg(questions=("n", "max"), overlap_dropped=("overlap_dropped", "max")))
+
+
+def show(result: StudyAnalysis, section: str) -> None:
+    """Display a notebook section's artefacts (tables and figures) with their captions."""
+    from IPython.display import Markdown, display
+
+    for item in result.section(*SECTIONS[section]):
+        display(Markdown(f"**{item.title}**"))
+        display(item.value)
