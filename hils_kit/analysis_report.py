@@ -126,8 +126,8 @@ def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
     """Per test set: its questions and how many the leakage guard dropped before sampling (most over cells)."""
     rows = long[long.get("level", "cell") != "fold"]
     dropped = rows["overlap_dropped"] if "overlap_dropped" in rows else pd.Series(0, index=rows.index)
-    return (rows.assign(overlap_dropped=dropped.fillna(0).astype(int)).groupby("dataset", sort=False)
-            .agg(questions=("n", "max"), overlap_dropped=("overlap_dropped", "max")))
+    rows = rows.assign(overlap_dropped=dropped.fillna(0).astype(int), n=rows["n"] if "n" in rows else pd.NA)
+    return rows.groupby("dataset", sort=False).agg(questions=("n", "max"), overlap_dropped=("overlap_dropped", "max"))
 
 
 def show(result: StudyAnalysis, section: str) -> None:

@@ -338,6 +338,8 @@ class CellParams:
     category_order: Union[str, list] = field(default="size", metadata=_help(
         "category order: size, name, shuffle or a list of categories"))
     scenario: str = field(default="llm", metadata=_help("labels the order uses", tuple(SCENARIO)))
+    balance_letters: bool = field(default=False, metadata=_help(
+        "rotate each question's options so the gold letters cycle A, B, C, ... along the (unchanged) order"))
     replicate: int = field(default=0, metadata=_help("replicate number r of this cell"))
     order_seed: int = field(default=0, metadata=_help("seed of the ordering (ties, shuffles)"))
     train_seed: int = field(default=42, metadata=_help("seed of training: LoRA init, dropout, data collation"))

@@ -91,6 +91,9 @@ class StudyConfig:
     rounds: int = field(default=3, metadata={"help": "interleaving rounds per category"})
     category_order: str | list[str] = field(default="size", metadata={
         "help": f"order of the categories: {', '.join(CATEGORY_ORDERS)} or a list of categories"})
+    balance_letters: bool = field(default=False, metadata={
+        "help": "rotate the options of every training question so the gold letters are balanced and spread along "
+                "the order (the order of the questions is unchanged): removes the letter-prior confound"})
     replicates: int = field(default=1, metadata={
         "help": "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"})
 
@@ -329,7 +332,8 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
     return CellParams(
         study=config.name, cell_id=cell.id, model=cell.model, preset=config.preset_for(cell.model),
         train_overrides=dict(config.train_overrides), strategy=cell.strategy, rounds=config.rounds,
-        category_order=config.category_order, scenario=cell.scenario, replicate=cell.replicate, part=cell.part,
+        category_order=config.category_order, scenario=cell.scenario, balance_letters=config.balance_letters,
+        replicate=cell.replicate, part=cell.part,
         prepare_dir=str(prepare_dir), test_sets=part_test_sets(config, cell.part), out_dir=str(out_dir),
         **replicate_seeds(config, cell))
 

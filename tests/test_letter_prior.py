@@ -1,0 +1,57 @@
+"""The letter-prior confound: diagnostics and the balancing remedy."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hils_kit.letter_prior import (balance_letters, gains_track_letters, letter_prior_table, prior_accuracy,
+                                   tail_letter_mix)
+from hils_kit.orderings import order_questions
+from tests.conftest import make_questions
+
+
+def test_tail_letter_mix_reads_the_last_tenth_of_the_order():
+    ordered = make_questions(20).assign(answer=list("ABCD" * 4 + "DDDD"))
+    assert tail_letter_mix(ordered) == {"A": 0.0, "B": 0.0, "C": 0.0, "D": 1.0}  # the last 2 questions
+    assert tail_letter_mix(ordered, tail=0.5)["D"] == pytest.approx(0.6)
+
+
+def test_prior_accuracy_is_what_the_predicted_letter_mix_earns_on_its_own():
+    assert prior_accuracy({"A": 10, "B": 0, "C": 0}, {"A": 3, "B": 5, "C": 2}) == pytest.approx(0.3)
+    assert prior_accuracy({"A": 5, "B": 5}, {"A": 8, "B": 2}) == pytest.approx(0.5)
+
+
+def test_balance_letters_keeps_the_order_and_the_answers_content():
+    table = make_questions(24)
+    ordered = order_questions(table, "curriculum")
+    balanced = balance_letters(ordered)
+    assert balanced["id"].tolist() == ordered["id"].tolist()  # the order is untouched
+    assert balanced["answer"].tolist() == list("ABCD" * 6)  # gold letters cycle along the order
+    for (_, before), (_, after) in zip(ordered.iterrows(), balanced.iterrows()):
+        gold = before["options"]["ABCD".index(before["answer"])]
+        assert after["options"]["ABCD".index(after["answer"])] == gold  # the correct option moved with its letter
+        assert sorted(after["options"]) == sorted(before["options"])
+        k = after["options"].index(before["options"][0])  # a cyclic rotation keeps the relative order
+        assert after["options"][k:] + after["options"][:k] == before["options"]
+
+
+def test_gains_that_follow_the_letter_mix_are_called_out():
+    rows = []
+    for replicate in range(3):
+        for strategy, acc, prior in (("random", 0.25, 0.25), ("blocked", 0.35, 0.34), ("curriculum", 0.20, 0.21)):
+            rows.append({"cell_id": f"{strategy}{replicate}", "strategy": strategy, "model": "m", "dataset": "d",
+                         "replicate": replicate, "accuracy": acc + replicate / 100,
+                         "letter_prior_accuracy": prior + replicate / 90})
+    result = gains_track_letters(pd.DataFrame(rows))
+    assert result["pairs"] == 6 and result["correlation"] > 0.9
+    assert "track the letter prior" in result["verdict"]
+
+
+def test_letter_prior_table_from_collected_rows():
+    long = pd.DataFrame([{"cell_id": "c", "strategy": "random", "model": "m", "dataset": "d", "replicate": 0,
+                          "accuracy": 0.3, "majority_baseline": 0.32, "predicted_letters": {"A": 9, "B": 1},
+                          "gold_letters": {"A": 3, "B": 7}, "train_tail_letters": {"A": 0.8, "B": 0.2}}])
+    row = letter_prior_table(long).iloc[0]
+    assert row["letter_prior_accuracy"] == pytest.approx(0.34) and row["top_predicted"] == "A"
+    assert row["top_predicted_share"] == pytest.approx(0.9) and row["tail_top_letter"] == "A"
