@@ -69,7 +69,7 @@ class LoadResult:
 # ----------------------------------------------------------------------------- reading files
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     if not path.exists():
         raise QuestionFileError(f"{path}: file does not exist")
     if path.is_dir():
@@ -97,7 +97,7 @@ def _read_text(path: Path) -> str:
 
 def _json_records(path: Path) -> Iterator[dict]:
     """Records of a JSON-lines file (or a JSON array), each with ``_line``; bad lines become ``_error``."""
-    text = _read_text(path)
+    text = read_text(path)
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -167,7 +167,7 @@ def csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str
 
 
 def _csv_records(path: Path, required: list[str]) -> Iterator[dict]:
-    header, rows = csv_rows(path, _read_text(path))
+    header, rows = csv_rows(path, read_text(path))
     missing = [c for c in required if c not in header]
     if missing:
         raise QuestionFileError(f"{path}: missing column(s) {', '.join(missing)}; the header has {', '.join(header)}"
@@ -398,7 +398,7 @@ def detect_format(path: Path) -> str:
         return "langtest"
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        header, _ = csv_rows(path, _read_text(path).split("\n", 1)[0])
+        header, _ = csv_rows(path, read_text(path).split("\n", 1)[0])
         if "prompt" in header or "Answer" in header:
             missing = [c for c in ("prompt", "A", "B", "Answer") if c not in header]
             if not missing:
@@ -543,11 +543,14 @@ def read_questions(source: str | Path, format: str | None = None, mapping: dict 
 
 def load_questions(source: str | Path, format: str | None = None, mapping: dict | None = None,
                    dataset: str | None = None, cop_base: int | None = None) -> pd.DataFrame:
-    """The question table of ``source``; refused rows are logged and kept in ``table.attrs["rejects"]``."""
+    """The question table of ``source``; refused rows are logged and kept in ``table.attrs["rejects"]``, the
+    file's data-row count (refused rows included) in ``table.attrs["data_rows"]``."""
     result = read_questions(source, format=format, mapping=mapping, dataset=dataset, cop_base=cop_base)
     if result.rejects:
         log.warning("%s: %d row(s) refused, first: %s", result.source, len(result.rejects), result.rejects[0])
     result.table.attrs["rejects"] = result.rejects
+    if result.data_rows is not None:
+        result.table.attrs["data_rows"] = result.data_rows
     return result.table
 
 
