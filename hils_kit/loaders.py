@@ -153,8 +153,9 @@ def csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str
                 rows.append((start, fields))
             start = reader.line_num + 1
     except csv.Error as err:
-        hint = " (an unbalanced quote: a field opens with \" and never closes)" if "end of data" in str(err) or \
-            "expected" in str(err) else ""
+        hint = (" (an unbalanced quote: a field opens with \" and never closes)" if "end of data" in str(err) else
+                " (an unbalanced quote: a \" inside a quoted field must be doubled as \"\")" if "expected" in str(err)
+                else "")
         raise QuestionFileError(f"{path}: line {start}: CSV error: {err}{hint}") from None
     finally:
         csv.field_size_limit(limit)
