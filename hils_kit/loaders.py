@@ -128,10 +128,13 @@ def _json_records(path: Path) -> Iterator[dict]:
 def _item_lines(text: str, n: int) -> list[int]:
     """The line on which each of the ``n`` top-level items of a JSON array starts."""
     decoder, lines, pos = json.JSONDecoder(), [], text.index("[") + 1
+    line, counted = 1, 0
     for _ in range(n):
         while text[pos] in " \t\n,":
             pos += 1
-        lines.append(text.count("\n", 0, pos) + 1)
+        line += text.count("\n", counted, pos)
+        counted = pos
+        lines.append(line)
         pos = decoder.raw_decode(text, pos)[1]
     return lines
 

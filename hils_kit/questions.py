@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import math
 import re
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -35,6 +34,7 @@ CORE_COLUMNS = ["id", "question", "options", "answer", "category", "dataset"]
 PCT_COLUMNS = [f"%{letter}" for letter in LETTERS]
 _LETTER_PREFIX = re.compile(r"^\(?([A-Ja-j])[\.\):]?(?:\s+(.*))?$", re.S)
 REJECTS_HEADER = ["file", "line", "field", "reason", "id"]
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc but tab, LF, CR
 SHARE_TOLERANCE = 2.0  # examinee shares of a row must sum to 100 ± this (percent points)
 
 
@@ -115,10 +115,8 @@ def control_character(text: str) -> str | None:
     >>> control_character("a\\x00b"), control_character("line\\nbreak")
     ('U+0000', None)
     """
-    for char in text:
-        if char not in "\t\n\r" and unicodedata.category(char) == "Cc":
-            return f"U+{ord(char):04X}"
-    return None
+    match = _CONTROL.search(text)
+    return f"U+{ord(match.group()):04X}" if match else None
 
 
 def _shares(rec: dict, answer: str, scale: float) -> tuple[dict | None, tuple[str, str] | None]:
@@ -153,8 +151,8 @@ def _check_record(rec: dict, expected_options: int | None, share_scale: float = 
     question = rec.get("question")
     if question is None or (isinstance(question, float) and math.isnan(question)) or not str(question).strip():
         return None, ("question", "question is empty")
-    if control_character(str(question)):
-        return None, ("question", f"question text holds the control character {control_character(str(question))}")
+    if control := control_character(str(question)):
+        return None, ("question", f"question text holds the control character {control}")
     options = rec.get("options")
     if not isinstance(options, (list, tuple)):
         return None, ("options", "options are missing")
@@ -167,8 +165,8 @@ def _check_record(rec: dict, expected_options: int | None, share_scale: float = 
     for i, opt in enumerate(options):
         if not opt.strip():
             return None, (f"option {LETTERS[i]}", "option text is empty")
-        if control_character(opt):
-            return None, (f"option {LETTERS[i]}", f"option text holds the control character {control_character(opt)}")
+        if control := control_character(opt):
+            return None, (f"option {LETTERS[i]}", f"option text holds the control character {control}")
         if opt.strip() in seen and refuse_repeats:
             return None, (f"option {LETTERS[i]}", f"options {LETTERS[seen[opt.strip()]]} and {LETTERS[i]} are "
                                                   f"identical ('{opt.strip()[:40]}')")
@@ -203,8 +201,11 @@ def share_scale(records: list[dict]) -> float:
     values = []
     for rec in records:
         for col in PCT_COLUMNS:
+            value = rec.get(col)
+            if value is None or value == "":
+                continue
             try:
-                values.append(float(rec.get(col)))
+                values.append(float(value))
             except (TypeError, ValueError):
                 continue
     return 1.0 if values and max(v for v in values if not math.isnan(v)) <= 1.0 else 100.0
