@@ -46,8 +46,8 @@ class Case:
     @property
     def outcome(self) -> str:
         if self.error:
-            return "cli error" if isinstance(self.run, list) else "refused file"
-        return "parsed or refused rows"
+            return "error from hils" if isinstance(self.run, list) else "error from the loader"
+        return "refused row" if self.expect.__qualname__.startswith("refused") else "parsed right"
 
 
 # ----------------------------------------------------------------------------- helpers for rows
