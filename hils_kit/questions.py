@@ -205,10 +205,12 @@ def share_scale(records: list[dict]) -> float:
             if value is None or value == "":
                 continue
             try:
-                values.append(float(value))
+                number = float(value)
             except (TypeError, ValueError):
                 continue
-    return 1.0 if values and max(v for v in values if not math.isnan(v)) <= 1.0 else 100.0
+            if not math.isnan(number):
+                values.append(number)
+    return 1.0 if values and max(values) <= 1.0 else 100.0
 
 
 def build_table(

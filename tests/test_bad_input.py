@@ -308,6 +308,8 @@ CASES: list[Case] = [
     Case("LEK share not a number", {"q.csv": lek("q1?,a,b,c,d,e,A,X,n/a,2,3,3,2",
                                                  "q2?,a,b,c,d,e,A,X,90,2,3,3,2")}, load("q.csv"),
          expect=refused(2, "%A", "examinee share 'n/a' is not a number")),
+    Case("LEK shares all NaN", {"q.csv": lek("q1?,a,b,c,d,e,A,X,nan,nan,nan,nan,nan")}, load("q.csv"),
+         error=r"q.csv:2: %A: examinee share nan is outside 0-100"),
     Case("LEK share negative", {"q.csv": lek("q1?,a,b,c,d,e,A,X,-5,2,3,3,2", "q2?,a,b,c,d,e,A,X,90,2,3,3,2")},
          load("q.csv"), expect=refused(2, "%A", "outside 0-100")),
     Case("LEK correct share missing", {"q.csv": lek("q1?,a,b,c,d,e,B,X,96,,2,1,1",
