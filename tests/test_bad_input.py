@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.experiment import label_questions
+from hils_kit.experiment import label_questions, prepare_data, training_questions
 from hils_kit.labels import read_labels
 from hils_kit.loaders import load_questions, read_questions, save_questions
 from hils_kit.questions import QuestionFileError, Reject
@@ -171,6 +171,14 @@ def study_labels(d: Path):
     subset = load_questions(save_questions(table.iloc[[1, 0]], d / "train_holdout.csv"))
     labels = label_questions(subset, ["llm"], d, [], difficulty_file=str(d / "labels.csv"))
     return list(labels["difficulty_llm"])
+
+
+def prepared_study_labels(d: Path):
+    """A study's prepare step (split, kit CSVs) then its labels from the authors' file of the source."""
+    prepare_data(str(d / "q.csv"), {"kind": "holdout", "test_fraction": 0.5, "seed": 0}, {"holdout": []}, [], d)
+    train = training_questions(d, ["holdout"])
+    labels = label_questions(train, ["llm"], d, [], difficulty_file=str(d / "labels.csv"))
+    return sorted(zip(train["source_row"], labels["difficulty_llm"]))
 
 
 BIG = "x" * 200_000
@@ -494,6 +502,9 @@ CASES: list[Case] = [
     Case("study difficulty_file in the authors' layout", {"q.csv": WITH_REFUSED,
                                                           "labels.csv": "Index,llm_difficulty\n0,0.7\n1,0.5\n2,0.2\n"},
          study_labels, expect=lambda r: r == [0.2, 0.7]),
+    Case("study prepare then the authors' labels",
+         {"q.csv": FOUR, "labels.csv": "Index,llm_difficulty\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n"},
+         prepared_study_labels, expect=lambda r: len(r) == 2 and all(abs(v - (row + 1) / 10) < 1e-9 for row, v in r)),
     Case("study difficulty_file id layout", {"q.csv": FOUR_IDS,
                                              "labels.csv": "id,difficulty\nX,0.9\nY,0.1\nZ,0.5\nW,0.3\n"},
          lambda d: list(label_questions(load_questions(d / "q.csv"), ["llm"], d, [],
