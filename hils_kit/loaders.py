@@ -195,6 +195,10 @@ def _header_advice(header: list[str]) -> str:
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
         if len(header) == 1 and sep in joined:
             return f"; the columns are separated by {name}: save the file with commas as separator"
+    small = [h for h in header if len(h) == 1 and h in LETTERS.lower()]
+    if small:
+        return (f"; option columns are named by capital letters: rename {', '.join(small)} to "
+                f"{', '.join(h.upper() for h in small)}")
     lower = {h.lower(): h for h in header}
     known = [c for c in ("question", "options", "answer", "prompt", "category") if c in lower and c not in header]
     if known:

@@ -275,6 +275,8 @@ CASES: list[Case] = [
           "options=Options", "--map", "answer=Answer"], expect=cli_ok("1 usable questions, 0 refused")),
     Case("missing answer column named", {"q.csv": "question,options,category\nq,\"[]\",x\n"}, load("q.csv"),
          error=r"missing column\(s\) answer of the kit's CSV"),
+    Case("LEK lower-case option columns", {"q.csv": "prompt,a,b,c,Answer\nq,x,y,z,A\n"}, load("q.csv"),
+         error=r"missing column\(s\) A, B of a LEK CSV .*rename a, b, c to A, B, C"),
     Case("LEK without Answer named", {"q.csv": "prompt,A,B,C\nq,a,b,c\n"}, load("q.csv"),
          error=r"missing column\(s\) Answer of a LEK CSV"),
     Case("unknown header", {"q.csv": "stem,key\nq,A\n"}, load("q.csv"), error=r"cannot tell the format.*--map"),
