@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hils_kit.contract import SCENARIO
+from hils_kit.labels import read_labels
 from hils_kit.leakage import drop_overlap, question_keys
 from hils_kit.loaders import load_questions, save_questions
 from hils_kit.paths import atomic_path, write_text_atomic
@@ -112,15 +113,11 @@ def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str 
         labels["difficulty_human"] = human_difficulty(table).to_numpy()
     if any(s.startswith("llm") for s in scenarios):
         if difficulty_file:
-            given = pd.read_csv(difficulty_file, dtype={"id": str})
-            if not {"id", "difficulty"} <= set(given.columns):
-                raise ValueError(f"{difficulty_file}: needs columns id,difficulty; has {', '.join(given.columns)}")
-            merged = labels[["id"]].merge(given[["id", "difficulty"]], on="id", how="left")
-            missing = merged["difficulty"].isna()
-            if missing.any():
-                raise ValueError(f"{difficulty_file}: no difficulty for {int(missing.sum())} training question(s), "
-                                 f"e.g. {', '.join(merged.loc[missing, 'id'].head(5))}")
-            labels["difficulty_llm"] = merged["difficulty"].to_numpy()
+            given = read_labels(difficulty_file, table, data_rows=table.attrs.get("data_rows"))
+            if "difficulty" not in given:
+                raise ValueError(f"{difficulty_file}: needs a 'difficulty' column (id,difficulty or "
+                                 f"Index,llm_difficulty); has {', '.join(given.columns)}")
+            labels["difficulty_llm"] = given["difficulty"].to_numpy()
         else:
             llm = label_difficulty(table, difficulty_models, debias, prepare_dir / "llm_difficulty.csv")
             labels["difficulty_llm"] = llm["difficulty"].to_numpy()

@@ -33,6 +33,9 @@ LETTERS = "ABCDEFGHIJ"
 CORE_COLUMNS = ["id", "question", "options", "answer", "category", "dataset"]
 PCT_COLUMNS = [f"%{letter}" for letter in LETTERS]
 _LETTER_PREFIX = re.compile(r"^\(?([A-Ja-j])[\.\):]?(?:\s+(.*))?$", re.S)
+REJECTS_HEADER = ["file", "line", "field", "reason", "id"]
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc but tab, LF, CR
+SHARE_TOLERANCE = 2.0  # examinee shares of a row must sum to 100 ± this (percent points)
 
 
 class QuestionFileError(ValueError):
@@ -57,38 +60,99 @@ def normalise_answer(raw, options: list[str]) -> str:
     """Turn an answer written as a letter, "B. text", "(b)", an option text or a 0-based int into a letter.
 
     Raises ``ValueError`` with the reason when the answer is not among the options.
+
+    >>> normalise_answer("b", ["x", "y"]), normalise_answer("y", ["x", "y"]), normalise_answer(1, ["x", "y"])
+    ('B', 'B', 'B')
+    >>> normalise_answer(True, ["x", "y"])
+    Traceback (most recent call last):
+    ValueError: answer is a boolean (True), not a letter or an option text
     """
     n = len(options)
-    if isinstance(raw, bool) or raw is None or (isinstance(raw, float) and math.isnan(raw)):
+    span = f"A-{LETTERS[n - 1]}"
+    if isinstance(raw, bool):
+        raise ValueError(f"answer is a boolean ({raw}), not a letter or an option text")
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         raise ValueError("answer is empty")
-    if isinstance(raw, (int,)) or (isinstance(raw, float) and raw.is_integer()):
+    if isinstance(raw, (list, dict)):
+        raise ValueError(f"answer is a JSON {type(raw).__name__}, not a letter or an option text")
+    if isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer()):
         idx = int(raw)
         if not 0 <= idx < n:
-            raise ValueError(f"answer index {idx} is not among {n} options")
+            raise ValueError(f"answer index {idx} is not among {n} options (a number answer counts from 0)")
         return LETTERS[idx]
+    if isinstance(raw, float):
+        raise ValueError(f"answer {raw} is not a whole number, a letter or an option text")
     text = str(raw).strip()
     if not text:
         raise ValueError("answer is empty")
+    stripped = [o.strip() for o in options]
     match = _LETTER_PREFIX.match(text)
-    if match:
+    if match and not (match.group(2) is not None and text in stripped):
         letter, rest = match.group(1).upper(), (match.group(2) or "").strip()
         idx = LETTERS.index(letter)
         if idx >= n:
-            raise ValueError(f"answer '{text[:40]}' is not among the options A-{LETTERS[n - 1]}")
-        if rest and rest != options[idx].strip():
+            raise ValueError(f"answer letter '{text[:40]}' is not among the options {span}")
+        if rest and rest != stripped[idx]:
             raise ValueError(f"answer text '{rest[:40]}' does not match option {letter} '{options[idx][:40]}'")
+        if not rest and text in stripped and stripped.index(text) != idx:
+            raise ValueError(f"answer '{text}' is ambiguous: letter {letter} or the text of option "
+                             f"{LETTERS[stripped.index(text)]}; write it as '{letter}. {stripped[idx][:20]}'")
         return letter
-    stripped = [o.strip() for o in options]
     if text in stripped:
         return LETTERS[stripped.index(text)]
-    raise ValueError(f"answer '{text[:40]}' is not among the options A-{LETTERS[n - 1]}")
+    folded = [" ".join(o.split()).casefold() for o in stripped]
+    key = " ".join(text.split()).casefold()
+    if folded.count(key) == 1:
+        return LETTERS[folded.index(key)]
+    if text.lstrip("-").isdigit():
+        raise ValueError(f"answer '{text}' is a number; write the letter ({span}): a number could count from 0 or 1")
+    raise ValueError(f"answer '{text[:40]}' is neither a letter {span} nor the text of one of the options")
 
 
-def _check_record(rec: dict, expected_options: int | None) -> tuple[dict | None, tuple[str, str] | None]:
+def control_character(text: str) -> str | None:
+    """The first control character of ``text`` as ``U+XXXX`` (tab and line breaks allowed), else None.
+
+    >>> control_character("a\\x00b"), control_character("line\\nbreak")
+    ('U+0000', None)
+    """
+    match = _CONTROL.search(text)
+    return f"U+{ord(match.group()):04X}" if match else None
+
+
+def _shares(rec: dict, answer: str, scale: float) -> tuple[dict | None, tuple[str, str] | None]:
+    """Examinee shares of a row as percent, ``human_p_correct``; or the (field, reason) refusing the row."""
+    pct = [c for c in PCT_COLUMNS if c in rec and rec[c] is not None and str(rec[c]).strip() != ""]
+    out: dict = {}
+    for col in pct:
+        try:
+            value = float(rec[col])
+        except (TypeError, ValueError):
+            return None, (col, f"examinee share '{rec[col]}' is not a number")
+        if not 0.0 <= value <= scale:  # also refuses nan
+            return None, (col, f"examinee share {value} is outside 0-{scale:g}")
+        out[col] = value * 100.0 / scale
+    if pct:
+        if f"%{answer}" not in pct:
+            return None, (f"%{answer}", "examinee share of the correct option is missing")
+        total = sum(out.values())
+        if abs(total - 100.0) > SHARE_TOLERANCE:
+            shown = f"{total * scale / 100:g}"
+            return None, ("%A-%" + pct[-1][1], f"examinee shares sum to {shown}, not {scale:g} "
+                                              f"(± {SHARE_TOLERANCE * scale / 100:g})")
+        out["human_p_correct"] = out[f"%{answer}"] / 100.0
+    return out, None
+
+
+def _check_record(rec: dict, expected_options: int | None, share_scale: float = 100.0,
+                  refuse_repeats: bool = True) -> tuple[dict | None, tuple[str, str] | None]:
     """Validate one raw record; return (clean row, None) or (None, (field, reason))."""
+    if rec.get("_reject"):
+        return None, rec["_reject"]
     question = rec.get("question")
     if question is None or (isinstance(question, float) and math.isnan(question)) or not str(question).strip():
         return None, ("question", "question is empty")
+    if control := control_character(str(question)):
+        return None, ("question", f"question text holds the control character {control}")
     options = rec.get("options")
     if not isinstance(options, (list, tuple)):
         return None, ("options", "options are missing")
@@ -97,29 +161,27 @@ def _check_record(rec: dict, expected_options: int | None) -> tuple[dict | None,
         return None, ("options", f"wrong option count: {len(options)} (need 2 to {len(LETTERS)})")
     if expected_options is not None and len(options) != expected_options:
         return None, ("options", f"wrong option count: {len(options)}, this format has {expected_options}")
+    seen: dict[str, int] = {}
     for i, opt in enumerate(options):
         if not opt.strip():
             return None, (f"option {LETTERS[i]}", "option text is empty")
+        if control := control_character(opt):
+            return None, (f"option {LETTERS[i]}", f"option text holds the control character {control}")
+        if opt.strip() in seen and refuse_repeats:
+            return None, (f"option {LETTERS[i]}", f"options {LETTERS[seen[opt.strip()]]} and {LETTERS[i]} are "
+                                                  f"identical ('{opt.strip()[:40]}')")
+        seen[opt.strip()] = i
     try:
         answer = normalise_answer(rec.get("answer"), options)
     except ValueError as err:
         return None, ("answer", str(err))
     row = {k: v for k, v in rec.items() if not k.startswith("_")}
     row.update(question=str(question).strip(), options=[o.strip() for o in options], answer=answer)
-    pct = [c for c in PCT_COLUMNS if c in rec and rec[c] is not None and str(rec[c]).strip() != ""]
-    for col in pct:
-        try:
-            value = float(rec[col])
-        except (TypeError, ValueError):
-            return None, (col, f"examinee share '{rec[col]}' is not a number")
-        if not 0.0 <= value <= 100.0:
-            return None, (col, f"examinee share {value} is outside 0-100")
-        row[col] = value
-    if pct:
-        if f"%{answer}" not in pct:
-            return None, (f"%{answer}", "examinee share of the correct option is missing")
-        row["human_p_correct"] = row[f"%{answer}"] / 100.0
-    elif rec.get("human_p_correct") not in (None, ""):
+    shares, problem = _shares(rec, answer, share_scale)
+    if problem:
+        return None, problem
+    row.update(shares)
+    if "human_p_correct" not in shares and rec.get("human_p_correct") not in (None, ""):
         try:
             value = float(rec["human_p_correct"])
         except (TypeError, ValueError):
@@ -130,11 +192,34 @@ def _check_record(rec: dict, expected_options: int | None) -> tuple[dict | None,
     return row, None
 
 
+def share_scale(records: list[dict]) -> float:
+    """100 when any examinee share (``%A``…) of a file is above 1, else 1 (the file gives fractions).
+
+    >>> share_scale([{"%A": "0.7", "%B": "0.3"}]), share_scale([{"%A": "70", "%B": "30"}])
+    (1.0, 100.0)
+    """
+    values = []
+    for rec in records:
+        for col in PCT_COLUMNS:
+            value = rec.get(col)
+            if value is None or value == "":
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isnan(number):
+                values.append(number)
+    return 1.0 if values and max(values) <= 1.0 else 100.0
+
+
 def build_table(
     records: Iterable[dict],
     source: str,
     dataset: str,
     expected_options: int | None = None,
+    shares_scale: float = 100.0,
+    refuse_repeats: bool = True,
 ) -> tuple[pd.DataFrame, list[Reject]]:
     """Validate raw records into the canonical table.
 
@@ -144,6 +229,10 @@ def build_table(
         source: file name used in rejects.
         dataset: value of the ``dataset`` column (and id prefix when a record has no id).
         expected_options: refuse rows with another option count (``None`` accepts 2 to 10).
+        shares_scale: 100 when the examinee shares are percent, 1 when fractions (see :func:`share_scale`);
+            they are stored as percent.
+        refuse_repeats: refuse a question (same text and options) already seen under another id, and a
+            question with two identical options (off only for the embedded data sets, kept as published).
 
     Returns:
         ``(table, rejects)``. Raises :class:`QuestionFileError` when no row is usable.
@@ -151,12 +240,13 @@ def build_table(
     rows: list[dict] = []
     rejects: list[Reject] = []
     seen: dict[tuple, int] = {}
+    texts: dict[tuple, tuple[str, int]] = {}
     n_records = 0
     for n_records, rec in enumerate(records, start=1):
         line = int(rec.get("_line", n_records))
         rid = rec.get("id")
         rid = f"{dataset}:{line}" if rid is None or str(rid).strip() == "" else str(rid).strip()
-        row, problem = _check_record(rec, expected_options)
+        row, problem = _check_record(rec, expected_options, shares_scale, refuse_repeats)
         if problem:
             rejects.append(Reject(rec.get("_file", source), line, problem[0], problem[1], rid))
             continue
@@ -167,6 +257,12 @@ def build_table(
                                   f"duplicate id '{rid}' (first on line {seen[key]})", rid))
             continue
         seen[key] = line
+        text_key = (" ".join(row["question"].split()), tuple(row["options"]))
+        first = texts.setdefault(text_key, (rid, line))
+        if refuse_repeats and first[0] != rid:
+            rejects.append(Reject(rec.get("_file", source), line, "question",
+                                  f"the same question as id '{first[0]}' (line {first[1]}); the first is kept", rid))
+            continue
         category = row.get("category")
         row["id"] = rid
         row["category"] = "Unknown" if category is None or str(category).strip() == "" else str(category).strip()
@@ -189,12 +285,26 @@ def rejects_path(output: str | Path) -> Path:
 
 
 def write_rejects(rejects: list[Reject], output: str | Path) -> Path | None:
-    """Write ``rejects`` beside ``output`` (atomically); return the path, or ``None`` when there are none."""
-    if not rejects:
-        return None
+    """Write ``rejects`` beside ``output`` (atomically); return the path, or ``None`` when there are none.
+
+    With no rejects, a rejects file left there by an earlier run of the kit (recognised by its header) is
+    removed, so it cannot be mistaken for this output's; any other file of that name is left alone.
+    """
     path = rejects_path(output)
+    if not rejects:
+        if path.is_file() and _is_kit_rejects(path):
+            path.unlink()
+        return None
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["file", "line", "field", "reason", "id"])
+        writer = csv.DictWriter(fh, fieldnames=REJECTS_HEADER)
         writer.writeheader()
         writer.writerows(asdict(r) for r in rejects)
     return path
+
+
+def _is_kit_rejects(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.readline().rstrip("\r\n") == ",".join(REJECTS_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -110,7 +110,8 @@ def test_wrong_option_count_for_a_fixed_format(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "the file is empty"),
     (b"prompt,A,B,Answer\n", "holds no questions"),
-    (b"question,answer\nq,A\n", "cannot tell the format"),
+    (b"question,answer\nq,A\n", r"missing column\(s\) options of the kit's CSV"),
+    (b"stem,key\nq,A\n", "cannot tell the format"),
     (b"prompt,A,Answer\nq,x,A\n", "missing column"),
 ])
 def test_unusable_csv_files(tmp_path, content, message):

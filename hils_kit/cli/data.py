@@ -19,7 +19,7 @@ def register(commands) -> None:
     p = sub.add_parser("show", help="questions, categories, option counts, answer balance and samples")
     p.add_argument("name", help="data set name (see `hils data list`) or a file")
     _source_options(p)
-    p.add_argument("--samples", type=int, default=3, help="sample rows to print (default 3)")
+    p.add_argument("--samples", type=non_negative_int("--samples"), default=3, help="sample rows to print (default 3)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("validate", help="check a question file; report every refused row")
@@ -30,8 +30,47 @@ def register(commands) -> None:
     p.set_defaults(func=cmd_validate)
 
 
+def non_negative_int(flag: str):
+    """An argparse type: a whole number >= 0, the error naming ``flag``.
+
+    >>> non_negative_int("--seed")("3")
+    3
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a whole number, not '{text}'") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be 0 or more, not {value}")
+        return value
+    parse.__name__ = "non-negative integer"
+    return parse
+
+
+def positive_number(flag: str):
+    """An argparse type: a finite number > 0, the error naming ``flag``.
+
+    >>> positive_number("--difficulty-scale")("100")
+    100.0
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, not '{text}'") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
+        return value
+    parse.__name__ = "positive number"
+    return parse
+
+
 def _source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="file format (detected when omitted)")
+    p.add_argument("--cop-base", type=int, choices=(0, 1), metavar="0|1",
+                   help="MedMCQA 'cop' counts options from 0 (hub datasets exports) or 1 (official JSON); needed "
+                        "only when the file has no cop 0 or 4 to tell")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
                    help="column mapping for csv/jsonl, e.g. --map question=stem --map options=o1,o2,o3 "
                         "--map answer=key --map category=topic --map id=qid")
@@ -42,7 +81,7 @@ def parse_mapping(items: list[str]) -> dict | None:
     mapping = {}
     for item in items:
         field, sep, column = item.partition("=")
-        if not sep or field not in {"id", "question", "options", "answer", "category"}:
+        if not sep or not column or field not in {"id", "question", "options", "answer", "category"}:
             raise ValueError(f"--map '{item}': use FIELD=COLUMN with FIELD one of id, question, options, answer, category")
         mapping[field] = column.split(",") if field == "options" and "," in column else column
     return mapping or None
@@ -57,7 +96,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    result = read_questions(args.name, format=args.format, mapping=parse_mapping(args.map))
+    result = read_questions(args.name, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     table = result.table
     print(f"{args.name}: {len(table):,} questions in {table['category'].nunique()} categories"
           f" ({len(result.rejects)} rows refused)")
@@ -80,7 +119,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    result = read_questions(args.file, format=args.format, mapping=parse_mapping(args.map))
+    result = read_questions(args.file, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     print(f"{result.source}: {len(result.table):,} usable questions, {len(result.rejects)} refused")
     for reject in result.rejects[:50]:
         print(f"  {reject}")

@@ -57,7 +57,7 @@ def _data_options(p) -> None:
 
 def load_sample(args) -> pd.DataFrame:
     """The question table of ``args.data``, cut to a stratified sample of ``--limit`` questions."""
-    table = load_questions(args.data, format=args.format, mapping=parse_mapping(args.map))
+    table = load_questions(args.data, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     if args.limit is not None:
         if args.limit < 1:
             raise ValueError(f"--limit must be positive, got {args.limit}")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hils_kit.cli.data import _source_options, parse_mapping
+from hils_kit.cli.data import _source_options, non_negative_int, parse_mapping, positive_number
+from hils_kit.labels import read_labels
 from hils_kit.loaders import read_questions, save_questions
 from hils_kit.tiers import THRESHOLDS
 from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS,
@@ -34,8 +35,10 @@ def register(commands) -> None:
     p.add_argument("--strategy", required=True, choices=STRATEGIES, metavar="NAME",
                    help=f"one of: {', '.join(STRATEGIES)}")
     p.add_argument("--labels", metavar="FILE",
-                   help="CSV keyed by 'id' (e.g. id,difficulty) merged onto the data; its columns replace "
-                        "same-named ones")
+                   help="labels CSV merged onto the data: keyed by 'id' (id,difficulty,...; its columns replace "
+                        "same-named ones) or the authors' Index,llm_difficulty (Index = 0-based data row)")
+    p.add_argument("--difficulty-scale", type=positive_number("--difficulty-scale"), default=1.0, metavar="S",
+                   help="divide the labels' difficulty by S first, e.g. 100 for percent (default 1: in [0, 1])")
     p.add_argument("--difficulty", default="difficulty", metavar="COL", help="difficulty column (default difficulty)")
     p.add_argument("--category", default="category", metavar="COL",
                    help="category column (default category; e.g. cluster_label)")
@@ -49,7 +52,7 @@ def register(commands) -> None:
                    help="order of the category blocks: size (largest first, default), name, shuffle (by seed)")
     p.add_argument("--repeat", type=int, default=1, metavar="M",
                    help="show each block M times, the repeats reshuffled (default 1; ids then repeat)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="output CSV (rejects go beside it)")
     p.set_defaults(func=cmd_order)
 
@@ -66,37 +69,24 @@ def parse_thresholds(text: str | None):
     return lo, hi
 
 
-def merge_labels(table: pd.DataFrame, labels_file: str | Path) -> pd.DataFrame:
-    """``table`` with the columns of the CSV ``labels_file`` (keyed by ``id``); every question needs a label row."""
-    try:
-        labels = pd.read_csv(labels_file, dtype={"id": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise ValueError(f"{labels_file}: not a readable CSV ({err})") from None
-    if "id" not in labels:
-        raise ValueError(f"{labels_file}: labels need an 'id' column (columns: {', '.join(labels.columns)})")
-    labels["id"] = labels["id"].str.strip()
-    duplicated = labels["id"][labels["id"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"{labels_file}: {len(duplicated)} duplicate id(s), e.g. {', '.join(duplicated.head(3))}")
+def merge_labels(table: pd.DataFrame, labels_file: str | Path, scale: float = 1.0, data_rows: int | None = None,
+                 difficulty: str = "difficulty") -> pd.DataFrame:
+    """``table`` with the columns of ``labels_file`` (see :mod:`hils_kit.labels`); every question needs a label."""
+    labels = read_labels(labels_file, table, scale=scale, data_rows=data_rows, value=difficulty)
     protected = [c for c in labels.columns if c in PROTECTED]
     if protected:
         raise ValueError(f"{labels_file}: labels may not replace question columns {', '.join(protected)}")
-    missing = ~table["id"].isin(labels["id"])
-    if missing.any():
-        examples = ", ".join(table["id"][missing].head(3))
-        raise ValueError(f"{labels_file}: no labels for {missing.sum()} of {len(table)} questions (e.g. {examples})")
-    extra = len(labels) - (len(table) - int(missing.sum()))
-    if extra:
-        log.info("%s: %d label row(s) are for questions not in the data; ignored", labels_file, extra)
     replaced = [c for c in labels.columns if c != "id" and c in table]
-    return table.drop(columns=replaced).merge(labels, on="id", how="left", validate="one_to_one")
+    labels.index = table.index
+    return pd.concat([table.drop(columns=replaced), labels.drop(columns="id")], axis=1)
 
 
 def cmd_order(args) -> int:
-    result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map))
+    result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     table = result.table
     if args.labels:
-        table = merge_labels(table, args.labels)
+        table = merge_labels(table, args.labels, scale=args.difficulty_scale, data_rows=result.data_rows,
+                             difficulty=args.difficulty)
     if args.strategy in NEEDS_DIFFICULTY and args.difficulty not in table:
         raise ValueError(f"{args.data}: strategy '{args.strategy}' needs difficulty column '{args.difficulty}', which "
                          f"the data does not have: give --labels FILE with columns id,{args.difficulty}, or name "
