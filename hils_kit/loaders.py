@@ -496,6 +496,8 @@ def read_file(path: str | Path, format: str | None = None, mapping: dict | None 
         data_rows = None  # a kit CSV keeps the rows of the file it was first read from
     elif data_rows is not None:
         records = [{**r, "source_row": r["_row"]} for r in records]
+    if fmt == "kit" and records and all(r.get("dataset") in DATASETS for r in records):
+        refuse_repeats = False  # questions of an embedded set saved by the kit read back as published
     table, row_rejects = build_table(records, source=source, dataset=dataset, expected_options=expected_options,
                                      shares_scale=share_scale(records), refuse_repeats=refuse_repeats)
     if fmt in {"kit", "lek", "csv"}:
