@@ -19,6 +19,7 @@ import pandas as pd
 from hils_kit import analysis as A
 from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table
 from hils_kit.contract import ARTEFACT_INDEX, artefact_path, artefact_title
+from hils_kit.letter_prior import gains_track_letters, letter_prior_table
 from hils_kit.paths import write_text_atomic
 
 
@@ -40,6 +41,7 @@ class StudyAnalysis:
     long: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     items: list[Item] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # what the study can and cannot say, first in the report
 
     def section(self, *kinds: str) -> list[Item]:
         """The artefacts of these kinds, in the order they were made."""
@@ -64,6 +66,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "wins": ("wins",),
     "label_sources": ("label_sources", "label_sources_plot"),
     "tests": ("paired_tests",),
+    "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
 
@@ -97,9 +100,15 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path) -> StudyAnalysis:
         add("label_sources", A.label_source_deltas(tables["human"], tables["llm"]).round(2))
         add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"]))
     add("paired_tests", paired_tests(long, scenarios))
+    letters = letter_prior_table(long)
+    if not letters.empty:
+        add("letter_prior", letters.set_index("cell_id").round(3))
+        result.findings.append("Letter prior: " + gains_track_letters(letters)["verdict"] + ".")
     add("audit", training_audit(long))
     add("overlap", overlap_table(long))
-    index = [{"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name} for i in result.items]
+    index = {"findings": result.findings,
+             "artefacts": [{"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name}
+                           for i in result.items]}
     write_text_atomic(out_dir / ARTEFACT_INDEX, json.dumps(index, indent=1))
     return result
 
@@ -131,9 +140,13 @@ def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def show(result: StudyAnalysis, section: str) -> None:
-    """Display a notebook section's artefacts (tables and figures) with their captions."""
+    """Display a notebook section's artefacts (tables and figures) with their captions; ``"findings"`` shows what
+    the study can and cannot tell."""
     from IPython.display import Markdown, display
 
+    if section == "findings":
+        display(Markdown("\n".join(f"- {line}" for line in result.findings) or "(no findings)"))
+        return
     for item in result.section(*SECTIONS[section]):
         display(Markdown(f"**{item.title}**"))
         display(item.value)

@@ -381,6 +381,8 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
     "label_sources": ("label_sources.csv", "LLM minus human difficulty labels, curriculum strategies"),
     "label_sources_plot": ("label_sources.png", "Curriculum gains: human vs LLM difficulty labels"),
     "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle"),
+    "letter_prior": ("letter_prior.csv", "Letter prior: accuracy against what each model's predicted-letter mix "
+                                         "earns on its own, and the gold letters at the end of its order"),
     "audit": ("audit.csv", "Training order audit"),
     "overlap": ("overlap.csv", "Leakage guard: test questions dropped because they also appear among the training "
                                "or labelling questions"),
