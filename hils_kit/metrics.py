@@ -10,8 +10,14 @@ Small models answer mostly one letter, so raw accuracy is read against two refer
   from that letter's log-probability before the argmax (transductive calibration: it uses the test
   questions themselves, no labels). It removes a constant preference for one letter, nothing else.
 
+Accuracy on a few dozen questions moves in steps of several points, so every question also gets
+continuous scores of how much probability the model puts on the right letter (:func:`gold_scores`):
+``p_gold``, ``gold_logprob`` (natural log, nats), ``gold_logprob_debiased`` (after the same letter-mean
+subtraction, renormalised over the question's letters) and ``brier`` (the multi-class Brier score
+over the question's letters: 0 is perfect, 2 is all mass on one wrong letter).
+
 Intervals are percentile bootstraps over questions (seeded; 1000 resamples by default); the debiased
-accuracy recomputes the letter means inside every resample.
+scores recompute the letter means inside every resample.
 
 >>> import pandas as pd
 >>> table = pd.DataFrame({"answer": list("ABAB"), "pred": list("AAAA"), "category": list("xxyy"),
@@ -19,6 +25,8 @@ accuracy recomputes the letter means inside every resample.
 >>> s = summarize(table)
 >>> s["accuracy"], s["debiased_accuracy"], s["majority_baseline"], s["predicted_letters"]
 (0.5, 1.0, 0.5, {'A': 4, 'B': 0})
+>>> round(s["mean_brier"], 3), round(s["mean_gold_logprob"], 3)
+(0.45, -0.612)
 """
 
 from __future__ import annotations
@@ -36,16 +44,79 @@ def probability_columns(table: pd.DataFrame) -> list[str]:
     return [f"p_{letter}" for letter in LETTERS if f"p_{letter}" in table.columns]
 
 
+def log_probabilities(probs) -> np.ndarray:
+    """Natural-log probabilities (NaN stays NaN = no such option; 0 is clipped to 1e-300, about -690.8)."""
+    probs = np.asarray(probs, dtype=float)
+    return np.log(np.clip(probs, 1e-300, None))
+
+
+def debiased_log_probabilities(probs) -> np.ndarray:
+    """Log-probabilities after subtracting each letter's mean log-probability over all rows, renormalised
+    over each row's letters (a log-softmax; NaN = no option).
+
+    A letter's mean is taken over the rows that have that letter. The rows are the test set, so the result
+    of one row depends on the others (transductive, as :func:`debiased_predictions`).
+
+    >>> np.exp(debiased_log_probabilities(np.array([[0.9, 0.1], [0.6, 0.4]]))).round(3).tolist()
+    [[0.71, 0.29], [0.29, 0.71]]
+    """
+    logp = log_probabilities(probs)
+    valid = ~np.isnan(logp)
+    if not valid.any(axis=1).all():
+        raise ValueError(f"row {int((~valid.any(axis=1)).argmax())} has no option probabilities")
+    letter_mean = np.where(valid, logp, 0).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+    shifted = np.where(valid, logp - letter_mean, -np.inf)
+    shifted -= shifted.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return np.where(valid, shifted - log_norm, np.nan)
+
+
 def debiased_predictions(probs: np.ndarray) -> np.ndarray:
     """Letters chosen after subtracting each letter's mean log-probability over all rows (NaN = no option).
 
     >>> debiased_predictions(np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]])).tolist()
     ['A', 'B', 'A']
     """
-    logp = np.log(np.clip(np.asarray(probs, dtype=float), 1e-300, None))
-    valid = ~np.isnan(logp)
-    letter_mean = np.where(valid, logp, 0).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
-    return np.array(list(LETTERS))[np.where(valid, logp - letter_mean, -np.inf).argmax(axis=1)]
+    debiased = debiased_log_probabilities(probs)
+    return np.array(list(LETTERS))[np.where(np.isnan(debiased), -np.inf, debiased).argmax(axis=1)]
+
+
+def gold_indices(gold, probs) -> np.ndarray:
+    """Column index of each row's gold letter; an error names the row whose gold letter is not an option."""
+    probs = np.asarray(probs, dtype=float)
+    gold = np.asarray(gold).astype(str)
+    if len(gold) != len(probs):
+        raise ValueError(f"{len(gold)} gold letters for {len(probs)} rows of probabilities")
+    index = np.array([LETTERS.index(g) if len(g) == 1 and g in LETTERS else -1 for g in gold], dtype=int)
+    ok = (index >= 0) & (index < probs.shape[1])
+    ok[ok] = ~np.isnan(probs[np.flatnonzero(ok), index[ok]])
+    if not ok.all():
+        row = int((~ok).argmax())
+        raise ValueError(f"row {row}: gold letter {gold[row]!r} is not one of the question's options")
+    return index
+
+
+def gold_scores(probs, gold) -> pd.DataFrame:
+    """Per-question ``p_gold``, ``gold_logprob``, ``gold_logprob_debiased`` and ``brier`` (see module doc).
+
+    ``brier`` is the sum over the question's letters of (p - 1[letter is gold])², with the probabilities
+    as given (the scorer's are normalised over the question's letters).
+
+    >>> gold_scores(np.array([[0.9, 0.1], [0.6, 0.4]]), ["A", "B"]).round(3).to_dict("list")
+    {'p_gold': [0.9, 0.4], 'gold_logprob': [-0.105, -0.916], 'gold_logprob_debiased': [-0.342, -0.342], 'brier': [0.02, 0.72]}
+    """
+    probs = np.asarray(probs, dtype=float)
+    index = gold_indices(gold, probs)
+    rows = np.arange(len(probs))
+    onehot = np.zeros_like(probs)
+    onehot[rows, index] = 1.0
+    p_gold = probs[rows, index]
+    return pd.DataFrame({
+        "p_gold": p_gold,
+        "gold_logprob": log_probabilities(p_gold),
+        "gold_logprob_debiased": debiased_log_probabilities(probs)[rows, index] if len(probs) else [],
+        "brier": np.nansum((probs - onehot) ** 2, axis=1),
+    })
 
 
 def majority_baseline(gold) -> tuple[str, float]:
@@ -102,11 +173,19 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
     def debiased_accuracy(idx: np.ndarray) -> float:
         return float((debiased_predictions(probs[idx]) == gold[idx]).mean())
 
+    def debiased_gold_logprob(idx: np.ndarray) -> float:
+        return float(debiased_log_probabilities(probs[idx])[np.arange(len(idx)), gold_index[idx]].mean())
+
+    def mean_with_interval(name: str, values: np.ndarray) -> dict:
+        interval = bootstrap_interval(lambda idx: values[idx].mean(), n, n_resamples, seed, level)
+        return {name: float(values.mean()), f"{name}_ci": interval}
+
     per_category = {
         str(cat): {"n": int(len(rows)), "accuracy": float(correct[rows].mean())}
         for cat, rows in sorted(predictions.groupby("category", sort=False).indices.items(), key=lambda kv: str(kv[0]))
     }
-    gold_index = np.array([LETTERS.index(letter) for letter in gold])
+    gold_index = gold_indices(gold, probs)
+    scores = gold_scores(probs, gold)
     return {
         "n": n,
         "accuracy": float(correct.mean()),
@@ -118,7 +197,11 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
         "chance": float(np.mean(1 / (~np.isnan(probs)).sum(axis=1))),
         "f1_weighted": float(f1_score(gold, pred, average="weighted", zero_division=0)),
         "f1_macro": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "mean_p_gold": float(probs[np.arange(n), gold_index].mean()),
+        **mean_with_interval("mean_p_gold", scores["p_gold"].to_numpy()),
+        **mean_with_interval("mean_gold_logprob", scores["gold_logprob"].to_numpy()),
+        "mean_gold_logprob_debiased": debiased_gold_logprob(np.arange(n)),
+        "mean_gold_logprob_debiased_ci": bootstrap_interval(debiased_gold_logprob, n, n_resamples, seed, level),
+        **mean_with_interval("mean_brier", scores["brier"].to_numpy()),
         "predicted_letters": letter_counts(pred, width),
         "gold_letters": letter_counts(gold, width),
         "per_category": per_category,
