@@ -92,7 +92,7 @@ def gold_indices(gold, probs) -> np.ndarray:
     ok[ok] = ~np.isnan(probs[np.flatnonzero(ok), index[ok]])
     if not ok.all():
         row = int((~ok).argmax())
-        raise ValueError(f"row {row}: gold letter {gold[row]!r} is not one of the question's options")
+        raise ValueError(f"row {row}: gold letter {str(gold[row])!r} is not one of the question's options")
     return index
 
 
@@ -211,32 +211,38 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
 
 def paired_bootstrap_difference(correct_a, correct_b, n_resamples: int = 1000, seed: int = 0,
                                 level: float = 0.95) -> dict:
-    """Accuracy of system A minus system B on the same questions, with a paired bootstrap interval.
+    """Accuracy of system A minus system B on the same questions: a paired bootstrap interval and the exact
+    McNemar p-value (:func:`hils_kit.significance.mcnemar_exact`).
 
     Questions are resampled together for both systems, so the interval reflects only their disagreements.
-    ``p_value`` is two-sided: twice the share of resampled differences on the far side of zero (capped at
-    1); it is below ``1 - level`` roughly when the interval excludes zero.
+    The bootstrap gives only the interval: the p-value is the two-sided exact McNemar test of the same pairs.
 
     >>> a = np.array([1, 1, 1, 0, 1, 1, 0, 1] * 10)
     >>> b = np.array([1, 0, 1, 0, 0, 1, 0, 0] * 10)
     >>> d = paired_bootstrap_difference(a, b)
-    >>> round(d["difference"], 3), d["ci"][0] > 0, d["p_value"] < 0.05
-    (0.375, True, True)
+    >>> round(d["difference"], 3), d["ci"][0] > 0, d["p_value"] < 0.05, d["test"], d["paired_over"]
+    (0.375, True, True, 'McNemar exact', 'questions')
     """
+    from hils_kit.significance import mcnemar_exact
+
     a = np.asarray(correct_a, dtype=float)
     b = np.asarray(correct_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"correct_a and correct_b must be equal-length 1-D arrays (got {a.shape} and {b.shape})")
+    test = mcnemar_exact(a, b)
     diff = a - b
     resampled = bootstrap_distribution(lambda idx: diff[idx].mean(), len(diff), n_resamples, seed)
-    p_value = min(1.0, 2 * min((resampled <= 0).mean(), (resampled >= 0).mean()))
     return {
         "n": int(len(diff)),
         "accuracy_a": float(a.mean()),
         "accuracy_b": float(b.mean()),
         "difference": float(diff.mean()),
         "ci": percentile_interval(resampled, level),
-        "p_value": float(p_value),
+        "p_value": test["p_value"],
+        "test": test["test"],
+        "paired_over": test["paired_over"],
+        "a_only": test["a_only"],
+        "b_only": test["b_only"],
         "resamples": n_resamples,
         "seed": seed,
     }
