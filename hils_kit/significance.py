@@ -70,6 +70,8 @@ def sign_flip_test(values_a, values_b, n_resamples: int = 10_000, seed: int = 0,
     >>> out["method"], out["p_value"], out["difference"]
     ('exact', 0.125, 2.5)
     """
+    if not 0 <= exact_up_to <= 20:
+        raise ValueError(f"sign_flip_test: exact_up_to must be in [0, 20] (2^20 sign patterns), got {exact_up_to}")
     a, b = _paired_vectors(values_a, values_b, "sign_flip_test")
     diff = a - b
     nonzero = diff[np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max()))]
@@ -169,13 +171,11 @@ def add_holm(table: pd.DataFrame, p_column: str = "p_value", by=None, alpha: flo
     """
     if p_column not in table:
         raise KeyError(f"add_holm: no column '{p_column}' (columns: {', '.join(map(str, table.columns))})")
-    out = table.copy()
-    groups = [out.index] if by is None else list(out.groupby(by, sort=False).groups.values())
-    out["p_holm"] = np.nan
-    out["holm_family"] = 0
-    for index in groups:
-        p = out.loc[index, p_column].to_numpy(dtype=float)
-        out.loc[index, "p_holm"] = holm_adjust(p)
-        out.loc[index, "holm_family"] = int((~np.isnan(p)).sum())
-    out["significant_holm"] = out["p_holm"] < alpha
+    p = table[p_column].to_numpy(dtype=float)
+    groups = [np.arange(len(table))] if by is None else list(table.groupby(by, sort=False).indices.values())
+    adjusted, family = np.full(len(table), np.nan), np.zeros(len(table), dtype=int)
+    for positions in groups:
+        adjusted[positions] = holm_adjust(p[positions])
+        family[positions] = int((~np.isnan(p[positions])).sum())
+    out = table.assign(p_holm=adjusted, significant_holm=adjusted < alpha, holm_family=family)
     return out[[*table.columns, "p_holm", "significant_holm", "holm_family"]]

@@ -67,6 +67,8 @@ def test_sign_flip_extremes():
     assert sign_flip_test([0.2, 0.5], [0.2, 0.5])["p_value"] == 1.0
     strong = sign_flip_test(np.linspace(1, 2, 60), np.zeros(60), n_resamples=999)
     assert strong["p_value"] == pytest.approx(1 / 1000)  # never reached by a random pattern
+    with pytest.raises(ValueError, match="exact_up_to"):
+        sign_flip_test([1.0], [0.0], exact_up_to=40)
     with pytest.raises(ValueError, match="NaN at question 1"):
         sign_flip_test([0.0, np.nan], [0.0, 0.0])
 
@@ -125,5 +127,7 @@ def test_add_holm_corrects_within_each_family():
     assert out["holm_family"].tolist() == [2, 2, 3, 3, 3]
     assert out["significant_holm"].tolist() == [True, True, True, False, False]
     assert list(rows.columns) == ["table", "p_value"]  # the input is left alone
+    repeated_labels = add_holm(rows.set_axis([0, 0, 1, 1, 1]), by="table")
+    assert repeated_labels["p_holm"].tolist() == pytest.approx(out["p_holm"].tolist())
     with pytest.raises(KeyError, match="no column 'p'"):
         add_holm(rows, p_column="p")
