@@ -50,6 +50,16 @@ def log_probabilities(probs) -> np.ndarray:
     return np.log(np.clip(probs, 1e-300, None))
 
 
+def _letter_shifted(probs) -> np.ndarray:
+    """Log-probabilities minus each letter's mean over the rows that have it; -inf where no option."""
+    logp = log_probabilities(probs)
+    valid = ~np.isnan(logp)
+    if not valid.any(axis=1).all():
+        raise ValueError(f"row {int((~valid.any(axis=1)).argmax())} has no option probabilities")
+    letter_mean = np.where(valid, logp, 0).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+    return np.where(valid, logp - letter_mean, -np.inf)
+
+
 def debiased_log_probabilities(probs) -> np.ndarray:
     """Log-probabilities after subtracting each letter's mean log-probability over all rows, renormalised
     over each row's letters (a log-softmax; NaN = no option).
@@ -60,15 +70,10 @@ def debiased_log_probabilities(probs) -> np.ndarray:
     >>> np.exp(debiased_log_probabilities(np.array([[0.9, 0.1], [0.6, 0.4]]))).round(3).tolist()
     [[0.71, 0.29], [0.29, 0.71]]
     """
-    logp = log_probabilities(probs)
-    valid = ~np.isnan(logp)
-    if not valid.any(axis=1).all():
-        raise ValueError(f"row {int((~valid.any(axis=1)).argmax())} has no option probabilities")
-    letter_mean = np.where(valid, logp, 0).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
-    shifted = np.where(valid, logp - letter_mean, -np.inf)
+    shifted = _letter_shifted(probs)
     shifted -= shifted.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return np.where(valid, shifted - log_norm, np.nan)
+    return np.where(np.isinf(shifted), np.nan, shifted - log_norm)
 
 
 def debiased_predictions(probs: np.ndarray) -> np.ndarray:
@@ -77,8 +82,7 @@ def debiased_predictions(probs: np.ndarray) -> np.ndarray:
     >>> debiased_predictions(np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]])).tolist()
     ['A', 'B', 'A']
     """
-    debiased = debiased_log_probabilities(probs)
-    return np.array(list(LETTERS))[np.where(np.isnan(debiased), -np.inf, debiased).argmax(axis=1)]
+    return np.array(list(LETTERS))[_letter_shifted(probs).argmax(axis=1)]
 
 
 def gold_indices(gold, probs) -> np.ndarray:
@@ -133,6 +137,53 @@ def bootstrap_distribution(statistic: Callable[[np.ndarray], float], n: int, n_r
     return np.array([statistic(rng.integers(0, n, n)) for _ in range(n_resamples)], dtype=float)
 
 
+def bootstrap_means(values, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Means of ``values`` over the same seeded resamples as :func:`bootstrap_distribution` (vectorised).
+
+    >>> values = np.array([0.0, 1.0, 1.0, 0.5])
+    >>> bool(np.allclose(bootstrap_means(values, 50, seed=2),
+    ...                  bootstrap_distribution(lambda idx: values[idx].mean(), len(values), 50, seed=2)))
+    True
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    return values[np.random.default_rng(seed).integers(0, n, (n_resamples, n))].mean(axis=1)
+
+
+def debiased_bootstrap(probs, gold_index, n_resamples: int = 1000, seed: int = 0,
+                       chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Debiased accuracy and mean debiased gold log-prob in each seeded resample of the rows (the resamples of
+    :func:`bootstrap_distribution`), the letter means recomputed inside each resample; vectorised in chunks.
+
+    >>> probs, gold = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]]), np.array([0, 1, 0])
+    >>> accuracy, _ = debiased_bootstrap(probs, gold, 20, seed=1)
+    >>> slow = bootstrap_distribution(lambda i: (debiased_predictions(probs[i]) == np.array(list("ABA"))[i]).mean(),
+    ...                               3, 20, seed=1)
+    >>> bool((accuracy == slow).all())
+    True
+    """
+    logp = log_probabilities(probs)
+    valid = ~np.isnan(logp)
+    filled = np.where(valid, logp, 0.0)
+    n, width = logp.shape
+    gold_index = np.asarray(gold_index)
+    idx = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
+    accuracy, gold_logprob = np.empty(n_resamples), np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        block = idx[start:start + chunk]
+        rows = len(block)
+        weights = np.bincount((block + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n)
+        weights = weights.reshape(rows, n).astype(float)
+        letter_mean = (weights @ filled) / np.maximum(weights @ valid, 1)
+        shifted = np.where(valid[None], logp[None] - letter_mean[:, None, :], -np.inf)
+        top = shifted.max(axis=2)
+        log_norm = top + np.log(np.exp(shifted - top[..., None]).sum(axis=2))
+        gold_shifted = np.take_along_axis(shifted, np.broadcast_to(gold_index[None, :, None], (rows, n, 1)), 2)[..., 0]
+        accuracy[start:start + rows] = (weights * (shifted.argmax(axis=2) == gold_index[None])).sum(axis=1) / n
+        gold_logprob[start:start + rows] = (weights * (gold_shifted - log_norm)).sum(axis=1) / n
+    return accuracy, gold_logprob
+
+
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
     """The central ``level`` interval of ``values``."""
     tail = (1 - level) / 2 * 100
@@ -170,14 +221,8 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
     n, width = len(gold), probs.shape[1]
     majority_letter, majority_acc = majority_baseline(gold)
 
-    def debiased_accuracy(idx: np.ndarray) -> float:
-        return float((debiased_predictions(probs[idx]) == gold[idx]).mean())
-
-    def debiased_gold_logprob(idx: np.ndarray) -> float:
-        return float(debiased_log_probabilities(probs[idx])[np.arange(len(idx)), gold_index[idx]].mean())
-
     def mean_with_interval(name: str, values: np.ndarray) -> dict:
-        interval = bootstrap_interval(lambda idx: values[idx].mean(), n, n_resamples, seed, level)
+        interval = percentile_interval(bootstrap_means(values, n_resamples, seed), level)
         return {name: float(values.mean()), f"{name}_ci": interval}
 
     per_category = {
@@ -186,12 +231,12 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
     }
     gold_index = gold_indices(gold, probs)
     scores = gold_scores(probs, gold)
+    resampled_accuracy, resampled_gold_logprob = debiased_bootstrap(probs, gold_index, n_resamples, seed)
     return {
         "n": n,
-        "accuracy": float(correct.mean()),
-        "accuracy_ci": bootstrap_interval(lambda idx: correct[idx].mean(), n, n_resamples, seed, level),
-        "debiased_accuracy": debiased_accuracy(np.arange(n)),
-        "debiased_accuracy_ci": bootstrap_interval(debiased_accuracy, n, n_resamples, seed, level),
+        **mean_with_interval("accuracy", correct.astype(float)),
+        "debiased_accuracy": float((debiased_predictions(probs) == gold).mean()),
+        "debiased_accuracy_ci": percentile_interval(resampled_accuracy, level),
         "majority_letter": majority_letter,
         "majority_baseline": majority_acc,
         "chance": float(np.mean(1 / (~np.isnan(probs)).sum(axis=1))),
@@ -199,8 +244,8 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
         "f1_macro": float(f1_score(gold, pred, average="macro", zero_division=0)),
         **mean_with_interval("mean_p_gold", scores["p_gold"].to_numpy()),
         **mean_with_interval("mean_gold_logprob", scores["gold_logprob"].to_numpy()),
-        "mean_gold_logprob_debiased": debiased_gold_logprob(np.arange(n)),
-        "mean_gold_logprob_debiased_ci": bootstrap_interval(debiased_gold_logprob, n, n_resamples, seed, level),
+        "mean_gold_logprob_debiased": float(scores["gold_logprob_debiased"].mean()),
+        "mean_gold_logprob_debiased_ci": percentile_interval(resampled_gold_logprob, level),
         **mean_with_interval("mean_brier", scores["brier"].to_numpy()),
         "predicted_letters": letter_counts(pred, width),
         "gold_letters": letter_counts(gold, width),
@@ -231,7 +276,7 @@ def paired_bootstrap_difference(correct_a, correct_b, n_resamples: int = 1000, s
         raise ValueError(f"correct_a and correct_b must be equal-length 1-D arrays (got {a.shape} and {b.shape})")
     test = mcnemar_exact(a, b)
     diff = a - b
-    resampled = bootstrap_distribution(lambda idx: diff[idx].mean(), len(diff), n_resamples, seed)
+    resampled = bootstrap_means(diff, n_resamples, seed)
     return {
         "n": int(len(diff)),
         "accuracy_a": float(a.mean()),

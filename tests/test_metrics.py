@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hils_kit.metrics import (bootstrap_interval, debiased_log_probabilities, debiased_predictions, gold_scores,
+from hils_kit.metrics import (bootstrap_distribution, bootstrap_interval, debiased_bootstrap,
+                              debiased_log_probabilities, debiased_predictions, gold_scores,
                               majority_baseline, paired_bootstrap_difference, summarize)
 
 
@@ -156,3 +157,18 @@ def test_summary_means_of_gold_scores_with_intervals():
     # about ±1.96 sd / sqrt(n) for a plain mean
     half = 1.96 * scores["brier"].std() / np.sqrt(80)
     assert s["mean_brier_ci"][1] - s["mean_brier_ci"][0] == pytest.approx(2 * half, rel=0.2)
+
+
+def test_vectorised_debiased_bootstrap_equals_recomputing_each_resample():
+    rng = np.random.default_rng(6)
+    probs = rng.dirichlet(np.ones(5), size=40)
+    probs[:15, 4] = np.nan  # some questions have only four options
+    probs[:15, :4] /= probs[:15, :4].sum(axis=1, keepdims=True)
+    gold_index = rng.integers(0, 4, 40)
+    gold = np.array(list("ABCDE"))[gold_index]
+    accuracy, gold_logprob = debiased_bootstrap(probs, gold_index, 200, seed=4, chunk=64)
+    slow_accuracy = bootstrap_distribution(lambda i: (debiased_predictions(probs[i]) == gold[i]).mean(), 40, 200, 4)
+    slow_logprob = bootstrap_distribution(
+        lambda i: debiased_log_probabilities(probs[i])[np.arange(40), gold_index[i]].mean(), 40, 200, 4)
+    assert (accuracy == slow_accuracy).all()
+    assert gold_logprob == pytest.approx(slow_logprob, rel=1e-9)
