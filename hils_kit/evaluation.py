@@ -1,8 +1,8 @@
 """Evaluate a model (zero-shot, or with a LoRA adapter) on test sets: predictions and metrics on disk.
 
 For each test set ``NAME`` the output folder gets ``predictions_NAME.csv`` (``id, category, answer, pred,
-correct, p_gold, gold_logprob, gold_logprob_debiased, brier, p_A…``; see :func:`hils_kit.metrics.gold_scores`) and one ``metrics.json`` holds ``{NAME: summary}`` (see :mod:`hils_kit.metrics`), every
-file written atomically.
+correct, p_gold, gold_logprob, gold_logprob_debiased, brier, p_A…``; see :func:`hils_kit.metrics.gold_scores`)
+and one ``metrics.json`` holds ``{NAME: summary}`` (see :mod:`hils_kit.metrics`), every file written atomically.
 
 >>> sets = resolve_test_sets(["medmcqa", "medqa"], limit=100, seed=0)          # doctest: +SKIP
 >>> metrics = evaluate("smollm2", test_sets=sets, out_dir="runs/eval0")        # doctest: +SKIP

@@ -106,8 +106,8 @@ def gold_scores(probs, gold) -> pd.DataFrame:
     ``brier`` is the sum over the question's letters of (p - 1[letter is gold])², with the probabilities
     as given (the scorer's are normalised over the question's letters).
 
-    >>> gold_scores(np.array([[0.9, 0.1], [0.6, 0.4]]), ["A", "B"]).round(3).to_dict("list")
-    {'p_gold': [0.9, 0.4], 'gold_logprob': [-0.105, -0.916], 'gold_logprob_debiased': [-0.342, -0.342], 'brier': [0.02, 0.72]}
+    >>> gold_scores(np.array([[0.9, 0.1], [0.6, 0.4]]), ["A", "B"]).round(3).iloc[1].to_dict()
+    {'p_gold': 0.4, 'gold_logprob': -0.916, 'gold_logprob_debiased': -0.342, 'brier': 0.72}
     """
     probs = np.asarray(probs, dtype=float)
     index = gold_indices(gold, probs)

@@ -313,7 +313,8 @@ def power_table(predictions: pd.DataFrame, baseline: str, arm: str = "strategy",
         inputs = []
         for name in others:
             if not matrices[name].index.equals(base.index):
-                raise ValueError(f"power_table ({where}): {arm}={name} and {baseline} were scored on different questions")
+                raise ValueError(f"power_table ({where}): {arm}={name} and {baseline} were scored on different "
+                                 "questions")
             mine = matrices[name]
             inputs.append(_comparison_inputs(
                 mine[correct].to_numpy(dtype=float), base[correct].to_numpy(dtype=float),

@@ -79,7 +79,8 @@ def test_questions_and_replicates_needed_with_run_noise():
 ])
 def test_mde_paired_mean_matches_statsmodels(n, effect):
     differences = np.random.default_rng(n).normal(0.1, 0.7, n)
-    assert mde_paired_mean(differences) == pytest.approx(effect * differences.std(ddof=1), rel=1e-5)  # statsmodels solves to ~1e-6
+    # statsmodels solves to about 1e-6
+    assert mde_paired_mean(differences) == pytest.approx(effect * differences.std(ddof=1), rel=1e-5)
 
 
 def test_mde_paired_mean_undefined_cases():
@@ -135,7 +136,8 @@ def test_power_table_one_row_per_test_set_pooling_the_comparisons():
         part = medqa[medqa["strategy"] == strategy]
         return part.pivot(index="id", columns="replicate", values=column).sort_index().to_numpy(dtype=float)
 
-    discordances = [discordance_rate(matrix(s, "correct"), matrix("random", "correct")) for s in ("curriculum", "blocked")]
+    discordances = [discordance_rate(matrix(s, "correct"), matrix("random", "correct"))
+                    for s in ("curriculum", "blocked")]
     assert table.loc[0, "discordance"] == pytest.approx(np.mean(discordances))
     assert table.loc[0, "n_questions"] == 60 and table.loc[0, "replicates"] == 2
     # a single comparison gives exactly power_summary
