@@ -1,8 +1,8 @@
 """Evaluate a model (zero-shot, or with a LoRA adapter) on test sets: predictions and metrics on disk.
 
 For each test set ``NAME`` the output folder gets ``predictions_NAME.csv`` (``id, category, answer, pred,
-correct, p_A…``) and one ``metrics.json`` holds ``{NAME: summary}`` (see :mod:`hils_kit.metrics`), every
-file written atomically.
+correct, p_gold, gold_logprob, gold_logprob_debiased, brier, p_A…``; see :func:`hils_kit.metrics.gold_scores`)
+and one ``metrics.json`` holds ``{NAME: summary}`` (see :mod:`hils_kit.metrics`), every file written atomically.
 
 >>> sets = resolve_test_sets(["medmcqa", "medqa"], limit=100, seed=0)          # doctest: +SKIP
 >>> metrics = evaluate("smollm2", test_sets=sets, out_dir="runs/eval0")        # doctest: +SKIP
@@ -16,10 +16,11 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hils_kit.loaders import DATASETS, load_questions
-from hils_kit.metrics import summarize
+from hils_kit.metrics import gold_scores, summarize
 from hils_kit.paths import atomic_path, write_text_atomic
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities, predict
@@ -81,7 +82,17 @@ def resolve_test_sets(names, limit: int = 0, seed: int = 0, exclude_ids=None) ->
 
 
 def predictions_table(table: pd.DataFrame, probs) -> pd.DataFrame:
-    """``id, category, answer, pred, correct, p_A…`` for a question table and its letter probabilities."""
+    """``id, category, answer, pred, correct``, the per-question gold scores of
+    :func:`hils_kit.metrics.gold_scores` and ``p_A…`` for a question table and its letter probabilities.
+
+    ``gold_logprob_debiased`` uses the letter means of exactly these rows, so score a whole test set at once.
+
+    >>> questions = pd.DataFrame({"id": [1, 2], "category": ["x", "y"], "answer": ["A", "B"]})
+    >>> row = predictions_table(questions, np.array([[0.9, 0.1], [0.6, 0.4]])).round(3).iloc[1]
+    >>> row[["answer", "pred", "p_gold", "gold_logprob", "gold_logprob_debiased", "brier"]].to_dict()
+    {'answer': 'B', 'pred': 'A', 'p_gold': 0.4, 'gold_logprob': -0.916, 'gold_logprob_debiased': -0.342, 'brier': 0.72}
+    """
+    probs = np.asarray(probs, dtype=float)
     pred = predict(probs)
     out = pd.DataFrame({
         "id": table["id"].astype(str).to_numpy(),
@@ -90,6 +101,7 @@ def predictions_table(table: pd.DataFrame, probs) -> pd.DataFrame:
         "pred": pred,
         "correct": table["answer"].to_numpy() == pred,
     })
+    out = pd.concat([out, gold_scores(probs, table["answer"].to_numpy())], axis=1)
     for k in range(probs.shape[1]):
         out[f"p_{LETTERS[k]}"] = probs[:, k]
     return out

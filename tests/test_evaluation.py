@@ -13,7 +13,8 @@ from hils_kit.evaluation import evaluate, read_ids, resolve_test_sets
 from hils_kit.loaders import save_questions
 from tests.conftest import make_questions
 
-COLUMNS = ["id", "category", "answer", "pred", "correct", "p_A", "p_B", "p_C", "p_D"]
+SCORES = ["p_gold", "gold_logprob", "gold_logprob_debiased", "brier"]
+COLUMNS = ["id", "category", "answer", "pred", "correct", *SCORES, "p_A", "p_B", "p_C", "p_D"]
 
 
 @pytest.fixture
@@ -60,7 +61,10 @@ def test_evaluate_loaded_model_writes_predictions_and_metrics(tiny_model, questi
     synth = pd.read_csv(tmp_path / "out" / "predictions_synth.csv")
     assert synth.columns.tolist() == COLUMNS
     assert len(synth) == 10 and (synth["correct"] == (synth["answer"] == synth["pred"])).all()
-    assert np.allclose(synth[COLUMNS[5:]].sum(axis=1), 1.0)
+    assert np.allclose(synth[COLUMNS[9:]].sum(axis=1), 1.0)
+    gold_p = synth.apply(lambda row: row[f"p_{row['answer']}"], axis=1)
+    assert np.allclose(synth["p_gold"], gold_p) and np.allclose(np.exp(synth["gold_logprob"]), gold_p)
+    assert metrics["synth"]["mean_gold_logprob"] == pytest.approx(synth["gold_logprob"].mean())
     medqa = pd.read_csv(tmp_path / "out" / "predictions_medqa.csv")
     assert medqa.columns.tolist() == COLUMNS + ["p_E"]
     assert metrics["synth"]["accuracy"] == pytest.approx(synth["correct"].mean())

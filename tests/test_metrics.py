@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hils_kit.metrics import (bootstrap_interval, debiased_predictions, majority_baseline,
-                              paired_bootstrap_difference, summarize)
+from hils_kit.metrics import (bootstrap_distribution, bootstrap_interval, debiased_bootstrap,
+                              debiased_log_probabilities, debiased_predictions, gold_scores,
+                              majority_baseline, paired_bootstrap_difference, summarize)
 
 
 def predictions(gold: str, pred: str, probs, categories=None) -> pd.DataFrame:
@@ -99,12 +100,75 @@ def test_paired_bootstrap_difference():
     d = paired_bootstrap_difference(a, b, seed=0)
     assert d["difference"] == pytest.approx(a.mean() - b.mean())
     assert d["ci"][0] > 0 and d["p_value"] < 0.01
+    assert (d["a_only"], d["b_only"], d["test"], d["paired_over"]) == (75, 0, "McNemar exact", "questions")
     assert paired_bootstrap_difference(a, b, seed=0) == d
     same = paired_bootstrap_difference(a, a)
     assert same["difference"] == 0 and same["ci"] == [0.0, 0.0] and same["p_value"] == 1.0
     # a small difference among many agreements is not significant
     c = a.copy()
     c[:3] = 1 - c[:3]
-    assert paired_bootstrap_difference(a, c)["p_value"] > 0.05
+    # the p-value is exact McNemar: 3 discordant questions all one way give 2 / 2**3, whatever the bootstrap says
+    assert paired_bootstrap_difference(a, c)["p_value"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="equal-length"):
         paired_bootstrap_difference(a, b[:-1])
+
+
+def test_gold_scores_hand_values_with_mixed_option_counts():
+    probs = np.array([[0.5, 0.3, 0.2, np.nan], [0.1, 0.2, 0.3, 0.4]])
+    scores = gold_scores(probs, ["B", "D"])
+    assert scores["p_gold"].tolist() == pytest.approx([0.3, 0.4])
+    assert scores["gold_logprob"].tolist() == pytest.approx([np.log(0.3), np.log(0.4)])
+    # Brier over the question's own letters: the missing D of row 0 does not count
+    assert scores["brier"].tolist() == pytest.approx([0.25 + 0.49 + 0.04, 0.01 + 0.04 + 0.09 + 0.36])
+    # letter means: A (ln .5 + ln .1)/2, B (ln .3 + ln .2)/2, C (ln .2 + ln .3)/2, D ln .4 (row 1 only)
+    means = np.log([np.sqrt(0.05), np.sqrt(0.06), np.sqrt(0.06), 0.4])
+    row0 = np.log(probs[0, :3]) - means[:3]
+    assert scores["gold_logprob_debiased"][0] == pytest.approx(row0[1] - np.log(np.exp(row0).sum()))
+    with pytest.raises(ValueError, match="row 0: gold letter 'D' is not one of the question's options"):
+        gold_scores(probs, ["D", "D"])
+    with pytest.raises(ValueError, match="row 1: gold letter 'x'"):
+        gold_scores(probs, ["A", "x"])
+
+
+def test_debiased_log_probabilities_ignore_a_constant_letter_preference():
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(4), size=30)
+    tilted = probs * np.array([8.0, 1.0, 1.0, 0.5])  # the same model with a strong taste for A
+    tilted /= tilted.sum(axis=1, keepdims=True)
+    debiased = debiased_log_probabilities(probs)
+    assert np.exp(debiased).sum(axis=1) == pytest.approx(np.ones(30))
+    assert debiased_log_probabilities(tilted) == pytest.approx(debiased)
+    assert (debiased_predictions(tilted) == debiased_predictions(probs)).all()
+    assert not np.allclose(np.log(tilted), np.log(probs))
+
+
+def test_summary_means_of_gold_scores_with_intervals():
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(4), size=80)
+    gold = "".join(rng.choice(list("ABCD"), 80))
+    table = predictions(gold, "".join("ABCD"[i] for i in probs.argmax(1)), probs)
+    s = summarize(table, seed=1)
+    scores = gold_scores(probs, list(gold))
+    for key, column in (("mean_p_gold", "p_gold"), ("mean_gold_logprob", "gold_logprob"),
+                        ("mean_gold_logprob_debiased", "gold_logprob_debiased"), ("mean_brier", "brier")):
+        assert s[key] == pytest.approx(scores[column].mean())
+        low, high = s[f"{key}_ci"]
+        assert low < s[key] < high
+    # about ±1.96 sd / sqrt(n) for a plain mean
+    half = 1.96 * scores["brier"].std() / np.sqrt(80)
+    assert s["mean_brier_ci"][1] - s["mean_brier_ci"][0] == pytest.approx(2 * half, rel=0.2)
+
+
+def test_vectorised_debiased_bootstrap_equals_recomputing_each_resample():
+    rng = np.random.default_rng(6)
+    probs = rng.dirichlet(np.ones(5), size=40)
+    probs[:15, 4] = np.nan  # some questions have only four options
+    probs[:15, :4] /= probs[:15, :4].sum(axis=1, keepdims=True)
+    gold_index = rng.integers(0, 4, 40)
+    gold = np.array(list("ABCDE"))[gold_index]
+    accuracy, gold_logprob = debiased_bootstrap(probs, gold_index, 200, seed=4, chunk=64)
+    slow_accuracy = bootstrap_distribution(lambda i: (debiased_predictions(probs[i]) == gold[i]).mean(), 40, 200, 4)
+    slow_logprob = bootstrap_distribution(
+        lambda i: debiased_log_probabilities(probs[i])[np.arange(40), gold_index[i]].mean(), 40, 200, 4)
+    assert (accuracy == slow_accuracy).all()
+    assert gold_logprob == pytest.approx(slow_logprob, rel=1e-9)

@@ -1,0 +1,181 @@
+"""Paired tests of two systems scored on the same test questions, and Holm's multiple-comparison control.
+
+Every test returns a dict (one tidy row) with ``test``, ``paired_over`` (what was paired: the questions by
+default), ``n`` and ``p_value`` (two-sided):
+
+* :func:`mcnemar_exact`: accuracy; an exact binomial test on the questions only one system got right.
+* :func:`sign_flip_test`: a continuous per-question score (gold log-prob, Brier); under the null the sign of
+  each question's difference is a coin flip. Exact (all 2^n sign patterns) for up to ``exact_up_to``
+  non-zero differences, else a seeded Monte Carlo estimate with the valid (1 + hits) / (1 + resamples) rule.
+* :func:`replicate_bootstrap_difference`: an interval (no p-value) for a mean difference when each system has
+  several training replicates: questions are resampled jointly for both systems, replicates within each one.
+* :func:`holm_adjust` / :func:`add_holm`: Holm's step-down correction across one family of tests.
+
+>>> a, b = [1] * 10 + [0] * 2 + [1] * 5, [0] * 10 + [1] * 2 + [1] * 5
+>>> row = mcnemar_exact(a, b)
+>>> row["test"], row["paired_over"], round(row["p_value"], 4)
+('McNemar exact', 'questions', 0.0386)
+>>> holm_adjust([0.01, 0.04, 0.03]).round(2).tolist()
+[0.03, 0.06, 0.06]
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def _paired_vectors(a, b, what: str) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"{what}: need two equal-length, non-empty 1-D arrays over the same questions "
+                         f"(got shapes {a.shape} and {b.shape})")
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError(f"{what}: NaN at question {int((np.isnan(a) | np.isnan(b)).argmax())}; "
+                         "drop that question from both systems first")
+    return a, b
+
+
+def mcnemar_exact(correct_a, correct_b, paired_over: str = "questions") -> dict:
+    """Exact McNemar test of two classifiers on the same questions (two-sided binomial test, p = 1/2, on the
+    discordant pairs). ``a_only`` / ``b_only``: questions only A / only B got right; ``statistic`` the smaller.
+
+    >>> out = mcnemar_exact([1, 1, 1, 0], [0, 0, 0, 0])
+    >>> out["a_only"], out["b_only"], out["p_value"], out["difference"]
+    (3, 0, 0.25, 0.75)
+    """
+    a, b = _paired_vectors(correct_a, correct_b, "mcnemar_exact")
+    if not np.isin(a, (0, 1)).all() or not np.isin(b, (0, 1)).all():
+        raise ValueError("mcnemar_exact: correctness must be True/False or 1/0")
+    a, b = a.astype(bool), b.astype(bool)
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    p = stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"test": "McNemar exact", "paired_over": paired_over, "n": len(a),
+            "difference": float(a.mean() - b.mean()), "a_only": a_only, "b_only": b_only,
+            "statistic": min(a_only, b_only), "p_value": float(p)}
+
+
+def sign_flip_test(values_a, values_b, n_resamples: int = 10_000, seed: int = 0, exact_up_to: int = 16,
+                   paired_over: str = "questions") -> dict:
+    """Paired sign-flip permutation test of mean(A - B) = 0 for a continuous per-question score.
+
+    The statistic is |sum of differences|; zero differences do not change it and are left out of the
+    enumeration. With at most ``exact_up_to`` non-zero differences every sign pattern is tried (``method``
+    ``"exact"``); otherwise ``n_resamples`` seeded random patterns, p = (1 + hits) / (1 + n_resamples).
+
+    >>> out = sign_flip_test([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    >>> out["method"], out["p_value"], out["difference"]
+    ('exact', 0.125, 2.5)
+    """
+    if not 0 <= exact_up_to <= 20:
+        raise ValueError(f"sign_flip_test: exact_up_to must be in [0, 20] (2^20 sign patterns), got {exact_up_to}")
+    a, b = _paired_vectors(values_a, values_b, "sign_flip_test")
+    diff = a - b
+    nonzero = diff[np.abs(diff) > 1e-12 * max(1.0, float(np.abs(diff).max()))]
+    observed = abs(nonzero.sum())
+    tolerance = 1e-9 * max(1.0, float(np.abs(nonzero).sum()))
+    if len(nonzero) <= exact_up_to:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(nonzero))))
+        p, method = float((np.abs(signs @ nonzero) >= observed - tolerance).mean()), "exact"
+    else:
+        rng = np.random.default_rng(seed)
+        hits = 0
+        for start in range(0, n_resamples, 1000):
+            signs = rng.choice((-1.0, 1.0), size=(min(1000, n_resamples - start), len(nonzero)))
+            hits += int((np.abs(signs @ nonzero) >= observed - tolerance).sum())
+        p, method = (1 + hits) / (1 + n_resamples), f"Monte Carlo ({n_resamples} sign patterns, seed {seed})"
+    return {"test": "sign-flip permutation", "paired_over": paired_over, "n": len(diff),
+            "difference": float(diff.mean()), "statistic": float(diff.mean()), "p_value": min(1.0, p),
+            "method": method}
+
+
+def _as_matrix(values, name: str) -> np.ndarray:
+    matrix = np.asarray(values, dtype=float)
+    matrix = matrix[:, None] if matrix.ndim == 1 else matrix
+    if matrix.ndim != 2 or matrix.size == 0:
+        raise ValueError(f"{name}: need a questions × replicates matrix (or one value per question), "
+                         f"got shape {np.shape(values)}")
+    if np.isnan(matrix).any():
+        row, col = np.argwhere(np.isnan(matrix))[0]
+        raise ValueError(f"{name}: NaN at question {row}, replicate {col}")
+    return matrix
+
+
+def replicate_bootstrap_difference(values_a, values_b, n_resamples: int = 2000, seed: int = 0,
+                                   level: float = 0.95) -> dict:
+    """Mean of A minus mean of B with a percentile bootstrap interval over questions and replicates.
+
+    ``values_a`` and ``values_b`` are questions × replicates matrices (rows: the same questions in the same
+    order; the replicate counts may differ; a 1-D array is one replicate). Each resample draws the questions
+    with replacement once for both systems (paired), and each system's replicates with replacement on their
+    own, so the interval holds both question sampling and run-to-run noise.
+
+    >>> a = np.array([[1, 1], [1, 0], [0, 1], [1, 1]] * 10)
+    >>> b = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1], [1, 0, 0]] * 10)
+    >>> out = replicate_bootstrap_difference(a, b)
+    >>> round(out["difference"], 3), out["replicates_a"], out["replicates_b"], out["ci"][0] > 0
+    (0.417, 2, 3, True)
+    """
+    a, b = _as_matrix(values_a, "values_a"), _as_matrix(values_b, "values_b")
+    if len(a) != len(b):
+        raise ValueError(f"values_a has {len(a)} questions and values_b {len(b)}: they must be the same questions")
+    n = len(a)
+    rng = np.random.default_rng(seed)
+    question_counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples)
+
+    def resampled_means(matrix: np.ndarray) -> np.ndarray:
+        reps = matrix.shape[1]
+        replicate_counts = rng.multinomial(reps, np.full(reps, 1 / reps), size=n_resamples)
+        return np.einsum("bq,qr,br->b", question_counts, matrix, replicate_counts) / (n * reps)
+
+    resampled = resampled_means(a) - resampled_means(b)
+    tail = (1 - level) / 2 * 100
+    ci = [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
+    return {"test": "bootstrap interval", "paired_over": "questions (resampled jointly), replicates "
+            "(resampled within each system)", "n": n, "replicates_a": a.shape[1], "replicates_b": b.shape[1],
+            "difference": float(a.mean() - b.mean()), "ci": ci, "level": level, "resamples": n_resamples,
+            "seed": seed}
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control); NaN stays NaN and is not counted.
+
+    The i-th smallest of m p-values becomes max over j ≤ i of min(1, (m - j + 1) · p_(j)).
+
+    >>> holm_adjust([0.02, np.nan, 0.01]).round(2).tolist()
+    [0.02, nan, 0.02]
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"holm_adjust: need a 1-D list of p-values, got shape {p.shape}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError(f"holm_adjust: p-values must lie in [0, 1] (got {p[(p < 0) | (p > 1)][0]})")
+    adjusted = np.full_like(p, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m = len(order)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return adjusted
+
+
+def add_holm(table: pd.DataFrame, p_column: str = "p_value", by=None, alpha: float = 0.05) -> pd.DataFrame:
+    """A copy of ``table`` with ``p_holm``, ``significant_holm`` (p_holm < ``alpha``) and ``holm_family``
+    (how many tests were corrected together): one family per ``by`` group, or the whole table.
+
+    >>> rows = pd.DataFrame({"comparison": ["x", "y", "z"], "p_value": [0.01, 0.04, 0.03]})
+    >>> add_holm(rows)[["p_holm", "significant_holm", "holm_family"]].round(2).values.tolist()
+    [[0.03, True, 3], [0.06, False, 3], [0.06, False, 3]]
+    """
+    if p_column not in table:
+        raise KeyError(f"add_holm: no column '{p_column}' (columns: {', '.join(map(str, table.columns))})")
+    p = table[p_column].to_numpy(dtype=float)
+    groups = [np.arange(len(table))] if by is None else list(table.groupby(by, sort=False).indices.values())
+    adjusted, family = np.full(len(table), np.nan), np.zeros(len(table), dtype=int)
+    for positions in groups:
+        adjusted[positions] = holm_adjust(p[positions])
+        family[positions] = int((~np.isnan(p[positions])).sum())
+    out = table.assign(p_holm=adjusted, significant_holm=adjusted < alpha, holm_family=family)
+    return out[[*table.columns, "p_holm", "significant_holm", "holm_family"]]
