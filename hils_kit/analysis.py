@@ -8,7 +8,8 @@ strategy × label scenario × replicate, scored on several test sets), with ``pr
   per model (mean over test sets), per test set (mean over models), and ``Mean`` (over every model × test set cell).
 - :func:`gains_over_random`, :func:`best_gains`, :func:`mean_gain_per_strategy`, :func:`win_counts` and
   :func:`label_source_deltas` work on such a table, so the paper's published marginals can be fed in directly.
-- :func:`compare_to_random`, :func:`compare_label_sources` and :func:`compare_questions` are the paired tests; each
+- :func:`compare_to_random` and :func:`compare_label_sources` (over cells) and :func:`question_tests` (over the
+  questions, Holm-corrected) are the paired tests, :func:`power_analysis` what a study could detect; each
   says in its ``paired_over`` column what was paired (the paper does not).
 
 Label scenarios are named ``<difficulty source>[_clusters]`` ("human", "llm", "llm_clusters") or "none". A cell is
@@ -38,6 +39,8 @@ from scipy import stats
 from hils_kit.contract import (BASELINE as BASELINE_KEY, CURRICULUM_STRATEGIES, STRATEGY, CellResults, labels_used,
                                predictions_file, scenario_of, strategy_key, strategy_name)
 from hils_kit.metrics import summarize
+from hils_kit.power import power_table
+from hils_kit.significance import add_holm, mcnemar_exact, replicate_bootstrap_difference, sign_flip_test
 
 log = logging.getLogger(__name__)
 
@@ -427,21 +430,6 @@ def compare_label_sources(long: pd.DataFrame, human: str = "human", llm: str = "
     return pd.DataFrame(rows)
 
 
-def mcnemar_exact(correct_a, correct_b) -> dict:
-    """Exact McNemar test of two classifiers on the same questions (two-sided binomial test on the discordant pairs).
-
-    >>> out = mcnemar_exact([1] * 10 + [0] * 2 + [1] * 5, [0] * 10 + [1] * 2 + [1] * 5)
-    >>> out["a_only"], out["b_only"], round(out["p_value"], 4)
-    (10, 2, 0.0386)
-    """
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"need the same questions for both: {a.shape} vs {b.shape}")
-    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
-    p = stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"n": len(a), "a_only": a_only, "b_only": b_only, "statistic": min(a_only, b_only), "p_value": float(p)}
-
-
 def read_correct(paths: str | Path | Sequence[str | Path]) -> pd.Series:
     """Per-question correctness (bool, indexed by ``id``) from ``predictions_<dataset>.csv`` file(s)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -459,43 +447,81 @@ def read_correct(paths: str | Path | Sequence[str | Path]) -> pd.Series:
     return pd.Series(correct.to_numpy(dtype=bool), index=preds["id"], name="correct")
 
 
-def compare_questions(long: pd.DataFrame, scenario: str, strategy: str, baseline: str = "random",
-                      datasets: Sequence[str] | None = None, scale: float = 100,
-                      variant: str | None = None) -> pd.DataFrame:
-    """Question-level exact McNemar tests of ``strategy`` against ``baseline`` on the same test questions.
-
-    One row per model × test set × replicate that both strategies have (run r of one paired with run r of the
-    other; a k-fold figure pools its folds); the pairs are the questions, read from the predictions files.
-    ``mean_diff`` is the accuracy difference in ``scale`` units; ``a_only`` / ``b_only`` count questions only one
-    of them got right.
-    """
+def question_frame(long: pd.DataFrame, scenario: str, variant: str | None = None) -> pd.DataFrame:
+    """Per-question results of a scenario's cells: one row per question x cell x test set, with ``strategy``,
+    ``model``, ``dataset``, ``replicate``, ``id``, ``correct`` and ``gold_logprob`` where the predictions have it
+    (a pooled k-fold row contributes the questions of all its folds)."""
     rows = _select_variant(scenario_cells(long, scenario), variant)
-    rows = rows[rows["dataset"].isin(datasets)] if datasets is not None else rows
-    keys = ["model", "dataset", "replicate"]
-    a_cells = rows[rows["strategy"] == strategy_key(strategy)].set_index(keys)["predictions"]
-    b_cells = rows[rows["strategy"] == strategy_key(baseline)].set_index(keys)["predictions"]
-    for name, cells in ((strategy, a_cells), (baseline, b_cells)):
-        if cells.index.duplicated().any():
-            raise ValueError(f"'{name}' has several cells for {cells.index[cells.index.duplicated()][0]} "
-                             "(model, test set, replicate); pick one with variant=...")
-    both = a_cells.index.intersection(b_cells.index)
-    if len(both) == 0:
-        raise ValueError(f"scenario '{scenario}' has no model × test set × replicate with both "
-                         f"'{strategy}' and '{baseline}'")
+    frames = []
+    for row in rows.itertuples(index=False):
+        preds = read_predictions(row.predictions)
+        keep = [c for c in ("id", "correct", "gold_logprob") if c in preds]
+        frames.append(preds[keep].assign(strategy=row.strategy, model=row.model, dataset=row.dataset,
+                                         replicate=row.replicate))
+    out = pd.concat(frames, ignore_index=True)
+    out["correct"] = out["correct"].map({True: 1, False: 0, 1: 1, 0: 0, "True": 1, "False": 0}).astype(float)
+    return out
+
+
+def question_tests(long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None,
+                   scale: float = 100) -> pd.DataFrame:
+    """Each strategy against ``baseline`` on the same test questions, per model x test set, Holm-corrected.
+
+    Per comparison and metric (accuracy, and gold log-prob where the predictions have it): the difference
+    (accuracy in ``scale`` units, log-prob in nats), a 95 % bootstrap interval over questions and replicates,
+    and a paired test over the questions (replicates averaged first; run r of one strategy shares the
+    training seed with run r of the other): exact McNemar when there is one replicate and the metric is
+    accuracy, else a sign-flip permutation test. Holm's correction runs across the strategies of the table
+    (one family per metric); ``paired_over`` names the pairing unit of every row.
+    """
+    frame = question_frame(long, scenario, variant)
+    metrics = [m for m in ("correct", "gold_logprob") if m in frame and frame[m].notna().all()]
     out = []
-    for model, dataset, replicate in both:
-        pa, pb = a_cells[(model, dataset, replicate)], b_cells[(model, dataset, replicate)]
-        ca, cb = read_correct(pa), read_correct(pb)
-        if set(ca.index) != set(cb.index):
-            raise ValueError(f"{', '.join(pa)} and {', '.join(pb)} do not hold the same questions")
-        cb = cb[ca.index]
-        test = mcnemar_exact(ca, cb)
-        out.append({"comparison": f"{strategy_name(strategy)} − {strategy_name(baseline)} ({scenario})",
-                    "test": "McNemar exact", "paired_over": f"questions of {dataset} ({model}, replicate {replicate})",
-                    "n_pairs": test["n"], "mean_diff": (ca.mean() - cb.mean()) * scale,
-                    "statistic": test["statistic"], "p_value": test["p_value"], "a_only": test["a_only"],
-                    "b_only": test["b_only"], "model": model, "dataset": dataset, "replicate": replicate})
-    return pd.DataFrame(out)
+    for (model, dataset), group in frame.groupby(["model", "dataset"], sort=False):
+        wide = {name: group[group["strategy"] == name].pivot_table(index="id", columns="replicate", values=metrics)
+                for name in group["strategy"].unique()}
+        if baseline not in wide:
+            continue
+        base = wide[baseline]
+        for name in _paper_order(strategy_name(k) for k in wide):
+            key = strategy_key(name)
+            if key == baseline:
+                continue
+            mine = wide[key]
+            questions = mine.index.intersection(base.index)
+            if len(questions) < len(mine.index) or len(questions) < len(base.index):
+                raise ValueError(f"{name} and {strategy_name(baseline)} were not scored on the same questions of "
+                                 f"{dataset} ({model})")
+            for metric in metrics:
+                a, b = mine.loc[questions, metric].to_numpy(), base.loc[questions, metric].to_numpy()
+                unit = "accuracy points" if metric == "correct" else "nats"
+                factor = scale if metric == "correct" else 1.0
+                if metric == "correct" and a.shape[1] == b.shape[1] == 1:
+                    test = mcnemar_exact(a[:, 0], b[:, 0], paired_over=f"questions of {dataset}")
+                else:
+                    test = sign_flip_test(a.mean(axis=1), b.mean(axis=1),
+                                          paired_over=f"questions of {dataset} (replicates averaged)")
+                interval = replicate_bootstrap_difference(a, b)
+                out.append({"comparison": f"{name} − {strategy_name(baseline)} ({scenario})", "model": model,
+                            "dataset": dataset, "metric": "accuracy" if metric == "correct" else "gold log-prob",
+                            "unit": unit, "difference": interval["difference"] * factor,
+                            "ci_low": interval["ci"][0] * factor, "ci_high": interval["ci"][1] * factor,
+                            "replicates": f"{a.shape[1]} vs {b.shape[1]}", "n_questions": len(questions),
+                            "test": test["test"], "paired_over": test["paired_over"], "p_value": test["p_value"]})
+    if not out:
+        raise ValueError(f"scenario '{scenario}' has no model × test set with both a strategy and "
+                         f"'{strategy_name(baseline)}'")
+    return add_holm(pd.DataFrame(out), by=["metric"])
+
+
+def power_analysis(long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None
+                   ) -> pd.DataFrame:
+    """What the study could have detected: per model x test set, the minimal detectable difference against
+    ``baseline`` at 80 % power and α 0.05 (accuracy points and gold log-prob nats) and the questions x replicates
+    needed to detect one accuracy point (:func:`hils_kit.power.power_table`)."""
+    frame = question_frame(long, scenario, variant)
+    gold = "gold_logprob" if "gold_logprob" in frame and frame["gold_logprob"].notna().all() else None
+    return power_table(frame, baseline, by=("model", "dataset"), gold_logprob=gold).assign(scenario=scenario)
 
 
 def gain_intervals(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,

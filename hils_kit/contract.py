@@ -380,7 +380,9 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
     "wins": ("wins.csv", "How often each strategy is best"),
     "label_sources": ("label_sources.csv", "LLM minus human difficulty labels, curriculum strategies"),
     "label_sources_plot": ("label_sources.png", "Curriculum gains: human vs LLM difficulty labels"),
-    "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle"),
+    "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle on the same questions (Holm-corrected "
+                                         "across the strategies of each table; pairing unit in 'paired_over')"),
+    "power": ("power.csv", "What the study could detect: minimal detectable differences (80 % power, α 0.05)"),
     "letter_prior": ("letter_prior.csv", "Letter prior: accuracy against what each model's predicted-letter mix "
                                          "earns on its own, and the gold letters at the end of its order"),
     "audit": ("audit.csv", "Training order audit"),

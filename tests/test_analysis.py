@@ -20,13 +20,13 @@ from hils_kit.analysis import (  # noqa: E402
     best_gains,
     collect_results,
     compare_label_sources,
-    compare_questions,
     compare_to_random,
     gain_intervals,
     gains_over_random,
     label_source_deltas,
-    mcnemar_exact,
     mean_gain_per_strategy,
+    power_analysis,
+    question_tests,
     scenario_cells,
     strategy_table,
     win_counts,
@@ -297,25 +297,28 @@ def test_compare_label_sources(run_dir):
     assert tests["mean_diff"].tolist() == pytest.approx([2 + 1 / 6] * 6)
 
 
-def test_mcnemar_exact_known_value():
-    out = mcnemar_exact([True] * 10 + [False] * 2 + [True] * 5, [False] * 10 + [True] * 2 + [True] * 5)
-    assert (out["a_only"], out["b_only"], out["statistic"]) == (10, 2, 2)
-    assert out["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)  # two-sided binomial, 2 of 12 discordant
-    assert mcnemar_exact([1, 0], [1, 0])["p_value"] == 1.0
-
-
-def test_compare_questions_reads_predictions(run_dir):
+def test_question_tests_pair_questions_and_correct_for_multiplicity(run_dir):
     long = collect_results(run_dir)
-    tests = compare_questions(long, "llm", "interleaved")
-    assert len(tests) == 2 * 3 * 2  # model × test set × replicate
-    row = tests[(tests["model"] == "tiny") & (tests["dataset"] == "medqa") & (tests["replicate"] == 0)].iloc[0]
-    assert (row["a_only"], row["b_only"], row["n_pairs"]) == (4, 0, N_QUESTIONS)  # 3 points + the tiny/medqa bump
-    assert row["p_value"] == pytest.approx(0.5 ** 3) and row["mean_diff"] == pytest.approx(4)
-    assert row["paired_over"] == "questions of medqa (tiny, replicate 0)"
+    tests = question_tests(long, "llm")
+    assert len(tests) == 5 * 2 * 3 and set(tests["metric"]) == {"accuracy"}  # these predictions have no log-probs
+    row = tests[tests["comparison"].str.startswith("Interleaved −") & (tests["model"] == "tiny")
+                & (tests["dataset"] == "medqa")].iloc[0]
+    # replicate 0: 25 vs 21 right, replicate 1: 23 vs 19; per question (replicates averaged) 6 differ, all one way
+    assert row["difference"] == pytest.approx(4) and row["n_questions"] == N_QUESTIONS
+    assert row["p_value"] == pytest.approx(2 / 2 ** 6) and row["test"].startswith("sign-flip")
+    assert row["paired_over"] == "questions of medqa (replicates averaged)" and row["replicates"] == "2 vs 2"
+    assert row["ci_low"] <= row["difference"] <= row["ci_high"]
+    assert (tests["p_holm"] >= tests["p_value"]).all() and set(tests["holm_family"]) == {30}  # one family
     bad = run_dir / "cells" / "tiny-interleaved-none-r0" / "predictions_medqa.csv"
     bad.write_text(bad.read_text().replace("q099", "x099"))
-    with pytest.raises(ValueError, match="do not hold the same questions"):
-        compare_questions(long, "llm", "interleaved", datasets=["medqa"])
+    with pytest.raises(ValueError, match="not scored on the same questions"):
+        question_tests(long, "llm")
+
+
+def test_power_analysis_says_what_the_study_could_detect(run_dir):
+    power = power_analysis(collect_results(run_dir), "llm").set_index(["model", "dataset"])
+    assert len(power) == 6 and (power["mde_accuracy_points"] > 0).all()
+    assert (power["questions_needed_1pt"] > N_QUESTIONS).all()
 
 
 def test_gain_intervals_from_replicates_or_ci(run_dir):
@@ -394,10 +397,9 @@ def test_kfold_figures_pool_the_predictions_of_all_folds(tmp_path):
     assert table.loc["Random Shuffle", "lek"] == pytest.approx(35.0)  # mean of the replicates' pooled 30 and 40
     assert table.loc["Curriculum", "lek"] == pytest.approx(45.0)
     assert table.loc["Curriculum", "medqa"] == pytest.approx(62.5)  # the full models on the external set
-    tests = compare_questions(long, "llm", "curriculum")
-    lek = tests[tests["dataset"] == "lek"].set_index("replicate")
-    assert lek["n_pairs"].tolist() == [10, 10]  # one McNemar test per replicate over all 10 pooled questions
-    assert (lek.loc[0, "a_only"], lek.loc[0, "b_only"]) == (3, 0)
+    tests = question_tests(long, "llm")
+    lek = tests[tests["dataset"] == "lek"].iloc[0]
+    assert lek["n_questions"] == 10 and lek["difference"] == pytest.approx(10)  # pooled: 45 % vs 35 %
     # a missing fold (a failed cell) gives no pooled figure rather than one on fewer questions
     import shutil
 
