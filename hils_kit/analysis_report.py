@@ -71,8 +71,11 @@ SECTIONS = {  # notebook section -> artefact kinds
 }
 
 
-def analyse_study(run_dir: str | Path, out_dir: str | Path) -> StudyAnalysis:
-    """Analyse the cells of ``run_dir`` and write every artefact into ``out_dir`` (see the module docstring)."""
+def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: list[str] = ()) -> StudyAnalysis:
+    """Analyse the cells of ``run_dir`` and write every artefact into ``out_dir`` (see the module docstring).
+
+    ``difficulty_models``: the models that scored the LLM difficulty; the findings say so when one of them is
+    also a fine-tuned model (the paper chose other models to keep the labels free of that bias)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     long = A.collect_results(run_dir)
@@ -103,6 +106,10 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path) -> StudyAnalysis:
     power = pd.concat([A.power_analysis(long, scenario) for scenario in scenarios], ignore_index=True)
     add("power", power)
     result.findings[:0] = detectable(power)
+    same = sorted(set(difficulty_models) & set(long["model"]))
+    if same:
+        result.findings.append(f"The LLM difficulty labels were scored by {', '.join(same)}, the model being "
+                               "fine-tuned; the paper scored with other models to keep its labels free of that bias.")
     letters = letter_prior_table(long)
     if not letters.empty:
         add("letter_prior", letters.set_index("cell_id").round(3))

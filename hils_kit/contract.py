@@ -357,6 +357,8 @@ class AnalysisParams:
 
     study: str = field(default="explore", metadata=_help("study name"))
     run_dir: str = field(default="runs/explore", metadata=_help("the study's run folder (holds manifest.json, cells/)"))
+    difficulty_models: list[str] = field(default_factory=list, metadata=_help(
+        "models that scored the LLM difficulty (the report says when they are also fine-tuned)"))
     out_dir: str = field(default="runs/explore/analysis", metadata=_help("where tables (CSV) and figures (PNG) go"))
 
 

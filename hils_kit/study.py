@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES, STRATEGY,
+from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_DIFFICULTY, PAPER_STRATEGIES, SCENARIO, STRATEGIES, STRATEGY,
                                AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
                                strategy_scenarios)
 from hils_kit.leakage import ON_OVERLAP
@@ -340,4 +340,6 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
 
 def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> AnalysisParams:
     """Parameters of ``04_analysis``."""
-    return AnalysisParams(study=config.name, run_dir=str(run_dir), out_dir=str(out_dir))
+    scored = any(SCENARIO[s].difficulty == "llm" for s in config.scenarios) and not config.difficulty_file
+    return AnalysisParams(study=config.name, run_dir=str(run_dir), out_dir=str(out_dir),
+                          difficulty_models=list(config.difficulty_models) if scored else [])
