@@ -82,6 +82,17 @@ def mark_folder(folder: str | Path, made_by: str) -> Path:
     return folder
 
 
+def claim_folder(folder: str | Path, made_by: str) -> Path:
+    """Make ``folder``, or take an empty one, and mark it as the kit's; a non-empty folder is left as it is.
+
+    For outputs written file by file into a folder (``hils evaluate``, ``hils study``).
+    """
+    folder = Path(folder)
+    if not folder.exists() or _is_empty_folder(folder):
+        mark_folder(folder, made_by)
+    return folder
+
+
 def _is_empty_folder(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 

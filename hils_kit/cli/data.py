@@ -6,7 +6,8 @@ import argparse
 import json
 
 from hils_kit.loaders import DATASETS, FORMATS, read_questions, save_questions
-from hils_kit.questions import LETTERS, write_rejects
+from hils_kit.paths import output_file
+from hils_kit.questions import LETTERS, rejects_path, write_rejects
 
 
 def register(commands) -> None:
@@ -80,13 +81,16 @@ def cmd_show(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    if args.output is not None:
+        output_file(args.output, "-o")
+        output_file(rejects_path(args.output), "-o (its rejects file)")
     result = read_questions(args.file, format=args.format, mapping=parse_mapping(args.map))
     print(f"{result.source}: {len(result.table):,} usable questions, {len(result.rejects)} refused")
     for reject in result.rejects[:50]:
         print(f"  {reject}")
     if len(result.rejects) > 50:
         print(f"  ... and {len(result.rejects) - 50} more")
-    if args.output:
+    if args.output is not None:
         save_questions(result.table, args.output)
         where = write_rejects(result.rejects, args.output)
         print(f"wrote {args.output}" + (f" and {where}" if where else ""))

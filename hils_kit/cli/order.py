@@ -14,7 +14,8 @@ from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import read_questions, save_questions
 from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, THRESHOLDS, VARIANTS,
                                 order_questions)
-from hils_kit.questions import write_rejects
+from hils_kit.paths import output_file
+from hils_kit.questions import rejects_path, write_rejects
 
 log = logging.getLogger(__name__)
 PROTECTED = ("question", "options", "answer", "dataset")
@@ -92,6 +93,8 @@ def merge_labels(table: pd.DataFrame, labels_file: str | Path) -> pd.DataFrame:
 
 
 def cmd_order(args) -> int:
+    output_file(args.output, "-o")
+    output_file(rejects_path(args.output), "-o (its rejects file)")
     result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map))
     table = result.table
     if args.labels:
