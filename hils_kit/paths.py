@@ -14,10 +14,10 @@ Output rules, for every command and library function that writes:
 >>> from hils_kit.paths import write_text_atomic
 >>> write_text_atomic("/tmp/hils_kit_paths_doc.txt", "written whole or not at all").read_text()
 'written whole or not at all'
->>> output_file("")
+>>> output_file("", flag="-o")                                  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-hils_kit.paths.OutputPathError: output '': an empty path; give a file name such as out.csv (an unset shell variable gives an empty path)
+hils_kit.paths.OutputPathError: -o '': an empty path; give a file name such as out.csv ...
 """
 
 from __future__ import annotations
@@ -139,10 +139,10 @@ def output_folder(path: str | Path, flag: str = "output", overwrite: bool = Fals
     Accepted: a missing folder, an empty one, one the kit made (:func:`made_by_kit`), or with ``overwrite``
     any folder. Refused: ``""``, ``.``, ``..`` (and the root) and an existing file.
 
-    >>> output_folder("")
+    >>> output_folder("..", flag="--out")                       # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hils_kit.paths.OutputPathError: output '': an empty path; give a new folder name such as runs/my-run (an unset shell variable gives an empty path)
+    hils_kit.paths.OutputPathError: --out '..': names a folder such as '.' or '..', not a new output; ...
     """
     text = os.fspath(path)
     _refuse_non_names(text, flag, "new folder name such as runs/my-run")
