@@ -178,7 +178,7 @@ def atomic_path(target: str | Path, overwrite: bool = False):
     """
     text = os.fspath(target)
     target = Path(text)
-    if text == "" or target.name in ("", ".", ".."):
+    if _last_part(text) in ("", ".", ".."):
         raise OutputPathError(f"output '{text}': not a file or folder name (empty, '.', '..' or the root); "
                               "nothing was written")
     foreign = target.is_symlink() or not (_is_empty_folder(target) or made_by_kit(target))
