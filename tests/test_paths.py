@@ -61,13 +61,13 @@ def snapshot(root: Path) -> dict:
 
 def write(tmp: Path, writer: str, content: str) -> None:
     if writer == "file":
-        tmp.write_text(content)
+        tmp.write_bytes(content.encode())
     elif writer == "folder":
         (tmp / "adapter").mkdir(parents=True)
-        (tmp / "data.txt").write_text(content)
-        (tmp / "adapter" / "w.bin").write_text(content * 2)
+        (tmp / "data.txt").write_bytes(content.encode())
+        (tmp / "adapter" / "w.bin").write_bytes(content.encode() * 2)
     elif writer == "fail":
-        tmp.write_text(content[: len(content) // 2])
+        tmp.write_bytes(content.encode()[: len(content) // 2])
         raise RuntimeError("the writer failed half way")
     # "nothing": the block writes nothing at all
 
@@ -121,10 +121,10 @@ def test_atomic_path_changes_only_its_target_and_writes_it_whole_or_not_at_all(t
         assert all(rel in ancestors and after[rel][0] == "dir" for rel in new), new
         written = (work / target).resolve() if regions[1:] else Path(os.path.normpath(work / target))
         if writer == "file":
-            assert not written.is_symlink() and written.read_text() == content
+            assert not written.is_symlink() and written.read_bytes() == content.encode()
         else:
-            assert (written / "data.txt").read_text() == content
-            assert (written / "adapter" / "w.bin").read_text() == content * 2
+            assert (written / "data.txt").read_bytes() == content.encode()
+            assert (written / "adapter" / "w.bin").read_bytes() == content.encode() * 2
 
 
 def test_a_kit_folder_is_replaced_whole_and_a_foreign_one_only_merged_into(tmp_path):
