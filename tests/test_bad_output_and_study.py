@@ -28,7 +28,8 @@ LEK_HEADER = "prompt,A,B,C,D,Answer,Category"
 class Case:
     """One row: ``command`` (argv after ``hils``) run in the scratch folder after ``setup`` (name -> text
     files to write; a name ending in ``/`` makes a folder); then ``error`` (a regex on stderr, exit 2) or
-    exit 0 with ``files`` present. ``changes``: path prefixes a successful row may write under."""
+    exit 0 with ``files`` present and ``absent`` gone. ``changes``: path prefixes a successful row may write
+    under."""
 
     id: str
     command: list[str]
@@ -36,6 +37,7 @@ class Case:
     setup: dict | None = None
     files: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
 
 EMPTY = "an empty path; give a"
@@ -78,6 +80,11 @@ OUTPUT_CASES = [
     Case("order-new-nested-file", [*ORDER, "-o", "a/b/order.csv"], files=("a/b/order.csv",), changes=("a",)),
     Case("order-replaces-its-file", [*ORDER, "-o", "old.csv"], files=("old.csv",), setup={"old.csv": "x"},
          changes=("old.csv",)),
+    Case("order-removes-its-stale-rejects", [*ORDER, "-o", "old.csv"], files=("old.csv",), absent=("old.rejects.csv",),
+         setup={"old.rejects.csv": "file,line,field,reason,id\nq.csv,3,answer,empty,q1\n"},
+         changes=("old.csv", "old.rejects.csv")),
+    Case("order-keeps-a-foreign-rejects-named-file", [*ORDER, "-o", "old.csv"], files=("old.csv", "old.rejects.csv"),
+         setup={"old.rejects.csv": "my own notes\n"}, changes=("old.csv",)),
     # hils label difficulty|categories -o FILE
     Case("label-difficulty-empty", [*DIFFICULTY, "-o", ""], rf"-o '': {EMPTY} file name"),
     Case("label-difficulty-dot", [*DIFFICULTY, "-o", "."], rf"-o '\.': {DOT}"),
@@ -233,6 +240,8 @@ def run_case(case: Case, work: Path, capsys) -> None:
     assert code == 0, f"{case.id}: exit {code}, stderr {err!r}"
     for name in case.files:
         assert (work / name).is_file(), f"{case.id}: {name} not written"
+    for name in case.absent:
+        assert not (work / name).exists(), f"{case.id}: {name} left behind"
     changed = [rel for rel in set(before) | set(after) if before.get(rel) != after.get(rel)]
     allowed = [f"work/{prefix}" for prefix in case.changes]
     stray = [rel for rel in changed if not any(rel == a or rel.startswith(a + "/") for a in allowed)]

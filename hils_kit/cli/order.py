@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from hils_kit.cli.data import _source_options, parse_mapping
+from hils_kit.cli.data import _source_options, parse_mapping, write_output_rejects
 from hils_kit.loaders import read_questions, save_questions
 from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, THRESHOLDS, VARIANTS,
                                 order_questions)
 from hils_kit.paths import output_file
-from hils_kit.questions import rejects_path, write_rejects
+from hils_kit.questions import rejects_path
 
 log = logging.getLogger(__name__)
 PROTECTED = ("question", "options", "answer", "dataset")
@@ -109,7 +109,7 @@ def cmd_order(args) -> int:
         thresholds=parse_thresholds(args.thresholds), repeat=args.repeat)
     ordered["position"] = range(len(ordered))
     save_questions(ordered, args.output)
-    where = write_rejects(result.rejects, args.output)
+    where = write_output_rejects(result.rejects, args.output)
     shape = ", ".join(f"{ordered[c].nunique()} {c}s" for c in ("block", "round", "tier") if c in ordered)
     print(f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
           + (f" ({shape})" if shape else "")
