@@ -116,7 +116,8 @@ OUTPUT_CASES = [
     Case("evaluate-foreign-with-overwrite", [*EVALUATE, "-o", "foreign", "--overwrite"], REACHED),
     Case("evaluate-kit-folder", [*EVALUATE, "-o", "kitrun"], REACHED),
     # hils study --out FOLDER
-    Case("study-out-empty", [*STUDY, "--out", ""], rf"--out '': {EMPTY} new folder name", setup=study("models: [tiny]\n")),
+    Case("study-out-empty", [*STUDY, "--out", ""], rf"--out '': {EMPTY} new folder name",
+         setup=study("models: [tiny]\n")),
     Case("study-out-dot", [*STUDY, "--out", "."], rf"--out '\.': {DOT}", setup=study("models: [tiny]\n")),
     Case("study-out-dotdot", [*STUDY, "--out", ".."], rf"--out '\.\.': {DOT}", setup=study("models: [tiny]\n")),
     Case("study-out-a-file", [*STUDY, "--out", "keep.txt"], r"--out 'keep\.txt': is a file, not a folder",
@@ -143,7 +144,8 @@ STUDY_CASES = [
     Case("study-unknown-test-set", STUDY, r"'test_sets\[1\]' 'medqq' is neither a kit data set",
          setup=study("models: [tiny]\ntest_sets: [medqa, medqq]\n")),
     Case("study-missing-train-data", STUDY, r"'train_data' 'data/lek\.csv' is neither a kit data set .* nor an "
-                                            r"existing file", setup=study("models: [tiny]\ntrain_data: data/lek.csv\n")),
+                                            r"existing file",
+         setup=study("models: [tiny]\ntrain_data: data/lek.csv\n")),
     Case("study-missing-difficulty-file", STUDY, r"'difficulty_file' 'llm\.csv' is not an existing file",
          setup=study("models: [tiny]\ndifficulty_file: llm.csv\n")),
     Case("study-difficulty-file-without-column", STUDY, r"'difficulty_file' 'llm\.csv' needs columns id,difficulty",
