@@ -205,13 +205,14 @@ def convert(value, hint, where: str):
             raise TypeError(f"'{where}' should be a mapping, got {type(value).__name__} {value!r}")
         return build(hint, value, where + ".")
     origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
+    given = value
     if isinstance(value, str) and origin in (bool, int, float):
         parsed = _from_text(value, origin)
         value = value if parsed is None else parsed
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, float) and not math.isfinite(value) and origin in (int, float):
-        raise TypeError(f"'{where}' should be a finite number, got {value!r}")
+        raise TypeError(f"'{where}' should be a finite number, got {given!r}")
     ok = {
         type(None): value is None, bool: isinstance(value, bool), float: isinstance(value, float),
         int: isinstance(value, int) and not isinstance(value, bool), str: isinstance(value, str),

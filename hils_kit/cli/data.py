@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from hils_kit.loaders import DATASETS, FORMATS, read_questions, save_questions
-from hils_kit.questions import LETTERS, write_rejects
+from hils_kit.paths import output_file
+from hils_kit.questions import LETTERS, rejects_path, write_rejects
 
 
 def register(commands) -> None:
@@ -118,15 +120,31 @@ def cmd_show(args) -> int:
     return 0
 
 
+def write_output_rejects(rejects: list, output: str) -> Path | None:
+    """Write the rejects beside ``output``; with none, remove a stale rejects file an earlier run left there
+    (only one in the kit's own rejects layout), so the folder never shows rejects the new output lacks."""
+    where = write_rejects(rejects, output)
+    stale = rejects_path(output)
+    if where is None and stale.is_file():
+        with stale.open(encoding="utf-8", errors="replace", newline="") as fh:
+            if fh.readline().strip() == "file,line,field,reason,id":
+                stale.unlink()
+                print(f"removed {stale}: an earlier run's rejects (this run refused no rows)")
+    return where
+
+
 def cmd_validate(args) -> int:
+    if args.output is not None:
+        output_file(args.output, "-o")
+        output_file(rejects_path(args.output), "-o (its rejects file)")
     result = read_questions(args.file, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     print(f"{result.source}: {len(result.table):,} usable questions, {len(result.rejects)} refused")
     for reject in result.rejects[:50]:
         print(f"  {reject}")
     if len(result.rejects) > 50:
         print(f"  ... and {len(result.rejects) - 50} more")
-    if args.output:
+    if args.output is not None:
         save_questions(result.table, args.output)
-        where = write_rejects(result.rejects, args.output)
+        where = write_output_rejects(result.rejects, args.output)
         print(f"wrote {args.output}" + (f" and {where}" if where else ""))
     return 1 if args.strict and result.rejects else 0

@@ -17,7 +17,11 @@ def register(commands) -> None:
                    help="ids to leave out (training questions): a split JSON (its train ids), a JSON list or one id per line")
     p.add_argument("--template", default="paper", choices=list(TEMPLATES), help="prompt template (default paper)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for predictions_*.csv and metrics.json")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for predictions_*.csv and metrics.json: a new one, or one the kit made")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder the kit did not make (only predictions_*.csv and "
+                        "metrics.json are replaced)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -41,7 +45,9 @@ def _counts(letters: dict) -> str:
 
 def cmd_evaluate(args) -> int:
     from hils_kit.evaluation import evaluate, resolve_test_sets
+    from hils_kit.paths import output_folder
 
+    output_folder(args.output, "-o", args.overwrite)
     if args.limit < 0 or args.batch_size < 1:
         raise ValueError("--limit must be >= 0 and --batch-size >= 1")
     sets = resolve_test_sets(args.data, limit=args.limit, seed=args.seed, exclude_ids=args.exclude_ids)

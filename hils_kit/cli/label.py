@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import load_questions
-from hils_kit.paths import cache_dir
+from hils_kit.paths import cache_dir, output_file
 from hils_kit.prompts import TEMPLATES
 from hils_kit.splits import sample_questions
 
@@ -55,6 +56,13 @@ def _data_options(p) -> None:
     p.add_argument("-o", "--output", required=True, help="labels CSV to write (a .meta.json goes beside it)")
 
 
+def check_output(args) -> None:
+    """Refuse a bad ``-o`` (and its ``.meta.json`` sidecar) before any question or model loads."""
+    output_file(args.output, "-o")
+    output = Path(args.output)
+    output_file(output.with_name(f"{output.stem}.meta.json"), "-o (its .meta.json)")
+
+
 def load_sample(args) -> pd.DataFrame:
     """The question table of ``args.data``, cut to a stratified sample of ``--limit`` questions."""
     table = load_questions(args.data, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
@@ -70,6 +78,7 @@ def cmd_difficulty(args) -> int:
     from hils_kit.difficulty import label_difficulty, model_agreement
     from hils_kit.tiers import LLM_THRESHOLDS, resolve_thresholds, tier_names
 
+    check_output(args)
     table = load_sample(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     start = time.monotonic()
@@ -104,6 +113,7 @@ def cmd_categories(args) -> int:
         cluster_range = (int(low), int(high))
     except ValueError:
         raise ValueError(f"--clusters '{args.clusters}': use MIN,MAX, e.g. 6,20") from None
+    check_output(args)
     table = load_sample(args)
     start = time.monotonic()
     result = label_categories(table, args.model, args.output, args.trials, args.seed, cluster_range,

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from hils_kit.cli.data import _source_options, non_negative_int, parse_mapping, positive_number
+from hils_kit.cli.data import _source_options, non_negative_int, parse_mapping, positive_number, write_output_rejects
 from hils_kit.labels import read_labels
 from hils_kit.loaders import read_questions, save_questions
 from hils_kit.tiers import THRESHOLDS
 from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS,
                                 order_questions)
-from hils_kit.questions import write_rejects
+from hils_kit.paths import output_file
+from hils_kit.questions import rejects_path
 
 log = logging.getLogger(__name__)
 PROTECTED = ("question", "options", "answer", "dataset")
@@ -82,6 +83,8 @@ def merge_labels(table: pd.DataFrame, labels_file: str | Path, scale: float = 1.
 
 
 def cmd_order(args) -> int:
+    output_file(args.output, "-o")
+    output_file(rejects_path(args.output), "-o (its rejects file)")
     result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     table = result.table
     if args.labels:
@@ -97,7 +100,7 @@ def cmd_order(args) -> int:
         thresholds=parse_thresholds(args.thresholds), repeat=args.repeat)
     ordered["position"] = range(len(ordered))
     save_questions(ordered, args.output)
-    where = write_rejects(result.rejects, args.output)
+    where = write_output_rejects(result.rejects, args.output)
     shape = ", ".join(f"{ordered[c].nunique()} {c}s" for c in ("block", "round", "tier") if c in ordered)
     print(f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
           + (f" ({shape})" if shape else "")

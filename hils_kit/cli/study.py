@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hils_kit.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT
+from hils_kit.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT, claim_folder, output_folder
 
 
 def register(commands) -> None:
@@ -17,8 +17,11 @@ def register(commands) -> None:
                                         "parameters changed is redone.")
     p.add_argument("study", help="study YAML, or the name of one in params/studies/")
     p.add_argument("--workers", type=int, default=1, help="cells run side by side, one GPU each (default 1)")
-    p.add_argument("--out", type=Path, default=PROJ_ROOT,
-                   help="folder for params/, runs/ and reports/ (default: the project root)")
+    p.add_argument("--out", help="folder for params/, runs/ and reports/: the project root (default), a new "
+                                 "folder, or one an earlier `hils study --out` made")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out name an existing folder the kit did not make (only the study's own files "
+                        "under params/, runs/ and reports/ are written)")
     p.add_argument("--only", metavar="PATTERN", help="run only the cells whose id matches this glob")
     p.add_argument("--dry-run", action="store_true", help="write the parameter YAMLs and list the runs; run nothing")
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of the four notebooks")
@@ -36,13 +39,24 @@ def study_path(name_or_path: str) -> Path:
     raise FileNotFoundError(f"{name_or_path}: no such study file (nor {named})")
 
 
+def study_out(out: str | None, overwrite: bool) -> Path:
+    """The ``--out`` folder: the project root when not given, else a folder checked by :func:`output_folder`."""
+    if out is None:
+        return PROJ_ROOT
+    is_root = output_folder(out, "--out", overwrite=True).resolve() == PROJ_ROOT  # '', '.', '..', a file: refused
+    return PROJ_ROOT if is_root else output_folder(out, "--out", overwrite)
+
+
 def cmd_study(args) -> int:
     from hils_kit.runner import run_study, summary_table
     from hils_kit.study import load_study
 
+    out = study_out(args.out, args.overwrite)
     config = load_study(study_path(args.study))
+    if not args.dry_run and out != PROJ_ROOT:
+        claim_folder(out, "hils study")
     try:
-        run = run_study(config, out=args.out, notebooks=args.notebooks, workers=args.workers, only=args.only,
+        run = run_study(config, out=out, notebooks=args.notebooks, workers=args.workers, only=args.only,
                         dry_run=args.dry_run)
     except KeyboardInterrupt:
         print("hils study: interrupted; finished runs are kept, run the same command to resume")

@@ -29,7 +29,10 @@ def register(commands) -> None:
                    help="override a training setting, e.g. --set learning_rate=1e-4 (repeatable)")
     p.add_argument("--limit", type=int, help="train on the first N questions of the order only")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.add_argument("-o", "--output", required=True, help="run folder to write (replaced if it exists)")
+    p.add_argument("-o", "--output", required=True,
+                   help="run folder to write: a new one, or one the kit made (replaced whole)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder the kit did not make, replacing only the files a run writes")
     p.set_defaults(func=cmd_train)
 
 
@@ -47,8 +50,10 @@ def parse_settings(items: list[str]) -> dict:
 def cmd_train(args) -> int:
     from hils_kit.loaders import load_questions
     from hils_kit.models import DEFAULT_MODEL
+    from hils_kit.paths import output_folder
     from hils_kit.presets import make_config, preset_for_model, preset_model
 
+    output_folder(args.output, "-o", args.overwrite)
     model = args.model or (preset_model(args.preset) if args.preset else DEFAULT_MODEL)
     preset = args.preset or preset_for_model(model)
     config = make_config(preset, parse_settings(args.settings))
@@ -67,7 +72,8 @@ def cmd_train(args) -> int:
     from hils_kit.training import train
 
     try:
-        result = train(table, model=model, config=config, out_dir=args.output, device=args.device)
+        result = train(table, model=model, config=config, out_dir=args.output, device=args.device,
+                       overwrite=args.overwrite)
     except OrderAuditError as err:
         print(f"hils: error: {err}", file=sys.stderr)
         return 1
