@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hils_kit import analysis as A
@@ -141,15 +142,17 @@ def detectable(power: pd.DataFrame) -> list[str]:
     """One sentence per model x test set: the smallest difference the study could have detected."""
     lines = []
     for row in power.drop_duplicates(["model", "dataset"]).itertuples(index=False):
-        mde = row.mde_accuracy_points
-        gold = getattr(row, "mde_gold_logprob", float("nan"))
-        text = (f"{row.dataset} ({row.model}, {row.n_questions} questions, {row.replicates:g} run(s) per cell): "
-                + (f"differences under {mde:.1f} accuracy points" if pd.notna(mde) and mde != float("inf")
-                   else "no accuracy difference")
-                + " cannot be told from noise at 80 % power"
-                + (f"; {gold:.3f} nats of gold log-prob" if pd.notna(gold) else "")
-                + (f"; one point needs about {row.questions_needed_1pt:,.0f} questions"
-                   if pd.notna(row.questions_needed_1pt) and row.questions_needed_1pt != float("inf") else ""))
+        mde, gold, need = row.mde_accuracy_points, getattr(row, "mde_gold_logprob", float("nan")), \
+            row.questions_needed_1pt
+        head = f"{row.dataset} ({row.model}, {row.n_questions} questions, {row.replicates:g} run(s) per cell): "
+        if pd.notna(mde) and np.isfinite(mde):
+            text = head + f"only differences of {mde:.1f} accuracy points or more were detectable (80 % power, α 0.05)"
+        else:
+            text = head + "too few questions on which the models disagree to detect any accuracy difference"
+        if pd.notna(gold) and np.isfinite(gold):
+            text += f"; {gold:.3f} nats of gold-letter log-prob"
+        if pd.notna(need) and np.isfinite(need):
+            text += f"; one accuracy point needs about {need:,.0f} questions"
         lines.append(text + ".")
     return lines
 

@@ -81,7 +81,9 @@ def gains_track_letters(table: pd.DataFrame, baseline: str = "random") -> dict:
     corr = float(np.corrcoef(gain, prior_gain)[0, 1]) if n >= 3 and gain.std() > 0 and prior_gain.std() > 0 \
         else float("nan")
     explained = float(prior_gain.mean() / gain.mean()) if n and abs(gain.mean()) > 1e-12 else float("nan")
-    if n < 3 or np.isnan(corr):
+    if n >= 3 and gain.std() == 0:
+        verdict = f"no strategy changed accuracy in any of {n} paired cells, so there is no gain to explain"
+    elif n < 3 or np.isnan(corr):
         verdict = f"too few paired cells ({n}) to tell whether the gains follow the letter mix"
     elif corr >= 0.5:
         verdict = (f"the gains track the letter prior (r = {corr:.2f} over {n} pairs): they say more about which "
