@@ -6,7 +6,7 @@ accuracy. The curve is written as ``learning_curve.csv`` in the run folder and p
 
 >>> default_every(16), default_every(3)
 (2, 1)
->>> callback = ProbeCallback(probe_table, tokenizer, every=2)            # doctest: +SKIP
+>>> callback = ProbeCallback(probe_table, every=2)                       # doctest: +SKIP
 >>> train(ordered, model="tiny", out_dir="/tmp/run", callbacks=[callback])  # doctest: +SKIP
 """
 
@@ -37,29 +37,30 @@ def probe_scores(model, tokenizer, probe: pd.DataFrame, template: str = "paper")
 
 
 class ProbeCallback(TrainerCallback):
-    """Scores ``probe`` at step 0 and every ``every`` optimizer steps (``None``: about 10 % of training) and at the
-    end; ``rows`` holds ``step``, ``examples_seen`` and :func:`probe_scores`."""
+    """Scores ``probe`` at step 0 and every ``every`` optimizer steps (``None`` or 0: about 10 % of training) and
+    at the end, with the trainer's model and tokenizer; ``rows`` holds ``step``, ``examples_seen`` and
+    :func:`probe_scores`."""
 
-    def __init__(self, probe: pd.DataFrame, tokenizer, every: int | None = None, template: str = "paper"):
+    def __init__(self, probe: pd.DataFrame, every: int | None = None, template: str = "paper"):
         if probe.empty:
             raise ValueError("the probe set has no questions")
-        self.probe, self.tokenizer, self.every, self.template = probe.reset_index(drop=True), tokenizer, every, template
+        self.probe, self.every, self.template = probe.reset_index(drop=True), every, template
         self.rows: list[dict] = []
 
-    def _score(self, args, state, model) -> None:
+    def _score(self, args, state, model, tokenizer) -> None:
         if self.rows and self.rows[-1]["step"] == state.global_step:
             return
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         self.rows.append({"step": state.global_step, "examples_seen": state.global_step * per_step,
-                          **probe_scores(model, self.tokenizer, self.probe, self.template)})
+                          **probe_scores(model, tokenizer, self.probe, self.template)})
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self.every = self.every or default_every(state.max_steps)
-        self._score(args, state, model)
+        self._score(args, state, model, processing_class)
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            self._score(args, state, model)
+            self._score(args, state, model, processing_class)
 
     @property
     def curve(self) -> pd.DataFrame:
