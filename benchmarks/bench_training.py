@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_training.py                       # SmolLM2, 32 MedMCQA questions, CPU
     .venv/bin/python benchmarks/bench_training.py --precision fp32 --rounds 2 -o benchmarks/results/x.json
-    python benchmarks/bench_training.py --model tiny --n 8 --paper-batches 1   # a quick smoke run
+    python benchmarks/bench_training.py --model tiny --n 8 --paper-questions 4   # a quick smoke run
 
 Three ways to train the same LoRA (the preset's rank, alpha, dropout, targets; AdamW at the preset's rate) on the
 same questions in the same order and batches, at the same precision:
@@ -11,7 +11,7 @@ same questions in the same order and batches, at the same precision:
 - ``bare``: a plain PyTorch loop: right-pad each batch to its longest example, the model's own loss (full logits,
   completion-only labels), ``loss.backward()``, AdamW step;
 - ``paper``: the paper's recipe as its code ran it: every example padded to ``max_length`` (512), the same loss,
-  AdamW (paged 8-bit AdamW only where CUDA exists); only the first ``--paper-batches`` batches (it is slow).
+  AdamW (paged 8-bit AdamW only where CUDA exists); only the first ``--paper-questions`` questions (it is slow).
 
 The phases run one after another, ``--rounds`` times, in alternating order, each with a fresh model and its own
 peak RSS (``VmHWM`` reset before the phase). Other jobs on the machine slow every phase; the load average around
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=32, help="MedMCQA questions (default 32)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="auto: bf16 autocast where the device has native bf16, else fp32 (the kit's default)")
-    parser.add_argument("--paper-batches", type=int, default=2, help="batches of the padded paper recipe (default 2)")
+    parser.add_argument("--paper-questions", type=int, default=8,
+                        help="questions of the padded paper recipe, in batches of the preset's size (default 8)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the three phases (default 1)")
     parser.add_argument("--with-trl-loss", action="store_true",
                         help="also time the kit with TRL's own loss (the path before the completion-only head)")
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = make_config(preset, {"bf16": bf16, "quantization": "none"})
     table = load_questions("medmcqa").sample(args.n, random_state=0).reset_index(drop=True)
     rows = tokenised(table, load_tokenizer(args.model), config)
-    paper_rows = rows[:args.paper_batches * config.per_device_train_batch_size]
+    paper_rows = rows[:args.paper_questions]
     paper_optim = "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
 
     phases = {
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
                 run = phases[name]()
                 run["load_average_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
                 runs[name].append(run)
+                print(f"[bench] {name}: {json.dumps(run)}", file=sys.stderr)
                 gc.collect()
 
     from hils_kit.models import load_model
