@@ -17,6 +17,9 @@ A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``tra
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import resource
 import time
@@ -242,10 +245,17 @@ def check_prepared(prepared, dataset, max_length: int) -> None:
 
 
 def _reset_peak_memory(device: str) -> bool:
-    """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible."""
+    """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible.
+
+    On CPU, freed heap (the transient buffers of model loading) is first handed back to the system (glibc
+    ``malloc_trim``), so training neither holds it nor counts it.
+    """
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         return True
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
