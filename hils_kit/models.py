@@ -65,6 +65,26 @@ def model_path(name: str = DEFAULT_MODEL) -> str:
     return str(_convert_gguf(assets.gemma3_gguf(cache_dir() / "gguf"), target))
 
 
+def native_bf16(device: str = "cpu") -> bool:
+    """True when ``device`` computes in bfloat16 natively (so bf16 autocast speeds it up rather than emulating).
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the processor's ``avx512_bf16`` or ``amx_bf16`` flag
+    (x86) or ``bf16`` feature (Arm) in ``/proc/cpuinfo``; without them PyTorch emulates bf16, slower than fp32.
+
+    >>> native_bf16("cpu") in (True, False)
+    True
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def load_tokenizer(name: str = DEFAULT_MODEL):
     """The tokenizer of ``name`` with a pad token set."""
     from transformers import AutoTokenizer
@@ -79,7 +99,9 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dty
                device: str | None = None, quantization_config=None):
     """Load ``(model, tokenizer)`` for ``name``, optionally with a LoRA ``adapter`` folder on top.
 
-    ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA; ``device`` to CUDA when available.
+    ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA; ``device`` to CUDA when available. With a
+    ``quantization_config`` (QLoRA's 4-bit NF4) the weights are quantised on ``device``, CPU included
+    (bitsandbytes >= 0.49 has CPU kernels).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -88,7 +110,8 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dty
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     kwargs = {"dtype": dtype}
     if quantization_config is not None:
-        kwargs.update(quantization_config=quantization_config, device_map={"": 0})
+        kwargs.update(quantization_config=quantization_config,
+                      device_map={"": 0 if device == "cuda" else device})
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
     except OSError as err:  # a hub id that is neither a local folder nor in the local Hugging Face cache

@@ -45,13 +45,16 @@ class TrainConfig:
         "help": "modules that get LoRA: 'all-linear' (every linear layer except the output head) "
                 "or comma-separated names such as 'q_proj,v_proj'"})
     quantization: str = field(default="none", metadata={"help": "'none' or '4bit' (QLoRA: NF4, double "
-                                                                 "quantization, bf16 compute; CUDA only)"})
+                                                                 "quantization, bf16 compute; CUDA or CPU, "
+                                                                 "needs bitsandbytes)"})
     optim: str = field(default="adamw_torch", metadata={"help": "optimizer (transformers name, e.g. "
                                                                  "'paged_adamw_8bit' as in the paper's code)"})
     seed: int = field(default=42, metadata={"help": "seed for LoRA init, dropout and everything else"})
     template: str = field(default="paper", metadata={"help": f"prompt template: {', '.join(TEMPLATES)}"})
     logging_steps: int = field(default=1, metadata={"help": "log loss and learning rate every N steps"})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; None: on CUDA only"})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast (mixed precision); None: where the "
+                                                              "device computes bf16 natively (CUDA, or a CPU with "
+                                                              "avx512_bf16/amx_bf16), else fp32"})
     activation_checkpointing: bool = field(default=False, metadata={
         "help": "recompute activations in the backward pass (less memory, slower); for large models on GPU"})
 
@@ -83,7 +86,8 @@ PRESETS: dict[str, dict] = {
                    "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
     "mistral-7b": {"model": "mistralai/Mistral-7B-v0.1", **_PAPER,
                    "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
-    # the embedded SmolLM2-135M on a CPU: plain LoRA in fp32, a rate that moves it within ~100 questions
+    # the embedded SmolLM2-135M on a CPU: plain LoRA (bf16 autocast where native, else fp32), a rate that
+    # moves it within ~100 questions
     "smollm2-cpu": {"model": "smollm2", "learning_rate": 3e-4, "per_device_train_batch_size": 4,
                     "gradient_accumulation_steps": 1},
     # the tiny random Llama of the tests

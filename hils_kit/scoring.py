@@ -1,6 +1,7 @@
 """Letter scoring: one forward pass per question, softmax over the option letters only.
 
-Prompts are left-padded into length-sorted batches, with position ids that ignore the padding, and only
+Prompts are left-padded into length-sorted batches (longest first, so little padding; the results come back
+in the table's order), with position ids that ignore the padding, and only
 the last position's logits are computed. The probability of each letter is the softmax of the logits of
 `` A`` … restricted to the question's own letters, which is exactly the paper's rule (lowest loss of
 ``prompt + letter`` among the options) in one pass instead of one per option.
@@ -43,9 +44,16 @@ def eval_mode(model):
 
 
 def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = "paper",
-                         batch_size: int = 8, desc: str = "scoring") -> np.ndarray:
-    """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options."""
+                         batch_size: int = 8, desc: str = "scoring", bf16: bool | None = None) -> np.ndarray:
+    """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
+
+    ``bf16``: score an fp32 model under bf16 autocast; ``None`` (default) does so where the device computes
+    bf16 natively (:func:`hils_kit.models.native_bf16`). Probabilities then differ from fp32 by up to a few
+    hundredths (``tests/test_scoring.py`` holds the tolerance); ``bf16=False`` gives fp32 scores.
+    """
     import torch
+
+    from hils_kit.models import native_bf16
 
     n_opts = np.array([len(o) for o in table["options"]])
     width = int(n_opts.max())
@@ -54,8 +62,10 @@ def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = 
     order = np.argsort([-len(e) for e in encoded], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
+    bf16 = native_bf16(device.type) if bf16 is None else bf16
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
-    with torch.inference_mode(), eval_mode(model), progress_bar(total=len(encoded), desc=desc) as bar:
+    with torch.inference_mode(), eval_mode(model), autocast, progress_bar(total=len(encoded), desc=desc) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             longest = max(len(encoded[i]) for i in idx)

@@ -17,6 +17,9 @@ A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``tra
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import resource
 import time
@@ -34,7 +37,7 @@ from torch.utils.data import SequentialSampler
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from hils_kit.models import load_model, model_path
+from hils_kit.models import load_model, model_path, native_bf16
 from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_rows
 from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
@@ -50,8 +53,38 @@ SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the a
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
-class OrderedSFTTrainer(SFTTrainer):
-    """An ``SFTTrainer`` that feeds the training set in stored order (for transformers < 5.2)."""
+class CompletionSFTTrainer(SFTTrainer):
+    """An ``SFTTrainer`` whose loss projects only the completion positions through the LM head.
+
+    With completion-only loss, two or three positions per question (the answer letter and EOS) carry a
+    label. TRL's fused head scores every position off CUDA (all prompt and padding positions through the
+    vocabulary projection, forward and again in backward); here the model's ``logits_to_keep`` mask keeps
+    just the labelled ones. The loss is TRL's: summed token cross-entropy over ``num_items_in_batch`` (the
+    labelled tokens of the whole accumulated step), and ``mean_token_accuracy``/``num_tokens`` are logged
+    as before.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != -100  # the logit at position p predicts the token at p + 1
+        targets = labels[:, 1:][keep[:, :-1]]
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False,
+                        logits_to_keep=keep)
+        logits = outputs.logits.float()
+        n_items = targets.numel() if num_items_in_batch is None else num_items_in_batch
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(n_items).clamp(min=1)
+        mode = "train" if model.training else "eval"
+        with torch.no_grad():
+            self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets).float().mean().item())
+        if mode == "train":
+            self._total_train_tokens += int(inputs["attention_mask"].sum())
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return (loss, outputs) if return_outputs else loss
+
+
+class OrderedSFTTrainer(CompletionSFTTrainer):
+    """A :class:`CompletionSFTTrainer` that feeds the training set in stored order (for transformers < 5.2)."""
 
     def _get_train_sampler(self, train_dataset=None):
         return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
@@ -103,15 +136,13 @@ def build_dataset(table: pd.DataFrame, template: str = "paper"):
 
 
 def _quantization(config: TrainConfig, device: str):
-    """The QLoRA ``BitsAndBytesConfig`` for ``quantization="4bit"``, else ``None``; clear errors when impossible."""
+    """The QLoRA ``BitsAndBytesConfig`` for ``quantization="4bit"`` (on CUDA or CPU), else ``None``."""
     if config.quantization == "none":
         return None
-    if not device.startswith("cuda"):
-        raise ValueError(f"quantization '{config.quantization}' (QLoRA) needs a CUDA GPU, and this run is on "
-                         f"{device}; use quantization=none (--set quantization=none) to train with plain LoRA")
     if util.find_spec("bitsandbytes") is None:
-        raise ValueError(f"quantization '{config.quantization}' needs the bitsandbytes package: "
-                         "pip install -e '.[gpu]' (or pip install bitsandbytes)")
+        raise ValueError(f"quantization '{config.quantization}' (QLoRA) needs the bitsandbytes package "
+                         "(CPU and CUDA kernels): pip install 'bitsandbytes>=0.50', or use quantization=none "
+                         "(--set quantization=none) to train with plain LoRA")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -127,12 +158,21 @@ def _lora(config: TrainConfig):
                       target_modules=target, bias="none", task_type="CAUSAL_LM")
 
 
+def use_bf16(config: TrainConfig, device: str) -> bool:
+    """Whether a run trains under bf16 autocast: ``config.bf16``, or by default where ``device`` has native bf16.
+
+    >>> use_bf16(TrainConfig(bf16=False), "cpu")
+    False
+    """
+    return native_bf16(device) if config.bf16 is None else config.bf16
+
+
 def sft_config(config: TrainConfig, output_dir: str | Path, device: str, sampling: str = "sequential") -> SFTConfig:
     """The ``SFTConfig`` of a run: every setting that could reorder, drop or merge examples pinned off."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling '{sampling}': use one of {', '.join(SAMPLINGS)}")
     on_cuda = device.startswith("cuda")
-    bf16 = (on_cuda and torch.cuda.is_bf16_supported()) if config.bf16 is None else config.bf16
+    bf16 = use_bf16(config, device)
     order = {"train_sampling_strategy": sampling} if HAS_SAMPLING_FLAG else {}
     return SFTConfig(
         output_dir=str(output_dir),
@@ -182,7 +222,7 @@ def build_trainer(table: pd.DataFrame, model: str, config: TrainConfig | None, o
         from peft import prepare_model_for_kbit_training
 
         net = prepare_model_for_kbit_training(net, use_gradient_checkpointing=config.activation_checkpointing)
-    trainer_class = SFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
+    trainer_class = CompletionSFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
     trainer = trainer_class(
         model=net, args=sft_config(config, output_dir, device, sampling), train_dataset=dataset,
         processing_class=tokenizer, peft_config=_lora(config), callbacks=[LogLastStep(), *(callbacks or [])],
@@ -205,10 +245,17 @@ def check_prepared(prepared, dataset, max_length: int) -> None:
 
 
 def _reset_peak_memory(device: str) -> bool:
-    """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible."""
+    """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible.
+
+    On CPU, freed heap (the transient buffers of model loading) is first handed back to the system (glibc
+    ``malloc_trim``), so training neither holds it nor counts it.
+    """
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         return True
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -307,6 +354,8 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
             "tokens_seen": recorder.n_tokens, "tokens_per_second": round(recorder.n_tokens / seconds, 1),
             "examples_per_second": round(len(fed) / seconds, 3),
             "peak_memory_mb": round(peak_mb, 1), "peak_memory_kind": peak_kind,
+            "precision": ("4-bit NF4 weights, bf16 compute" if config.quantization == "4bit" else
+                          "bf16 autocast" if use_bf16(config, device) else "fp32"),
             "final_loss": float(log["loss"].iloc[-1]) if len(log) else None,
             "mean_loss": float(output.training_loss),
             "audit_ok": result["match"], "order_audit": result,
