@@ -20,6 +20,8 @@ import pandas as pd
 from hils_kit import analysis as A
 from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table
 from hils_kit.contract import ARTEFACT_INDEX, artefact_path, artefact_title
+from hils_kit.contract import strategy_name
+from hils_kit.learning_curve import plot_curves, read_curves
 from hils_kit.letter_prior import gains_track_letters, letter_prior_table
 from hils_kit.paths import write_text_atomic
 
@@ -65,6 +67,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "tables": ("table", "table_plot"),
     "gains": ("best_gains", "gains_plot"),
     "wins": ("wins",),
+    "curves": ("learning_curves",),
     "label_sources": ("label_sources", "label_sources_plot"),
     "tests": ("paired_tests", "power"),
     "letters": ("letter_prior",),
@@ -100,6 +103,10 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         add("gains_plot", plot_gains(A.gain_intervals(long, scenario),
                                      title=artefact_title("gains_plot", scenario)), scenario)
     add("wins", A.win_counts(list(tables.values())))
+    for scenario in scenarios:
+        curves = learning_curves(long, scenario)
+        if not curves.empty:
+            add("learning_curves", plot_curves(curves, title=artefact_title("learning_curves", scenario)), scenario)
     if {"human", "llm"} <= set(tables):
         add("label_sources", A.label_source_deltas(tables["human"], tables["llm"]).round(2))
         add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"]))
@@ -122,6 +129,17 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
                            for i in result.items]}
     write_text_atomic(out_dir / ARTEFACT_INDEX, json.dumps(index, indent=1))
     return result
+
+
+def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """The learning curves of a scenario's cells (one per trained model), with their strategy's display name."""
+    cells = A.scenario_cells(long, scenario)
+    cells = cells[cells.get("level", "cell") == "cell"].drop_duplicates("cell_id")
+    curves = read_curves(dict(zip(cells["cell_id"], cells["cell_dir"])))
+    if curves.empty:
+        return curves
+    names = dict(zip(cells["cell_id"], cells["strategy"].map(strategy_name)))
+    return curves.assign(strategy=curves["cell_id"].map(names))
 
 
 def paired_tests(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:

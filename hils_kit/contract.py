@@ -341,6 +341,10 @@ class CellParams:
     scenario: str = field(default="llm", metadata=_help("labels the order uses", tuple(SCENARIO)))
     balance_letters: bool = field(default=False, metadata=_help(
         "rotate each question's options so the gold letters cycle A, B, C, ... along the (unchanged) order"))
+    probe_questions: int = field(default=16, metadata=_help(
+        "held-out questions scored during training for the learning curve, 0 for none"))
+    probe_every: int = field(default=0, metadata=_help("optimizer steps between probe scorings, 0: about 10 % of "
+                                                       "training"))
     replicate: int = field(default=0, metadata=_help("replicate number r of this cell"))
     order_seed: int = field(default=0, metadata=_help("seed of the ordering (ties, shuffles)"))
     train_seed: int = field(default=42, metadata=_help("seed of training: LoRA init, dropout, data collation"))
@@ -386,6 +390,8 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
     "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle on the same questions (Holm-corrected "
                                          "across the strategies of each table; pairing unit in 'paired_over')"),
     "power": ("power.csv", "What the study could detect: minimal detectable differences (80 % power, α 0.05)"),
+    "learning_curves": ("learning_curves.png", "Learning curves: mean gold-letter log-prob on held-out probe "
+                                               "questions during training, {scenario} labels"),
     "letter_prior": ("letter_prior.csv", "Letter prior: accuracy against what each model's predicted-letter mix "
                                          "earns on its own, and the gold letters at the end of its order"),
     "audit": ("audit.csv", "Training order audit"),

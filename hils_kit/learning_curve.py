@@ -12,6 +12,9 @@ accuracy. The curve is written as ``learning_curve.csv`` in the run folder and p
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from transformers import TrainerCallback
@@ -66,3 +69,61 @@ class ProbeCallback(TrainerCallback):
     def curve(self) -> pd.DataFrame:
         """The recorded points as a table."""
         return pd.DataFrame(self.rows, columns=["step", "examples_seen", "gold_logprob", "p_gold", "accuracy"])
+
+
+def probe_callbacks(test_sets: dict[str, pd.DataFrame], n: int, every: int = 0, seed: int = 0,
+                    template: str = "paper") -> list[ProbeCallback]:
+    """``[ProbeCallback]`` on a seeded sample of ``n`` questions of the first test set (held out), or ``[]`` when
+    ``n`` is 0; ``every`` 0 means about 10 % of training."""
+    if n <= 0:
+        return []
+    from hils_kit.splits import sample_questions
+
+    return [ProbeCallback(sample_questions(next(iter(test_sets.values())), n, seed=seed), every or None, template)]
+
+
+def save_curve(callbacks: list, folder: str | Path) -> pd.DataFrame | None:
+    """Write the curve of the :class:`ProbeCallback` among ``callbacks`` to ``folder/learning_curve.csv``."""
+    probes = [c for c in callbacks if isinstance(c, ProbeCallback)]
+    if not probes:
+        return None
+    curve = probes[0].curve
+    curve.to_csv(Path(folder) / CURVE_FILE, index=False)
+    return curve
+
+
+def plot_training(log: pd.DataFrame, curve: pd.DataFrame | None = None, title: str = ""):
+    """The training loss by step and, when given, the probe's mean gold log-prob on a second axis."""
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.plot(log["step"], log["loss"], color="tab:blue", marker=".", label="training loss")
+    ax.set(xlabel="optimizer step", ylabel="training loss", title=title)
+    if curve is not None and len(curve):
+        other = ax.twinx()
+        other.plot(curve["step"], curve["gold_logprob"], color="tab:orange", marker="o", label="probe gold log-prob")
+        other.set_ylabel("probe: mean gold log-prob")
+        fig.legend(loc="upper right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def read_curves(cell_dirs: dict[str, str]) -> pd.DataFrame:
+    """The learning curves of several cells (``{cell_id: cell folder}``), long, with ``cell_id``; cells without
+    one are skipped."""
+    frames = [pd.read_csv(f"{folder}/train/{CURVE_FILE}").assign(cell_id=cell) for cell, folder in cell_dirs.items()
+              if folder and Path(f"{folder}/train/{CURVE_FILE}").is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_curves(curves: pd.DataFrame, title: str = ""):
+    """Mean gold log-prob on the probe by examples seen, one line per strategy (mean over its cells and runs)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.lineplot(data=curves, x="examples_seen", y="gold_logprob", hue="strategy", errorbar=("ci", 95), ax=ax,
+                 marker="o")
+    ax.set(xlabel="training questions seen", ylabel="probe: mean gold log-prob", title=title)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -14,10 +14,10 @@ YAML's ``1e-4`` (a string to PyYAML) is accepted as a float.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import asdict, dataclass, field
 
+from hils_kit.contract import convert
 from hils_kit.prompts import TEMPLATES
 
 QUANTIZATIONS = ("none", "4bit")
@@ -69,6 +69,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,47 +114,20 @@ def _preset(name: str) -> dict:
     return PRESETS[name]
 
 
-def _coerce(name: str, value, kind):
-    """``value`` as the field type ``kind`` (float, int, bool, str or bool | None)."""
-    optional = typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind)
-    base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
-    if optional and (value is None or str(value).strip().lower() in {"none", "null", "auto", ""}):
-        return None
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"true", "1", "yes", "on"}:
-                return True
-            if text in {"false", "0", "no", "off"}:
-                return False
-            raise ValueError
-        if base is int:
-            number = float(value)
-            if isinstance(value, bool) or not number.is_integer():
-                raise ValueError
-            return int(number)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"setting '{name}': {value!r} is not a valid {base.__name__}") from None
-
-
 def make_config(preset: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """A :class:`TrainConfig` from a preset's settings plus ``overrides``, validated and type-coerced.
 
     Raises ``ValueError`` for an unknown preset, an unknown key (listing the valid ones) or a bad value.
     """
-    types = typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig)
     values = {k: v for k, v in _preset(preset).items() if k != "model"} if preset else {}
     for key, value in (overrides or {}).items():
-        if key not in types:
-            raise ValueError(f"unknown training setting '{key}' (valid: {', '.join(types)})")
-        values[key] = _coerce(key, value, types[key])
+        if key not in hints:
+            raise ValueError(f"unknown training setting '{key}' (valid: {', '.join(hints)})")
+        try:
+            values[key] = convert(value, hints[key], key)
+        except TypeError as err:
+            raise ValueError(f"training setting {err}") from None
     return TrainConfig(**values)
 
 

@@ -34,7 +34,7 @@ import torch
 import transformers
 from packaging.version import Version
 from torch.utils.data import SequentialSampler
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from hils_kit.models import load_model, model_path, native_bf16
@@ -227,6 +227,8 @@ def build_trainer(table: pd.DataFrame, model: str, config: TrainConfig | None, o
         model=net, args=sft_config(config, output_dir, device, sampling), train_dataset=dataset,
         processing_class=tokenizer, peft_config=_lora(config), callbacks=[LogLastStep(), *(callbacks or [])],
     )
+    if trainer.args.disable_tqdm:  # in a notebook: the losses go to train_log.csv and a plot, not the output
+        trainer.remove_callback(PrinterCallback)
     check_prepared(trainer.train_dataset, dataset, config.max_length)
     return trainer
 
@@ -305,7 +307,7 @@ def _train_log(log_history: list[dict]) -> pd.DataFrame:
 
 def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | None = None,
           out_dir: str | Path | None = None, device: str | None = None, sampling: str = "sequential",
-          allow_order_mismatch: bool = False, overwrite: bool = False) -> TrainResult:
+          allow_order_mismatch: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``table`` in its row order and write the run folder ``out_dir``.
 
     Args:
@@ -319,6 +321,7 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
         allow_order_mismatch: keep going when the fed order differs from the plan instead of raising
             :class:`OrderAuditError` (the run folder is written and flagged ``audit_ok: false`` either way).
         overwrite: write into an existing folder the kit did not make, replacing only the files a run writes.
+        callbacks: further ``TrainerCallback`` objects, e.g. a :class:`hils_kit.learning_curve.ProbeCallback`.
     """
     config = config or make_config(preset_for_model(model))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -327,7 +330,7 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
     recorder = OrderRecorder()
     with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        trainer = build_trainer(table, model, config, tmp, device, sampling, callbacks=[recorder])
+        trainer = build_trainer(table, model, config, tmp, device, sampling, callbacks=[recorder, *(callbacks or [])])
         was_reset = _reset_peak_memory(device)
         start = time.perf_counter()
         try:

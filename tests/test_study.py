@@ -77,7 +77,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
     ({"category_order": "random"}, r"'category_order' 'random' should be one of size"),
     ({"preset": "gpt-5"}, r"'preset' / 'train_overrides' for model 'smollm2': unknown preset 'gpt-5'"),
     ({"train_overrides": {"learning_rat": 1e-4}}, r"unknown training setting 'learning_rat'"),
-    ({"train_overrides": {"num_train_epochs": "two"}}, r"setting 'num_train_epochs': 'two' is not a valid int"),
+    ({"train_overrides": {"num_train_epochs": "two"}}, r"training setting 'num_train_epochs' should be an integer, got str 'two'"),
 ])
 def test_invalid_values_are_refused(data, message):
     with pytest.raises(ValueError, match=message):

@@ -134,7 +134,7 @@ def test_config_errors_and_coercion():
         make_config("gpt5")
     with pytest.raises(ValueError, match="unknown training setting 'lr'.*learning_rate"):
         make_config("tiny", {"lr": 1e-4})
-    with pytest.raises(ValueError, match="'lora_r': 'four' is not a valid int"):
+    with pytest.raises(ValueError, match="'lora_r' should be an integer, got str 'four'"):
         make_config(None, {"lora_r": "four"})
     config = make_config("mistral-7b", {"learning_rate": "2e-4", "bf16": "false", "num_train_epochs": "1"})
     assert (config.learning_rate, config.bf16, config.gradient_accumulation_steps) == (2e-4, False, 2)
