@@ -198,3 +198,16 @@ def test_cli_trains_in_file_order(tmp_path, capsys):
     assert pd.read_csv(out / "order_fed.csv")["id"].tolist() == table["id"].tolist()
     assert main(["train", str(tmp_path / "ordered.csv"), "--model", "tiny", "--set", "bogus=1", "-o", str(out)]) == 2
     assert "unknown training setting 'bogus'" in capsys.readouterr().err
+
+
+def test_learning_curve_probe_scores_held_out_questions_during_training(tmp_path):
+    from hils_kit.learning_curve import CURVE_FILE, probe_callbacks, save_curve
+
+    probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2)
+    result = train(make_questions(16), model="tiny", config=make_config("tiny"), out_dir=tmp_path / "run",
+                   callbacks=probe)
+    curve = save_curve(probe, tmp_path / "run")
+    assert curve["step"].tolist() == [0, 2, 4] and curve["examples_seen"].tolist() == [0, 8, 16]
+    assert (curve["gold_logprob"] < 0).all() and curve["p_gold"].between(0, 1).all()
+    assert (tmp_path / "run" / CURVE_FILE).is_file() and result.summary["audit_ok"]  # the order is unchanged
+    assert probe_callbacks({"held_out": make_questions(4)}, 0) == []
