@@ -98,22 +98,27 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
     for scenario, table in tables.items():
         add("table", table.round(2), scenario)
         add("table_plot", plot_strategy_table(table, title=artefact_title("table", scenario)), scenario)
-    for scenario, table in tables.items():
-        add("best_gains", A.best_gains(table).per_column.round(2), scenario)
+    compared = [scenario for scenario, table in tables.items() if A.BASELINE in table.index]
+    if len(compared) < len(tables):
+        result.findings.append(f"No {A.BASELINE} cells in scenario(s) {', '.join(sorted(set(tables) - set(compared)))}:"
+                               " gains, paired tests and power need them, so they are left out.")
+    for scenario in compared:
+        add("best_gains", A.best_gains(tables[scenario]).per_column.round(2), scenario)
         add("gains_plot", plot_gains(A.gain_intervals(long, scenario),
                                      title=artefact_title("gains_plot", scenario)), scenario)
     add("wins", A.win_counts(list(tables.values())))
     for scenario in scenarios:
         curves = learning_curves(long, scenario)
         if not curves.empty:
-            add("learning_curves", plot_curves(curves, title=artefact_title("learning_curves", scenario)), scenario)
+            add("learning_curves", plot_curves(curves, title=f"learning curves, {scenario} labels"), scenario)
     if {"human", "llm"} <= set(tables):
         add("label_sources", A.label_source_deltas(tables["human"], tables["llm"]).round(2))
         add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"]))
-    add("paired_tests", paired_tests(long, scenarios))
-    power = pd.concat([A.power_analysis(long, scenario) for scenario in scenarios], ignore_index=True)
-    add("power", power)
-    result.findings[:0] = detectable(power)
+    if compared:
+        add("paired_tests", paired_tests(long, compared))
+        power = pd.concat([A.power_analysis(long, scenario) for scenario in compared], ignore_index=True)
+        add("power", power)
+        result.findings[:0] = detectable(power)
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(f"The LLM difficulty labels were scored by {', '.join(same)}, the model being "

@@ -390,7 +390,7 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
     "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle on the same questions (Holm-corrected "
                                          "across the strategies of each table; pairing unit in 'paired_over')"),
     "power": ("power.csv", "What the study could detect: minimal detectable differences (80 % power, α 0.05)"),
-    "learning_curves": ("learning_curves.png", "Learning curves: mean gold-letter log-prob on held-out probe "
+    "learning_curves": ("learning_curves_{scenario}.png", "Learning curves: mean gold-letter log-prob on held-out probe "
                                                "questions during training, {scenario} labels"),
     "letter_prior": ("letter_prior.csv", "Letter prior: accuracy against what each model's predicted-letter mix "
                                          "earns on its own, and the gold letters at the end of its order"),
