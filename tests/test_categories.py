@@ -97,8 +97,8 @@ def test_minilm_embeddings_offline_shape_and_determinism():
     np.testing.assert_allclose(embed_questions(table, "minilm", batch_size=2), first, atol=1e-5)
     alone = embed_questions(table.iloc[[0]], "minilm")  # padding in a batch must not change a vector
     np.testing.assert_allclose(alone[0], first[0], atol=1e-5)
-    stems = embed_questions(table, "minilm", text="question")
-    assert not np.allclose(stems, first) and (stems @ first.T).diagonal().min() > 0.5
+    with_options = embed_questions(table, "minilm", text="question_options")
+    assert not np.allclose(with_options, first) and (with_options @ first.T).diagonal().min() > 0.5
     with pytest.raises(ValueError, match="embedding text 'answers'"):
         embed_questions(table, "minilm", text="answers")
 
@@ -130,7 +130,7 @@ def test_cli_categories_end_to_end(tmp_path, capsys):
     assert list(labels.columns) == ["id", "cluster", "probability", "was_noise"] and len(labels) == 60
     assert (labels["cluster"] >= 0).all()
     meta = json.loads((tmp_path / "clusters.meta.json").read_text())
-    assert meta["encoder"] == "minilm" and meta["text"] == "question_options" and meta["embedding_dim"] == 384
+    assert meta["encoder"] == "minilm" and meta["text"] == "question" and meta["embedding_dim"] == 384
     assert meta["search"] == "scaled" and meta["n_trials"] == 3
     assert meta["search_space"] == {k: list(v) for k, v in default_search_space(60).items()}
     assert sum(meta["sizes"].values()) == 60 and meta["noise_share"] == pytest.approx(labels["was_noise"].mean(), abs=1e-4)

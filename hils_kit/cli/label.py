@@ -46,8 +46,8 @@ def register(commands) -> None:
                    help="sentence encoder: 'minilm' (all-MiniLM-L6-v2, embedded), a sentence-transformers folder "
                         "or a hub id in the local cache (default %(default)s)")
     p.add_argument("--text", default=DEFAULT_TEXT, choices=TEXTS,
-                   help="what is embedded: the question with its options (as the paper says) or the question "
-                        "only (as the authors' code did) (default %(default)s)")
+                   help="what is embedded: the question only (as the authors' code did) or the question with "
+                        "its options (as the paper says) (default %(default)s)")
     p.add_argument("--search", default=DEFAULT_SEARCH, choices=list(SEARCHES),
                    help="hyper-parameter ranges: 'scaled' to the number of questions or 'paper' (Table 4, LEK) "
                         "(default %(default)s)")
