@@ -146,3 +146,18 @@ def test_cli_categories_bad_inputs(tmp_path, capsys):
     assert main(["label", "categories", str(tmp_path / "missing.csv"), "-o", str(out)]) == 2
     assert "missing.csv" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_study_labels_llm_clusters_with_the_sentence_encoder(tmp_path):
+    from hils_kit.experiment import label_questions
+    from hils_kit.loaders import load_questions
+    from hils_kit.splits import sample_questions
+
+    table = sample_questions(load_questions("medmcqa"), 60, seed=0)
+    pd.DataFrame({"id": table["id"], "difficulty": np.linspace(0, 1, len(table))}).to_csv(tmp_path / "d.csv",
+                                                                                            index=False)
+    labels = label_questions(table, ["llm_clusters"], tmp_path, ["unused"], difficulty_file=str(tmp_path / "d.csv"),
+                             cluster_trials=3)
+    assert list(labels.columns) == ["id", "difficulty_llm", "cluster"] and labels["cluster"].notna().all()
+    meta = json.loads((tmp_path / "clusters.meta.json").read_text())
+    assert meta["encoder"] == "minilm" and meta["n_trials"] == 3 and meta["search"] == "scaled"
