@@ -88,6 +88,23 @@ def visible_gpus() -> list[str]:
     return visible.split(",")[:count] if visible else [str(i) for i in range(count)]
 
 
+def cell_gpus(job: Job) -> int:
+    """GPUs a cell needs: 1 when its preset and overrides need CUDA (4-bit quantization, the paper's presets),
+    0 for the others (CPU presets) and for the study steps.
+
+    >>> from hils_kit.jobs import Job
+    >>> cell_gpus(Job("c", Path("n"), Path("o"), Path("f"), {"preset": "llama2-7b", "train_overrides": {}},
+    ...               Path("p"), Path("r")))
+    1
+    """
+    from hils_kit.presets import make_config
+
+    if "preset" not in job.parameters:
+        return 0
+    config = make_config(job.parameters["preset"], job.parameters.get("train_overrides") or {})
+    return 0 if config.quantization == "none" else 1
+
+
 # ----------------------------------------------------------------------------- process plumbing
 
 

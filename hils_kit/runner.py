@@ -62,9 +62,10 @@ class Progress:
     """The :class:`~hils_kit.executors.Events` of a study: writes each marker, prints a line per start and end
     (with the cells' ETA), renders the HTML report of each executed notebook, and keeps the outcomes."""
 
-    def __init__(self, say, cells_to_run: int, slots: int):
+    def __init__(self, say, cells_to_run: int):
         self.started_at = time.monotonic()
-        self.say, self.cells_to_run, self.slots = say, cells_to_run, slots
+        self.say, self.cells_to_run = say, cells_to_run
+        self.executor: Executor | None = None
         self.cell_seconds: list[float] = []
         self.outcomes: dict[str, Outcome] = {}
 
@@ -81,7 +82,7 @@ class Progress:
         if job.cell is not None:
             self.cell_seconds.append(seconds)
             left = self.cells_to_run - len(self.cell_seconds)
-            eta = left * sum(self.cell_seconds) / len(self.cell_seconds) / self.slots
+            eta = left * sum(self.cell_seconds) / len(self.cell_seconds) / self.executor.slots
             line += f" | cells {len(self.cell_seconds)}/{self.cells_to_run}, ETA {eta / 60:.1f} min"
         if outcome.error:
             line += f"\n       {outcome.error}\n       log: {job.log}"
@@ -90,6 +91,7 @@ class Progress:
 
     def run(self, executor: Executor, jobs: list[Job]) -> list[Outcome]:
         """Run ``jobs`` on ``executor``; the outcomes in the order of ``jobs``."""
+        self.executor = executor
         executor.run(jobs, self)
         return [self.outcomes[job.name] for job in jobs]
 
@@ -176,7 +178,7 @@ def run_study(config: StudyConfig, out: str | Path = PROJ_ROOT, notebooks: str |
     write_params([explore, prepare, *cells, analysis], layout.params_dir)
     local = LocalExecutor(workers, kernel_name())
     cell_executor = backend or local
-    progress = Progress(say, cells_to_run=len(to_run), slots=cell_executor.slots)
+    progress = Progress(say, cells_to_run=len(to_run))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
         # 01 and 02 (side by side when there are workers), then the cells, which need 02's files
