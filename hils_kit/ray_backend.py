@@ -91,8 +91,10 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, num_cpus: float = 1, max_retries: int = 3,
                  shared_fs: bool = False, keep_adapters: bool = False):
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--backend ray needs Ray: pip install -e '.[ray]'") from None
         if num_cpus < 0 or max_retries < 0:
             raise ValueError(f"--num-cpus ({num_cpus}) and --max-retries ({max_retries}) must not be negative")
         self.num_cpus, self.max_retries = num_cpus, max_retries
@@ -112,7 +114,7 @@ class RayExecutor:
         gpus = {job.name: cell_gpus(job) for job in jobs}
         if any(gpus.values()) and not self.gpus:
             needy = [name for name, n in gpus.items() if n]
-            raise RuntimeError(f"{len(needy)} cell(s) need a GPU (e.g. {needy[0]}: a 4-bit preset), but the Ray "
+            raise ValueError(f"{len(needy)} cell(s) need a GPU (e.g. {needy[0]}: a 4-bit preset), but the Ray "
                                f"cluster at {self.where} has none")
         if any(gpus.values()):
             self.slots = self.gpus

@@ -52,7 +52,10 @@ class SlurmExecutor:
 
     def __init__(self, cluster: ClusterConfig, folder: str | Path, submitit_cluster: str = "slurm",
                  poll_seconds: float = 1.0):
-        import submitit
+        try:
+            import submitit
+        except ImportError:
+            raise ValueError("--backend slurm needs submitit: pip install -e '.[slurm]'") from None
 
         if submitit_cluster not in SUBMITIT_CLUSTERS:
             raise ValueError(f"submitit cluster {submitit_cluster!r}: use one of {', '.join(SUBMITIT_CLUSTERS)}")

@@ -31,9 +31,11 @@ HILS = [sys.executable, "-c", "import sys; from hils_kit.cli import main; sys.ex
 
 
 def metrics(out: Path) -> dict:
-    """Each cell's metrics in ``results.json``."""
+    """Each cell's metrics in ``results.json``, without the timings (``seconds_per_question``)."""
     cells = out / "runs" / "smoke" / "cells"
-    return {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.iterdir())}
+    found = {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.iterdir())}
+    return {cell: {test: {k: v for k, v in values.items() if "seconds" not in k} for test, values in tests.items()}
+            for cell, tests in found.items()}
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +60,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    """A local Ray head with 2 CPUs, as on a CI machine: its address; stopped at teardown."""
+def ray_head():
+    """A local Ray head with 2 CPUs, as on a CI machine: its address; stopped at teardown.
+
+    With ``RAY_ADDRESS`` set, that cluster is used instead (and left running).
+    """
     pytest.importorskip("ray", reason="needs the ray extra: pip install -e '.[ray]'")
+    if os.environ.get("RAY_ADDRESS"):
+        yield os.environ["RAY_ADDRESS"]
+        return
     ray = shutil.which("ray", path=os.path.dirname(sys.executable))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     port = free_port()
-    command = [ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-               "--disable-usage-stats"]
+    command = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+               "--include-dashboard=false", "--disable-usage-stats"]
     for attempt in range(3):  # a heavily loaded machine can miss the raylet's start-up deadline
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         if started.returncode == 0:

@@ -25,7 +25,8 @@ def register(commands) -> None:
     p.add_argument("--out", type=Path, default=PROJ_ROOT,
                    help="folder for params/, runs/ and reports/ (default: the project root)")
     p.add_argument("--only", metavar="PATTERN", help="run only the cells whose id matches this glob")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and a papermill command for one; write and run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs and a papermill command for one; write and run nothing")
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of the four notebooks")
     backend = p.add_argument_group("backends", "where the cells run; 01, 02 and 04 always run here")
     backend.add_argument("--backend", choices=BACKENDS, default="local",
