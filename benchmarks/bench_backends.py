@@ -1,9 +1,11 @@
 """Per-cell overhead of each study backend (local, Ray, SLURM through submitit) on the smoke study, side by side.
 
-    .venv/bin/python benchmarks/bench_backends.py [--cells 'tiny__llm__[cb]*'] [--address RAY_HEAD] [-o FILE]
+    .venv/bin/python benchmarks/bench_backends.py [--cells GLOB] [--address RAY_HEAD] [--backends local,ray,slurm]
+                                                  [-o FILE]
 
-01 and 02 of the smoke study run once; then, backend after backend and cell after cell, each selected cell runs
-alone (``--only CELL``) from a copy of that run, so no two notebooks share the CPUs. For each cell it takes
+The selected cells of the smoke study run once on the local backend (with 01, 02 and 04); then, backend after
+backend and cell after cell, each cell runs again alone from a copy of that run without its folder (``--only
+CELL``; 01, 02 and 04 stay done), so no two notebooks share the CPUs. For each cell it takes
 the wall time of the backend's ``run`` (submit to DONE marker: scheduling, transfer, papermill, kernel) and the
 notebook's own execution time recorded by papermill (``metadata.papermill.duration``); the overhead of a
 backend is their difference, in seconds and as a share of the cell's wall time. Starting or joining the Ray
@@ -69,26 +71,27 @@ def make_backend(name: str, out: Path, study: str, address: str | None):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", default="tiny__llm__[cb]*", help="glob of the smoke study's cells to time")
+    parser.add_argument("--cells", default="tiny__*__[rc][au][nr]*__holdout__r0",
+                        help="glob of the smoke study's cells to time; 04 needs the random cell among them")
     parser.add_argument("--address", help="an existing Ray head (default: a local Ray instance per study)")
     parser.add_argument("--backends", default="local,ray,slurm")
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args()
-    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    say = lambda line: print(line, file=sys.stderr, flush=True)
     config = load_study(PARAMS_DIR / "studies" / "smoke.yaml")
     root = Path(tempfile.mkdtemp(prefix="hils-bench-backends-"))
     base = root / "base"
     cells = [job.name for job in plan(config, Layout(base, config.name))[2]
              if fnmatch.fnmatchcase(job.name, args.cells)]
     load_before = os.getloadavg()
-    run_study(config, out=base, only=cells[0], say=say)  # 01, 02, the first cell and 04
-    shutil.rmtree(base / "runs" / config.name / "cells")
+    run_study(config, out=base, only=args.cells, say=say)
     results = {}
     for backend in args.backends.split(","):
         rows = []
         for cell in cells:
             out = root / backend / cell
             shutil.copytree(base, out)
+            shutil.rmtree(out / "runs" / config.name / "cells" / cell)
             connect = time.monotonic()
             timed = Timed(make_backend(backend, out.resolve(), config.name, args.address))
             connect = time.monotonic() - connect

@@ -38,8 +38,15 @@ import yaml
 
 from hils_kit import __version__
 from hils_kit.paths import NOTEBOOKS_DIR, write_text_atomic
-from hils_kit.study import (Cell, StudyConfig, analysis_parameters, cell_parameters, expand_cells,
-                            exploration_parameters, prepare_parameters)
+from hils_kit.study import (
+    Cell,
+    StudyConfig,
+    analysis_parameters,
+    cell_parameters,
+    expand_cells,
+    exploration_parameters,
+    prepare_parameters,
+)
 
 NOTEBOOKS = ("01_data_exploration", "02_difficulty_labeling", "03_train_evaluate", "04_analysis")
 LOCATION_KEYS = ("out_dir", "prepare_dir", "run_dir")  # derived from study and cell id: not part of fingerprints

@@ -24,8 +24,8 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hils_kit.executors import Events, cell_gpus, kernel_name, launch, papermill_command
 from hils_kit.jobs import LOG_NAME, Job

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 from pathlib import Path
+
 import pandas as pd
 
 from hils_kit import __version__

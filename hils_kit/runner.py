@@ -200,7 +200,7 @@ def run_study(config: StudyConfig, out: str | Path = PROJ_ROOT, notebooks: str |
         if record:
             outcomes[analysis.name] = Outcome(analysis, "cached", record["seconds"])
         elif finished:
-            outcomes[analysis.name] = Outcome(analysis, "pending", error="runs after this manifest is written")
+            outcomes[analysis.name] = Outcome(analysis, "pending", error="running")
             write_manifest(config, _ordered(outcomes, explore, prepare, cells, analysis), layout.manifest,
                            time.monotonic() - started)
             outcomes[analysis.name] = progress.run(local, [analysis])[0]

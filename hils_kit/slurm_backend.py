@@ -15,8 +15,8 @@ processes (tests, a dry rehearsal without SLURM).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hils_kit.executors import Events, cell_gpus, kernel_name, launch, papermill_command
 from hils_kit.jobs import Job
