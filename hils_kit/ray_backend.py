@@ -112,27 +112,26 @@ class RayExecutor:
         import ray
 
         gpus = {job.name: cell_gpus(job) for job in jobs}
-        if any(gpus.values()) and not self.gpus:
-            needy = [name for name, n in gpus.items() if n]
+        needy = [name for name, n in gpus.items() if n]
+        if needy and not self.gpus:
             raise ValueError(f"{len(needy)} cell(s) need a GPU (e.g. {needy[0]}: a 4-bit preset), but the Ray "
-                               f"cluster at {self.where} has none")
-        if any(gpus.values()):
-            self.slots = self.gpus
-        else:
-            self.slots = max(1, int(self.cpus // self.num_cpus) if self.num_cpus else len(jobs))
+                             f"cluster at {self.where} has none")
+        # cells that run at once (for the ETA): one per GPU, or as many as the CPUs hold
+        cpu_slots = int(self.cpus // self.num_cpus) if self.num_cpus else len(jobs)
+        self.slots = self.gpus if needy else max(1, cpu_slots)
         task = ray.remote(run_cell)
         prepare = None
         if not self.shared_fs:
             folder = Path(jobs[0].parameters["prepare_dir"])
             prepare = ray.put(pack(folder, skip=(LOG_NAME,)))
         notebooks = {path: ray.put(path.read_bytes()) for path in {job.notebook for job in jobs}}
-        pending: dict = {}
+        pending = {}  # task reference -> (job, when submitted)
         for job in jobs:
             ref = task.options(num_gpus=gpus[job.name], num_cpus=self.num_cpus, max_retries=self.max_retries,
                                retry_exceptions=False, name=f"hils:{job.name}").remote(
                 job, notebooks[job.notebook], prepare, self.keep_adapters)
             pending[ref] = (job, time.monotonic())
-            events.started(job, f"Ray task, {gpus[job.name]} GPU")
+            events.started(job, "Ray task" + (", 1 GPU" if gpus[job.name] else ""))
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
