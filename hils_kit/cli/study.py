@@ -14,6 +14,7 @@ from hils_kit.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT
 from hils_kit.slurm_backend import SUBMITIT_CLUSTERS
 
 BACKENDS = ("local", "ray", "slurm")
+CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem_gb", "array_parallelism")
 
 
 def register(commands) -> None:
@@ -43,7 +44,7 @@ def register(commands) -> None:
                               "goes to the task, the cell's files come back to this machine)")
     backend.add_argument("--keep-adapters", action="store_true",
                          help="ray without --shared-fs: bring the trained adapters back too")
-    for key in ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem_gb", "array_parallelism"):
+    for key in CLUSTER_FLAGS:
         kind = str if key == "partition" else int
         backend.add_argument(f"--{key.replace('_', '-')}", type=kind, dest=key,
                              help=f"slurm: overrides the study's cluster.{key}")
@@ -76,8 +77,7 @@ def cell_backend(args, config):
         from hils_kit.jobs import Layout
         from hils_kit.slurm_backend import SlurmExecutor
 
-        flags = {key: getattr(args, key) for key in ("partition", "time_min", "gpus_per_cell", "cpus_per_cell",
-                                                     "mem_gb", "array_parallelism") if getattr(args, key) is not None}
+        flags = {key: getattr(args, key) for key in CLUSTER_FLAGS if getattr(args, key) is not None}
         cluster = dataclasses.replace(config.cluster, **flags)
         folder = Layout(Path(args.out).resolve(), config.name).run_dir / "slurm"
         return SlurmExecutor(cluster, folder, submitit_cluster=args.submitit_cluster)
