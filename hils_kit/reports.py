@@ -1,5 +1,7 @@
 """HTML reports of a study: every executed notebook without its code, and one index page.
 
+The index page is drawn from ``runs/<study>/manifest.json`` alone (:func:`hils_kit.jobs.write_manifest`).
+
 Both render offline: the notebook pages are nbconvert's ``lab`` template with the script tags that would
 fetch require.js, MathJax, mermaid and the widget manager from CDNs removed (text, tables and PNG figures
 are inline), and the index is a single page with inline CSS and base64 figures.
@@ -17,15 +19,12 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from hils_kit import __version__
+from hils_kit.jobs import read_manifest
 from hils_kit.paths import write_text_atomic
-
-if TYPE_CHECKING:
-    from hils_kit.runner import Outcome, StudyRun
 
 # nbconvert's lab template, minus every <script> that loads from the network
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -81,7 +80,7 @@ th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; 
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font-weight: 700; }
 .status { border-radius: 10px; padding: 1px 8px; font-size: 12px; }
-.done, .cached { background: #dafbe1; color: #116329; } .failed { background: #ffebe9; color: #a40e26; }
+.done { background: #dafbe1; color: #116329; } .failed { background: #ffebe9; color: #a40e26; }
 .pending { background: #eaeef2; color: #57606a; }
 .failures { border: 2px solid #cf222e; border-radius: 8px; padding: 4px 16px 10px; background: #fff8f7; }
 .failures h2 { color: #a40e26; border: 0; margin-top: 12px; }
@@ -96,17 +95,20 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
 
 
-def _link(outcome: Outcome, base: Path, text: str) -> str:
-    """A link to the outcome's report, or plain text when it has none."""
-    if not outcome.job.report.exists():
+def _link(entry: dict, run_dir: Path, base: Path, text: str) -> str:
+    """A link to the entry's report, or plain text when it has none."""
+    report = run_dir / entry["report"]
+    if not report.exists():
         return html.escape(text)
-    href = Path(os.path.relpath(outcome.job.report, base)).as_posix()
-    return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+    return f'<a href="{html.escape(_href(report, base))}">{html.escape(text)}</a>'
 
 
-def _status(outcome: Outcome) -> str:
-    label = "done" if outcome.status == "cached" else outcome.status
-    return f'<span class="status {outcome.status}">{label}</span>'
+def _href(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _status(entry: dict) -> str:
+    return f'<span class="status {entry["status"]}">{entry["status"]}</span>'
 
 
 def table_html(table: pd.DataFrame) -> str:
@@ -146,56 +148,58 @@ def _results(analysis_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def write_index(run: StudyRun, analysis_dir: str | Path, target: str | Path) -> Path:
-    """Write ``reports/<study>/index.html``: summary, results, failed cells, links to every report."""
+def write_index(manifest: str | Path, target: str | Path) -> Path:
+    """Write the index page (``reports/<study>/index.html``) of the study described by ``manifest``
+    (``runs/<study>/manifest.json``): summary, results, failed runs, links to every report."""
+    manifest = Path(manifest)
+    run_dir = manifest.parent
+    study = read_manifest(manifest)
     target = Path(target)
     base = target.parent
-    config = run.config
-    cells = [o for o in run.outcomes if o.job.cell is not None]
-    steps = [o for o in run.outcomes if o.job.cell is None]
-    failed = [o for o in run.outcomes if o.status == "failed"]
-    finished = [o for o in cells if o.status in ("done", "cached")]
-    compute = sum(o.seconds for o in run.outcomes if o.status in ("done", "cached", "failed"))
+    cells, steps = study["cells"], study["steps"]
+    everything = [*steps, *cells]
+    failed = [e for e in everything if e["status"] == "failed"]
+    finished = [e for e in cells if e["status"] == "done"]
+    compute = sum(e["seconds"] for e in everything if e["status"] in ("done", "failed"))
     cards = [
         (f"{len(finished)}/{len(cells)}", "cells done", ""),
-        (str(sum(o.status == "failed" for o in cells)), "cells failed", " bad" if failed else ""),
-        (str(sum(o.status == "pending" for o in cells)), "cells not run", ""),
+        (str(sum(e["status"] == "failed" for e in cells)), "cells failed", " bad" if failed else ""),
+        (str(sum(e["status"] == "pending" for e in cells)), "cells not run", ""),
         (f"{compute / 3600:.2f} h", "compute time", ""),
-        (f"{run.seconds / 60:.1f} min", "this run", ""),
+        (f"{study['seconds'] / 60:.1f} min", "this run", ""),
     ]
     out = [
-        f"<h1>Study: {html.escape(config.name)}</h1>",
-        f"<p>{html.escape(config.description)}</p>" if config.description else "",
+        f"<h1>Study: {html.escape(study['study'])}</h1>",
+        f"<p>{html.escape(study['description'])}</p>" if study.get("description") else "",
         f'<p class="meta">HILS Kit {__version__} · generated {datetime.datetime.now():%Y-%m-%d %H:%M} · '
-        f"models {html.escape(', '.join(config.models))} · train {html.escape(config.train_data)} · "
-        f"tests {html.escape(', '.join(config.test_sets) or '–')}</p>",
+        f"models {html.escape(', '.join(study['models']))} · train {html.escape(study['train_data'])} · "
+        f"tests {html.escape(', '.join(study['test_sets']) or '–')}</p>",
         '<div class="cards">' + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>'
                                         for value, label, cls in cards) + "</div>",
     ]
     if failed:
         items = "".join(
-            f"<li><b>{html.escape(o.job.name)}</b> {_status(o)} {_link(o, base, 'executed notebook')} · "
-            f'<a href="{html.escape(Path(os.path.relpath(o.job.folder / "papermill.log", base)).as_posix())}">log</a>'
-            f"<pre>{html.escape(o.error)}</pre></li>"
-            for o in failed)
+            f"<li><b>{html.escape(e['name'])}</b> {_status(e)} {_link(e, run_dir, base, 'executed notebook')} · "
+            f'<a href="{html.escape(_href(run_dir / e["log"], base))}">log</a>'
+            f"<pre>{html.escape(e['error'])}</pre></li>"
+            for e in failed)
         out.append(f'<section class="failures"><h2>Failed runs ({len(failed)})</h2><ul>{items}</ul></section>')
     out.append("<h2>Results</h2>")
-    out.append(_results(Path(analysis_dir)))
+    out.append(_results(run_dir / study["analysis_dir"]))
     out.append("<h2>Notebooks</h2><table><thead><tr><th>notebook</th><th>status</th><th>minutes</th>"
                "</tr></thead><tbody>")
-    out += [f"<tr><td>{_link(o, base, o.job.name)}</td><td>{_status(o)}</td>"
-            f'<td class="num">{_minutes(o.seconds)}</td></tr>' for o in steps]
+    out += [f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{_status(e)}</td>"
+            f'<td class="num">{_minutes(e["seconds"])}</td></tr>' for e in steps]
     out.append("</tbody></table>")
     out.append("<h2>Cells</h2><table><thead><tr><th>cell</th><th>model</th><th>scenario</th><th>strategy</th>"
                "<th>part</th><th>seed</th><th>status</th><th>minutes</th></tr></thead><tbody>")
-    for o in cells:
-        c = o.job.cell
-        out.append(f"<tr><td>{_link(o, base, o.job.name)}</td><td>{html.escape(c.model)}</td>"
-                   f"<td>{c.scenario}</td><td>{c.strategy}</td><td>{c.part}</td><td>{c.replicate}</td>"
-                   f'<td>{_status(o)}</td><td class="num">{_minutes(o.seconds)}</td></tr>')
+    for e in cells:
+        out.append(f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{html.escape(e['model'])}</td>"
+                   f"<td>{e['scenario']}</td><td>{e['strategy']}</td><td>{e['part']}</td><td>{e['replicate']}</td>"
+                   f'<td>{_status(e)}</td><td class="num">{_minutes(e["seconds"])}</td></tr>')
     out.append("</tbody></table>")
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(config.name)} · HILS study</title><style>{_CSS}</style></head>\n"
+            f"<title>{html.escape(study['study'])} · HILS study</title><style>{_CSS}</style></head>\n"
             f"<body><main>\n" + "\n".join(part for part in out if part) + "\n</main></body></html>\n")
     return write_text_atomic(target, page)

@@ -66,6 +66,23 @@ class SplitConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where ``hils study --backend slurm`` sends the cells; flags of the same name override these keys."""
+
+    partition: str | None = field(default=None, metadata={"help": "SLURM partition (the cluster's default if null)"})
+    time_min: int = field(default=240, metadata={"help": "time limit of one cell, in minutes"})
+    gpus_per_cell: int | None = field(default=None, metadata={
+        "help": "GPUs per cell; null: 1 for presets that need CUDA (4bit), 0 for the others"})
+    cpus_per_cell: int = field(default=4, metadata={"help": "CPUs per cell"})
+    mem_gb: int | None = field(default=None, metadata={"help": "memory per cell in GB (the partition's default if "
+                                                               "null)"})
+    array_parallelism: int = field(default=0, metadata={"help": "cells of the job array running at once; 0 = no "
+                                                                "limit"})
+    additional: dict = field(default_factory=dict, metadata={"help": "other sbatch options, e.g. {account: lab, "
+                                                                     "qos: normal}"})
+
+
+@dataclass
 class StudyConfig:
     """Everything a study varies. Field help doubles as the reference for the YAML keys."""
 
@@ -121,6 +138,11 @@ class StudyConfig:
                                                          "training"})
     replicates: int = field(default=1, metadata={
         "help": "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"})
+    # Execution (not part of any notebook's parameters, so changing it reruns nothing)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig,
+                                   metadata={"help": "SLURM settings of --backend slurm: partition, time_min, "
+                                                     "gpus_per_cell, cpus_per_cell, mem_gb, array_parallelism, "
+                                                     "additional"})
 
     def preset_for(self, model: str) -> str:
         return self.preset[model] if isinstance(self.preset, dict) else self.preset

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from hils_kit.jobs import Layout, Outcome, plan, write_manifest
 from hils_kit.reports import notebook_html, write_index
-from hils_kit.runner import Layout, Outcome, StudyRun, plan
 from hils_kit.study import study_from_dict
 
 PNG = base64.b64decode(  # one pixel
@@ -66,15 +66,15 @@ def index(tmp_path):
     analysis_dir.mkdir(parents=True)
     (analysis_dir / "table_llm.csv").write_text("strategy,medqa,mmlu_medical\nrandom,31.25,40\ncurriculum,35,38.5\n")
     (analysis_dir / "accuracy_by_strategy.png").write_bytes(PNG)
-    run = StudyRun(config, outcomes, None, 812.0)
-    return write_index(run, analysis_dir, layout.reports_dir / "index.html"), cells
+    manifest = write_manifest(config, outcomes, layout.manifest, 812.0)
+    return write_index(manifest, layout.reports_dir / "index.html"), cells
 
 
 def test_index_has_summary_results_failures_and_links(index):
     path, cells = index
     page = path.read_text()
     assert "<h1>Study: demo</h1>" in page and "Two cells &amp; a &lt;failure&gt;." in page
-    assert "<b>1/2</b><span>cells done</span>" in page
+    assert "<b>1/2</b><span>cells done</span>" in page and "<b>13.5 min</b><span>this run</span>" in page
     assert "Failed runs (1)" in page and "CUDA out of memory &lt;bad&gt;" in page
     assert f'<a href="../../runs/demo/cells/{cells[1].name}/papermill.log">log</a>' in page
     assert "<th>random</th><td class=\"num\">31.2</td><td class=\"num best\">40.0</td>" in page

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
-import re
 import json
+import re
+import shlex
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from hils_kit import runner
+from hils_kit import executors
 from hils_kit.analysis import collect_results
 from hils_kit.cli import main
-from hils_kit.runner import Layout, check_parameters, plan, run_study
+from hils_kit.jobs import Layout, check_parameters, plan
+from hils_kit.runner import run_study
 from hils_kit.study import load_study, study_from_dict
 
 FIXTURES = Path(__file__).parent / "notebooks"
@@ -74,18 +77,16 @@ def test_a_notebook_must_declare_every_parameter_the_runner_passes(tmp_path):
         check_parameters(plan(config, Layout(tmp_path, "fixture"), tmp_path / "nowhere")[0])
 
 
-def test_dry_run_writes_one_yaml_per_run_and_executes_nothing(tmp_path):
+def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
     config = study_from_dict(yaml.safe_load(STUDY))
     lines = []
     run = run_study(config, out=tmp_path, notebooks=FIXTURES, dry_run=True, say=lines.append)
-    params_dir = tmp_path / "params" / "fixture"
-    assert sorted(p.stem for p in params_dir.glob("*.yaml")) == sorted(
-        ["exploration", "prepare", "analysis", RANDOM, CURRICULUM, BLOCKED])
-    cell = yaml.safe_load((params_dir / f"{CURRICULUM}.yaml").read_text())
-    assert (cell["strategy"], cell["scenario"], cell["seed"]) == ("curriculum", "llm", 0)
-    assert cell["out_dir"] == str(tmp_path / "runs" / "fixture" / "cells" / CURRICULUM)
-    assert not (tmp_path / "runs").exists() and run.index is None
+    assert list(tmp_path.iterdir()) == [] and run.index is None
     assert any(line.strip() == f"to run       {BLOCKED}" for line in lines)
+    command = next(line for line in lines if line.startswith("one run by hand: ")).removeprefix("one run by hand: ")
+    assert " -m papermill " in command and f"cell_id: {RANDOM}" in command
+    inline = yaml.safe_load(shlex.split(command)[-1])  # the parameters travel inline: no file is needed
+    assert (inline["strategy"], inline["out_dir"]) == ("random", str(tmp_path / "runs" / "fixture" / "cells" / RANDOM))
     with pytest.raises(ValueError, match="matches none of the 3 cell ids"):
         run_study(config, out=tmp_path, notebooks=FIXTURES, only="*nothing*", dry_run=True, say=lines.append)
 
@@ -107,9 +108,9 @@ def test_visible_gpus_respect_an_existing_cuda_visible_devices(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert runner.visible_gpus() == ["0", "1"]
+    assert executors.visible_gpus() == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    assert runner.visible_gpus() == ["3", "5"]
+    assert executors.visible_gpus() == ["3", "5"]
 
 
 @pytest.mark.slow
@@ -133,7 +134,7 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
 
     # 2. resume with two workers (one GPU each): only the missing cells run, side by side; blocked fails on purpose
     monkeypatch.setenv("HILS_FIXTURE_FAIL", "blocked")
-    monkeypatch.setattr(runner, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(executors, "visible_gpus", lambda: ["0", "1"])
     run = run_study(load_study(study_file), out=out, notebooks=FIXTURES, workers=2, say=lambda line: None)
     assert {o.job.name: o.status for o in run.outcomes} == {
         "01_data_exploration": "cached", "02_difficulty_labeling": "cached", RANDOM: "cached",
@@ -168,3 +169,31 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
     summary = capsys.readouterr().out.split("\n\nrun ")[1]
     assert re.search(rf"{BLOCKED} +failed", summary) and "cells: 0 ran, 2 done before, 1 failed, 0 not run" in summary
     assert summary.count("cached") == 5
+
+
+def kit_imports() -> dict[str, set[str]]:
+    """Each hils_kit module and the hils_kit modules it imports, function-level imports included."""
+    graph = {}
+    for path in Path(executors.__file__).parent.rglob("*.py"):
+        module = ".".join(path.relative_to(Path(executors.__file__).parents[1]).with_suffix("").parts)
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hils_kit"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name.startswith("hils_kit")}
+        graph[module.removesuffix(".__init__")] = imported
+    return graph
+
+
+def test_no_module_of_the_kit_imports_itself_back():
+    graph = kit_imports()
+    assert not graph["hils_kit.reports"] & {"hils_kit.runner", "hils_kit.executors"}  # reports read the manifest
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for module in graph.get(start, ()):
+            if module == goal or (module not in seen and reaches(module, goal, seen | {module})):
+                return True
+        return False
+
+    assert [module for module in graph if reaches(module, module, set())] == []

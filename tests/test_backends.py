@@ -1,0 +1,168 @@
+"""The Ray and SLURM backends: the smoke study's cells on a local Ray head and through submitit's local executor
+give the same results as the local backend, and a study resumes after a lost Ray worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hils_kit.cli import main
+from hils_kit.jobs import Layout, plan
+from hils_kit.paths import PARAMS_DIR
+from hils_kit.ray_backend import ADAPTER, pack, run_cell
+from hils_kit.study import study_from_dict
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).parent / "notebooks"
+SMOKE = PARAMS_DIR / "studies" / "smoke.yaml"
+PAIR = "tiny__*__[rc][au][nr]*__holdout__r0"  # two smoke cells: random (04 compares with it) and curriculum
+FIRST, SECOND = "tiny__none__random__holdout__r0", "tiny__llm__curriculum__holdout__r0"
+HILS = [sys.executable, "-c", "import sys; from hils_kit.cli import main; sys.exit(main())"]
+
+
+def metrics(out: Path) -> dict:
+    """Each cell's metrics in ``results.json``, without the timings (``seconds_per_question``)."""
+    cells = out / "runs" / "smoke" / "cells"
+    found = {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.iterdir())}
+    return {cell: {test: {k: v for k, v in values.items() if "seconds" not in k} for test, values in tests.items()}
+            for cell, tests in found.items()}
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """01, 02, two cells and 04 of the smoke study on the local backend."""
+    out = tmp_path_factory.mktemp("local")
+    assert main(["study", str(SMOKE), "--out", str(out), "--only", PAIR]) == 0
+    return out
+
+
+def without_cells(local: Path, target: Path) -> Path:
+    """A copy of the local run whose cells have not run yet (01, 02 and 04 stay done)."""
+    shutil.copytree(local, target)
+    shutil.rmtree(target / "runs" / "smoke" / "cells")
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A local Ray head with 2 CPUs, as on a CI machine: its address; stopped at teardown.
+
+    With ``RAY_ADDRESS`` set, that cluster is used instead (and left running).
+    """
+    pytest.importorskip("ray", reason="needs the ray extra: pip install -e '.[ray]'")
+    if os.environ.get("RAY_ADDRESS"):
+        yield os.environ["RAY_ADDRESS"]
+        return
+    ray = shutil.which("ray", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port = free_port()
+    command = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+               "--include-dashboard=false", "--disable-usage-stats"]
+    for attempt in range(3):  # a heavily loaded machine can miss the raylet's start-up deadline
+        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        if started.returncode == 0:
+            break
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+    else:
+        pytest.fail(f"ray start failed 3 times:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}")
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+
+
+def ray_worker_of(cell_id: str) -> int | None:
+    """The pid of the Ray worker process running ``cell_id`` (its process title names the task)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and cell_id in title:
+            return int(proc.name)
+    return None
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"waited {seconds} s for {what}")
+
+
+def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_run, ray_head, tmp_path):
+    out = without_cells(local_run, tmp_path / "ray")
+    cells = out / "runs" / "smoke" / "cells"
+    cli = [*HILS, "study", str(SMOKE), "--out", str(out), "--only", PAIR, "--backend", "ray", "--address", ray_head,
+           "--num-cpus", "2"]  # 2 CPUs a task on a 2-CPU head: one cell at a time
+
+    # 1. no retries; the worker of the second cell dies mid-cell: it fails, the first cell stays done
+    study = subprocess.Popen([*cli, "--max-retries", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        wait_for(lambda: (cells / FIRST / "DONE").exists(), 600, f"{FIRST} to finish")
+        os.kill(wait_for(lambda: ray_worker_of(SECOND), 300, f"the Ray worker of {SECOND}"), signal.SIGKILL)
+        printed, _ = study.communicate(timeout=300)
+    finally:
+        study.kill()
+    assert study.returncode == 1, printed
+    failed = json.loads((cells / SECOND / "FAILED").read_text())
+    assert "on Ray" in failed["error"] and not (cells / SECOND / "DONE").exists()
+    first_done = (cells / FIRST / "DONE").read_text()
+
+    # 2. rerun: the finished cell is untouched, the lost one runs again and its files come back to the driver
+    rerun = subprocess.run(cli, capture_output=True, text=True, timeout=900, check=False)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "cells: 1 ran, 1 done before, 0 failed" in rerun.stdout
+    assert (cells / FIRST / "DONE").read_text() == first_done
+    for cell in (FIRST, SECOND):
+        for name in ("03_train_evaluate.ipynb", "results.json", "papermill.log", "predictions_medqa.csv",
+                     "train/order_fed.csv"):
+            assert (cells / cell / name).is_file(), f"{cell}/{name}"
+        assert not (cells / cell / ADAPTER).exists()  # adapters stay on the worker unless --keep-adapters
+    assert metrics(out) == metrics(local_run)
+    index = (out / "reports" / "smoke" / "index.html").read_text()
+    assert f'href="cells/{SECOND}.html"' in index
+
+
+def test_slurm_cells_through_submitit_match_the_local_backend(local_run, tmp_path):
+    pytest.importorskip("submitit", reason="needs the slurm extra: pip install -e '.[slurm]'")
+    out = without_cells(local_run, tmp_path / "slurm")
+    assert main(["study", str(SMOKE), "--out", str(out), "--only", PAIR, "--backend", "slurm",
+                 "--submitit-cluster", "local", "--time-min", "30"]) == 0
+    assert metrics(out) == metrics(local_run)
+    assert list((out / "runs" / "smoke" / "slurm").glob("*_log.out"))  # submitit's own logs, one per job
+
+
+def test_a_ray_task_runs_its_cell_in_a_folder_of_its_own_and_returns_its_files(tmp_path):
+    config = study_from_dict({"name": "fixture", "models": ["tiny"], "preset": "tiny", "strategies": ["random"]})
+    _, prepare, cells, _ = plan(config, Layout(tmp_path, "fixture"), FIXTURES)
+    prepare.folder.mkdir(parents=True)
+    for name in ("train_holdout.csv", "test_holdout__medmcqa_test.csv", "test_holdout__medqa.csv",
+                 "test_holdout__mmlu_medical.csv"):
+        (prepare.folder / name).write_text("id\n1\n")
+    job = cells[0]
+    result = run_cell(job, job.notebook.read_bytes(), pack(prepare.folder), keep_adapters=False)
+    assert result["returncode"] == 0
+    assert {"03_train_evaluate.ipynb", "results.json", "papermill.log"} <= set(result["files"])
+    results = json.loads(result["files"]["results.json"])
+    assert results["cell"]["cell_id"] == job.name
+    assert not job.folder.exists()  # nothing was written into the study's own folders
+    assert str(tmp_path) not in result["files"]["papermill.log"].decode()  # it ran on copies
