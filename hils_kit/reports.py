@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import json
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from hils_kit import __version__
+from hils_kit.contract import ARTEFACT_INDEX
 from hils_kit.jobs import read_manifest
 from hils_kit.paths import write_text_atomic
 
@@ -84,6 +86,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font
 .pending { background: #eaeef2; color: #57606a; }
 .failures { border: 2px solid #cf222e; border-radius: 8px; padding: 4px 16px 10px; background: #fff8f7; }
 .failures h2 { color: #a40e26; border: 0; margin-top: 12px; }
+.findings { border-left: 4px solid #0969da; background: #ddf4ff; padding: 2px 16px; margin: 12px 0 20px; }
 pre { white-space: pre-wrap; background: #f6f8fa; padding: 6px 10px; border-radius: 6px; font-size: 13px;
       margin: 4px 0 12px; }
 figure { margin: 12px 0 20px; } figure img { max-width: 100%; border: 1px solid #d8dee4; }
@@ -129,22 +132,46 @@ def table_html(table: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _frame_html(frame: pd.DataFrame) -> str:
+    """A plain table: numbers to at most 4 significant decimals, text escaped."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns])
+    rows = []
+    for index, row in frame.iterrows():
+        cells = [f"<th>{html.escape(str(index))}</th>"]
+        for value in row:
+            if isinstance(value, float):
+                cells.append(f'<td class="num">{"–" if math.isnan(value) else f"{value:.4g}"}</td>')
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def _results(analysis_dir: Path) -> str:
-    """The tables (``table_<scenario>.csv``) and figures (``*.png``) written by ``04_analysis``."""
-    tables = sorted(analysis_dir.glob("table_*.csv"))
-    figures = sorted(analysis_dir.glob("*.png"))
-    if not tables and not figures:
+    """What ``04_analysis`` found, in its order: the findings first, then every artefact listed in
+    ``artefacts.json`` (:data:`hils_kit.contract.ARTEFACTS`) with its caption."""
+    index = analysis_dir / ARTEFACT_INDEX
+    if not index.is_file():
         return '<p class="meta">No analysis results: 04_analysis has not finished.</p>'
+    listed = json.loads(index.read_text(encoding="utf-8"))
     parts = []
-    for path in tables:
-        scenario = path.stem.removeprefix("table_")
-        parts.append(f"<h3>Scenario: {html.escape(scenario)}</h3>")
-        parts.append(table_html(pd.read_csv(path, index_col=0)))
-    for path in figures:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        name = html.escape(path.stem.replace("_", " "))
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{name}'
-                     f"</figcaption></figure>")
+    if listed["findings"]:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in listed["findings"])
+        parts.append(f'<section class="findings"><h3>What this study can and cannot tell</h3><ul>{items}</ul>'
+                     "</section>")
+    for entry in listed["artefacts"]:
+        path = analysis_dir / entry["file"]
+        if not path.is_file():
+            continue
+        parts.append(f"<h3>{html.escape(entry['title'])}</h3>")
+        if path.suffix == ".png":
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(entry["title"])}">'
+                         "</figure>")
+        elif entry["kind"] == "table":
+            parts.append(table_html(pd.read_csv(path, index_col=0)))
+        else:
+            parts.append(_frame_html(pd.read_csv(path, index_col=0)))
     return "\n".join(parts)
 
 

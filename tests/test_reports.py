@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -65,7 +66,14 @@ def index(tmp_path):
     analysis_dir = layout.run_dir / "analysis"
     analysis_dir.mkdir(parents=True)
     (analysis_dir / "table_llm.csv").write_text("strategy,medqa,mmlu_medical\nrandom,31.25,40\ncurriculum,35,38.5\n")
-    (analysis_dir / "accuracy_by_strategy.png").write_bytes(PNG)
+    (analysis_dir / "gains_llm.png").write_bytes(PNG)
+    (analysis_dir / "artefacts.json").write_text(json.dumps({  # what 04_analysis lists, in its order
+        "findings": ["medqa (tiny, 12 questions): only differences of 20 points or more were detectable."],
+        "artefacts": [{"kind": "table", "scenario": "llm", "title": "Accuracy (%) by strategy, llm labels",
+                       "file": "table_llm.csv"},
+                      {"kind": "gains_plot", "scenario": "llm", "title": "accuracy by strategy",
+                       "file": "gains_llm.png"},
+                      {"kind": "wins", "scenario": "", "title": "not written", "file": "wins.csv"}]}))
     manifest = write_manifest(config, outcomes, layout.manifest, 812.0)
     return write_index(manifest, layout.reports_dir / "index.html"), cells
 
@@ -80,6 +88,8 @@ def test_index_has_summary_results_failures_and_links(index):
     assert "<th>random</th><td class=\"num\">31.2</td><td class=\"num best\">40.0</td>" in page
     assert "<th>curriculum</th><td class=\"num best\">35.0</td>" in page
     assert 'src="data:image/png;base64,' in page and "accuracy by strategy" in page
+    assert page.index("only differences of 20 points") < page.index("Accuracy (%) by strategy")  # findings first
+    assert "not written" not in page  # an artefact listed but missing is skipped
     assert f'href="cells/{cells[0].name}.html"' in page and 'href="01_data_exploration.html"' in page
     assert "<script" not in page and not re.search(r"""(src|href)=["']https?:""", page)
 
