@@ -71,18 +71,25 @@ def make_backend(name: str, out: Path, study: str, address: str | None):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", default="tiny__*__[rc][au][nr]*__holdout__r0",
-                        help="glob of the smoke study's cells to time; 04 needs the random cell among them")
+    parser.add_argument(
+        "--cells",
+        default="tiny__*__[rc][au][nr]*__holdout__r0",
+        help="glob of the smoke study's cells to time; 04 needs the random cell among them",
+    )
     parser.add_argument("--address", help="an existing Ray head (default: a local Ray instance per study)")
     parser.add_argument("--backends", default="local,ray,slurm")
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args()
-    say = lambda line: print(line, file=sys.stderr, flush=True)
+
+    def say(line):
+        return print(line, file=sys.stderr, flush=True)
+
     config = load_study(PARAMS_DIR / "studies" / "smoke.yaml")
     root = Path(tempfile.mkdtemp(prefix="hils-bench-backends-"))
     base = root / "base"
-    cells = [job.name for job in plan(config, Layout(base, config.name))[2]
-             if fnmatch.fnmatchcase(job.name, args.cells)]
+    cells = [
+        job.name for job in plan(config, Layout(base, config.name))[2] if fnmatch.fnmatchcase(job.name, args.cells)
+    ]
     load_before = os.getloadavg()
     run_study(config, out=base, only=args.cells, say=say)
     results = {}
@@ -103,13 +110,24 @@ def main() -> int:
             rows.append({"cell": cell, "connect_s": connect, "wall_s": timed.seconds[0], "notebook_s": notebook})
         wall = sum(r["wall_s"] for r in rows) / len(rows)
         notebook = sum(r["notebook_s"] for r in rows) / len(rows)
-        results[backend] = {"cells": len(rows), "connect_s": round(sum(r["connect_s"] for r in rows) / len(rows), 2),
-                            "cell_wall_s": round(wall, 2), "notebook_s": round(notebook, 2),
-                            "overhead_s": round(wall - notebook, 2),
-                            "overhead_pct": round(100 * (wall - notebook) / wall, 1), "per_cell": rows}
+        results[backend] = {
+            "cells": len(rows),
+            "connect_s": round(sum(r["connect_s"] for r in rows) / len(rows), 2),
+            "cell_wall_s": round(wall, 2),
+            "notebook_s": round(notebook, 2),
+            "overhead_s": round(wall - notebook, 2),
+            "overhead_pct": round(100 * (wall - notebook) / wall, 1),
+            "per_cell": rows,
+        }
         say(f"{backend}: {results[backend]['overhead_s']} s overhead per cell ({results[backend]['overhead_pct']} %)")
-    report = {"benchmark": "backends", "study": "smoke", "cells": cells, "backends": results,
-              "load_before": load_before, "load_after": os.getloadavg()}
+    report = {
+        "benchmark": "backends",
+        "study": "smoke",
+        "cells": cells,
+        "backends": results,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
     text = json.dumps(report, indent=1)
     print(text)
     if args.output:

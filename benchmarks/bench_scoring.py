@@ -38,13 +38,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="smollm2", help="model name or folder (default smollm2)")
     parser.add_argument("--n", type=int, default=64, help="questions (default 64)")
     parser.add_argument("--data", default="medmcqa", help="data set name or question file (default medmcqa)")
-    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward pass, both methods (default 8)")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="questions per forward pass, both methods (default 8)"
+    )
     parser.add_argument("--template", default="paper", help="prompt template (default paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question sample (default 0)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="the kit's precision: auto = bf16 autocast where native, else fp32 (the kit's "
-                             "default); the paper's method always runs in fp32")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="the kit's precision: auto = bf16 autocast where native, else fp32 (the kit's "
+        "default); the paper's method always runs in fp32",
+    )
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
 
@@ -58,8 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    bf16 = native_bf16("cpu" if not torch.cuda.is_available() else "cuda") if args.precision == "auto" \
+    bf16 = (
+        native_bf16("cpu" if not torch.cuda.is_available() else "cuda")
+        if args.precision == "auto"
         else args.precision == "bf16"
+    )
     (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
     load_before = os.getloadavg()[0]
     with contextlib.redirect_stdout(sys.stderr):
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         fast_s = ref_s = 0.0
         chunk = 2 * args.batch_size
         for start in range(0, len(table), chunk):
-            part = table.iloc[start:start + chunk]
+            part = table.iloc[start : start + chunk]
             rows, w = slice(start, start + len(part)), int(part["options"].map(len).max())
             t = time.perf_counter()
             fast[rows, :w] = letter_probabilities(model, tokenizer, part, args.template, args.batch_size, bf16=bf16)
@@ -113,4 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     out = main()  # fp32 must agree exactly; bf16 within tests/test_scoring.py's probability tolerance
-    sys.exit(0 if out["identical_predictions"] or (out["kit_precision"] != "fp32" and out["max_abs_prob_diff"] <= 0.02) else 1)
+    sys.exit(
+        0
+        if out["identical_predictions"] or (out["kit_precision"] != "fp32" and out["max_abs_prob_diff"] <= 0.02)
+        else 1
+    )

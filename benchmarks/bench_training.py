@@ -75,7 +75,9 @@ def tokenised(table, tokenizer, config):
     rows = []
     for question, options, answer in zip(table["question"], table["options"], table["answer"]):
         prompt = tokenizer(format_prompt(question, list(options), config.template))["input_ids"]
-        completion = tokenizer(format_completion(answer), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        completion = tokenizer(format_completion(answer), add_special_tokens=False)["input_ids"] + [
+            tokenizer.eos_token_id
+        ]
         rows.append((prompt + completion, [-100] * len(prompt) + completion))
     return rows
 
@@ -101,7 +103,7 @@ def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, 
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     pad = tokenizer.pad_token_id
     size = config.per_device_train_batch_size
-    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    batches = [rows[i : i + size] for i in range(0, len(rows), size)]
     reset_peak_rss()
     real = padded = 0
     losses = []
@@ -121,9 +123,16 @@ def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, 
         real += int(mask.sum())
         padded += ids.numel()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "questions": len(rows), "batches": len(batches), "real_tokens": real,
-            "processed_tokens": padded, "peak_rss_mb": peak_rss_mb(), "losses": losses,
-            "optimizer": type(optimizer).__name__}
+    return {
+        "seconds": seconds,
+        "questions": len(rows),
+        "batches": len(batches),
+        "real_tokens": real,
+        "processed_tokens": padded,
+        "peak_rss_mb": peak_rss_mb(),
+        "losses": losses,
+        "optimizer": type(optimizer).__name__,
+    }
 
 
 def kit(model_name, config, table, device: str, trl_loss: bool = False) -> dict:
@@ -140,9 +149,18 @@ def kit(model_name, config, table, device: str, trl_loss: bool = False) -> dict:
         training.CompletionSFTTrainer = kept
     s = result.summary
     del result
-    return {"seconds": s["train_seconds"], "questions": s["n_examples_fed"], "batches": s["micro_batches"],
-            "real_tokens": s["tokens_seen"], "processed_tokens": None, "peak_rss_mb": s["peak_memory_mb"],
-            "losses": None, "final_loss": s["final_loss"], "audit_ok": s["audit_ok"], "precision": s["precision"]}
+    return {
+        "seconds": s["train_seconds"],
+        "questions": s["n_examples_fed"],
+        "batches": s["micro_batches"],
+        "real_tokens": s["tokens_seen"],
+        "processed_tokens": None,
+        "peak_rss_mb": s["peak_memory_mb"],
+        "losses": None,
+        "final_loss": s["final_loss"],
+        "audit_ok": s["audit_ok"],
+        "precision": s["precision"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -150,15 +168,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="smollm2", help="model name or folder (default smollm2)")
     parser.add_argument("--preset", help="training preset (default: the one made for the model)")
     parser.add_argument("--n", type=int, default=32, help="MedMCQA questions (default 32)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="auto: bf16 autocast where the device has native bf16, else fp32 (the kit's default)")
-    parser.add_argument("--paper-questions", type=int, default=8,
-                        help="questions of the padded paper recipe, in batches of the preset's size (default 8)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast where the device has native bf16, else fp32 (the kit's default)",
+    )
+    parser.add_argument(
+        "--paper-questions",
+        type=int,
+        default=8,
+        help="questions of the padded paper recipe, in batches of the preset's size (default 8)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="repeat the three phases (default 1)")
-    parser.add_argument("--phases", default="kit,bare,paper",
-                        help="comma-separated subset of kit,bare,paper,kit_trl_loss (default kit,bare,paper)")
-    parser.add_argument("--with-trl-loss", action="store_true",
-                        help="also time the kit with TRL's own loss (the path before the completion-only head)")
+    parser.add_argument(
+        "--phases",
+        default="kit,bare,paper",
+        help="comma-separated subset of kit,bare,paper,kit_trl_loss (default kit,bare,paper)",
+    )
+    parser.add_argument(
+        "--with-trl-loss",
+        action="store_true",
+        help="also time the kit with TRL's own loss (the path before the completion-only head)",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("-o", "--output", help="also write the JSON here")
@@ -179,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = make_config(preset, {"bf16": bf16, "quantization": "none"})
     table = load_questions("medmcqa").sample(args.n, random_state=0).reset_index(drop=True)
     rows = tokenised(table, load_tokenizer(args.model), config)
-    paper_rows = rows[:args.paper_questions]
+    paper_rows = rows[: args.paper_questions]
     paper_optim = "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
 
     phases = {
@@ -196,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     with contextlib.redirect_stdout(sys.stderr):
         peak = gemm_peak(torch.bfloat16 if bf16 else torch.float32) if device == "cpu" else None
         for r in range(args.rounds):
-            for name in (list(phases) if r % 2 == 0 else list(phases)[::-1]):
+            for name in list(phases) if r % 2 == 0 else list(phases)[::-1]:
                 load = os.getloadavg()[0]
                 print(f"[bench] round {r + 1} {name} ...", file=sys.stderr)
                 run = phases[name]()
@@ -224,22 +256,41 @@ def main(argv: list[str] | None = None) -> dict:
             "all_rounds_questions_per_s": [round(x["questions"] / x["seconds"], 4) for x in results],
         }
     speed = {name: m["questions_per_s"] for name, m in methods.items()}
-    ratios = {f"kit_vs_{other}": round(speed["kit"] / speed[other], 3)
-              for other in ("bare", "paper", "kit_trl_loss") if "kit" in speed and other in speed}
+    ratios = {
+        f"kit_vs_{other}": round(speed["kit"] / speed[other], 3)
+        for other in ("bare", "paper", "kit_trl_loss")
+        if "kit" in speed and other in speed
+    }
     result = {
-        "benchmark": "training", "model": args.model, "preset": preset, "n_questions": len(table),
-        "batch_size": config.per_device_train_batch_size, "precision": "bf16 autocast" if bf16 else "fp32",
-        "native_bf16": native_bf16(device), "device": device, "torch_threads": torch.get_num_threads(),
-        "n_parameters": n_params, "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9 if peak else None,
-        "methods": methods, "ratios": ratios,
+        "benchmark": "training",
+        "model": args.model,
+        "preset": preset,
+        "n_questions": len(table),
+        "batch_size": config.per_device_train_batch_size,
+        "precision": "bf16 autocast" if bf16 else "fp32",
+        "native_bf16": native_bf16(device),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "n_parameters": n_params,
+        "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9 if peak else None,
+        "methods": methods,
+        "ratios": ratios,
         "targets": {
-            **{f"{key} >= {TARGETS[key]}": ratios[key] >= TARGETS[key] for key in ("kit_vs_bare", "kit_vs_paper")
-               if key in ratios},
-            **({"kit peak RSS <= 2.5 GB": methods["kit"]["peak_rss_mb"] <= TARGETS["kit_peak_rss_mb"]}
-               if "kit" in methods else {})},
+            **{
+                f"{key} >= {TARGETS[key]}": ratios[key] >= TARGETS[key]
+                for key in ("kit_vs_bare", "kit_vs_paper")
+                if key in ratios
+            },
+            **(
+                {"kit peak RSS <= 2.5 GB": methods["kit"]["peak_rss_mb"] <= TARGETS["kit_peak_rss_mb"]}
+                if "kit" in methods
+                else {}
+            ),
+        },
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "command": " ".join(["python", *sys.argv]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "versions": library_versions(),
     }
     text = json.dumps(result, indent=1)
     print(text)

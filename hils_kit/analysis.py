@@ -36,8 +36,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hils_kit.contract import (BASELINE as BASELINE_KEY, CURRICULUM_STRATEGIES, STRATEGY, CellResults, labels_used,
-                               predictions_file, scenario_of, strategy_key, strategy_name)
+from hils_kit.contract import BASELINE as BASELINE_KEY
+from hils_kit.contract import (
+    CURRICULUM_STRATEGIES,
+    STRATEGY,
+    CellResults,
+    labels_used,
+    predictions_file,
+    scenario_of,
+    strategy_key,
+    strategy_name,
+)
 from hils_kit.metrics import summarize
 from hils_kit.power import power_table
 from hils_kit.significance import add_holm, mcnemar_exact, replicate_bootstrap_difference, sign_flip_test
@@ -57,6 +66,7 @@ def _paper_order(names) -> list[str]:
 
 # -- collecting ------------------------------------------------------------------------------------------------------
 
+
 def _result_rows(path: Path) -> list[dict]:
     """The rows (one per test set) of one cell's ``results.json`` (checked by :class:`CellResults`)."""
     results = CellResults.read(path)
@@ -68,8 +78,10 @@ def _result_rows(path: Path) -> list[dict]:
                 measured[f"{name}_low"], measured[f"{name}_high"] = value
             else:
                 measured[name] = value
-        row = {(f"cell_{k}" if k in measured or k in ("cell_dir", "predictions", "level", "overlap_dropped") else k): v
-               for k, v in results.cell.items()}
+        row = {
+            (f"cell_{k}" if k in measured or k in ("cell_dir", "predictions", "level", "overlap_dropped") else k): v
+            for k, v in results.cell.items()
+        }
         row.update(measured)
         row.update({f"train_{k}": v for k, v in results.train.items()})
         row["overlap_dropped"] = results.test_overlap_dropped.get(dataset)
@@ -128,8 +140,10 @@ def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
         frames.append(pd.read_csv(path, dtype={"id": str}))
     out = pd.concat(frames, ignore_index=True)
     if out["id"].duplicated().any():
-        raise ValueError(f"{', '.join(map(str, paths))}: question {out.loc[out['id'].duplicated(), 'id'].iloc[0]!r} "
-                         "is predicted twice (k-fold test parts must not overlap)")
+        raise ValueError(
+            f"{', '.join(map(str, paths))}: question {out.loc[out['id'].duplicated(), 'id'].iloc[0]!r} "
+            "is predicted twice (k-fold test parts must not overlap)"
+        )
     return out
 
 
@@ -154,28 +168,39 @@ def pool_folds(long: pd.DataFrame) -> pd.DataFrame:
     pooled = []
     for key, group in folds.groupby(keys, sort=False, dropna=False):
         if set(group["part"]) != every_fold or group["part"].duplicated().any():
-            log.warning("no pooled k-fold figure for %s: it has folds %s of %s", key, sorted(group["part"]),
-                        sorted(every_fold))
+            log.warning(
+                "no pooled k-fold figure for %s: it has folds %s of %s", key, sorted(group["part"]), sorted(every_fold)
+            )
             continue
         paths = tuple(p for ps in group.sort_values("part")["predictions"] for p in ps)
         metrics = summarize(read_predictions(paths))
         row = group.iloc[0].to_dict()
-        row = {k: v for k, v in row.items() if not k.startswith("train_") and k not in metrics
-               and not k.startswith(tuple(f"{m}_ci_" for m in metrics))}
+        row = {
+            k: v
+            for k, v in row.items()
+            if not k.startswith("train_") and k not in metrics and not k.startswith(tuple(f"{m}_ci_" for m in metrics))
+        }
         for name, value in metrics.items():
             if name.endswith("_ci"):
                 row[f"{name}_low"], row[f"{name}_high"] = value
             else:
                 row[name] = value
-        row.update(part=POOLED_PART, level="pooled", predictions=paths, n_folds=len(group),
-                   cell_id=str(row["cell_id"]).replace(f"__{group.iloc[0]['part']}__", f"__{POOLED_PART}__"),
-                   fold_cells=";".join(group["cell_id"]), cell_dir="")
+        row.update(
+            part=POOLED_PART,
+            level="pooled",
+            predictions=paths,
+            n_folds=len(group),
+            cell_id=str(row["cell_id"]).replace(f"__{group.iloc[0]['part']}__", f"__{POOLED_PART}__"),
+            fold_cells=";".join(group["cell_id"]),
+            cell_dir="",
+        )
         pooled.append(row)
     # pooled rows first: the own test set leads the columns of a table, as in the paper (LEK, MedMCQA, MedQA)
     return pd.concat([pd.DataFrame(pooled), long], ignore_index=True) if pooled else long
 
 
 # -- one scenario's cells ----------------------------------------------------------------------------------------------
+
 
 def scenario_cells(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
     """The rows of ``long`` that make up ``scenario``'s table.
@@ -192,14 +217,18 @@ def scenario_cells(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
         chosen = rows[rows["scenario"] == scenario]
         if chosen.empty:
             sources = sorted(rows["scenario"].unique(), key=lambda s: (s != "none", s))
-            sources = [s for s in sources if all(getattr(scenario_of(s), label) == getattr(target, label)
-                                                 for label in labels_used(strategy, s))]
+            sources = [
+                s
+                for s in sources
+                if all(getattr(scenario_of(s), label) == getattr(target, label) for label in labels_used(strategy, s))
+            ]
             chosen = rows[rows["scenario"] == sources[0]] if sources else chosen
         if not chosen.empty:
             parts.append(chosen.assign(source_scenario=chosen["scenario"], scenario=scenario))
     if not parts:
-        raise ValueError(f"no cells for scenario '{scenario}' (the results have: "
-                         f"{', '.join(map(str, long['scenario'].unique()))})")
+        raise ValueError(
+            f"no cells for scenario '{scenario}' (the results have: {', '.join(map(str, long['scenario'].unique()))})"
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -211,8 +240,14 @@ def _select_variant(rows: pd.DataFrame, variant: str | None) -> pd.DataFrame:
     return rows[rows["variant"].eq(variant) | ~has]
 
 
-def cell_means(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
-               variant: str | None = None, by: Sequence[str] = ("model", "dataset")) -> pd.DataFrame:
+def cell_means(
+    long: pd.DataFrame,
+    scenario: str,
+    value: str = "accuracy",
+    scale: float = 100,
+    variant: str | None = None,
+    by: Sequence[str] = ("model", "dataset"),
+) -> pd.DataFrame:
     """``value`` × ``scale`` per strategy and ``by`` cell of ``scenario``, averaged over replicates (and variants).
 
     Columns: ``strategy`` (display name), the ``by`` columns, ``value``, ``n_runs``.
@@ -222,8 +257,10 @@ def cell_means(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale
         raise KeyError(f"no metric '{value}' in the results (columns: {', '.join(map(str, rows.columns))})")
     lacking = rows[rows[value].isna()]
     if len(lacking):
-        raise ValueError(f"metric '{value}' is missing for {len(lacking)} row(s), e.g. cell "
-                         f"{lacking['cell_id'].iloc[0]} on {lacking['dataset'].iloc[0]}")
+        raise ValueError(
+            f"metric '{value}' is missing for {len(lacking)} row(s), e.g. cell "
+            f"{lacking['cell_id'].iloc[0]} on {lacking['dataset'].iloc[0]}"
+        )
     rows = rows.assign(strategy=rows["strategy"].map(strategy_name), **{value: rows[value].astype(float) * scale})
     means = rows.groupby(["strategy", *by], sort=False)[value].agg(["mean", "count"]).reset_index()
     return means.rename(columns={"mean": value, "count": "n_runs"})
@@ -231,8 +268,10 @@ def cell_means(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale
 
 # -- the table and what is derived from it ---------------------------------------------------------------------------
 
-def strategy_table(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
-                   variant: str | None = None) -> pd.DataFrame:
+
+def strategy_table(
+    long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100, variant: str | None = None
+) -> pd.DataFrame:
     """The paper's Table 1 layout for one label scenario: strategies × (models, test sets, ``Mean``).
 
     Each model × test set cell is first averaged over its replicates; a model column is the mean over test sets, a
@@ -248,9 +287,14 @@ def strategy_table(long: pd.DataFrame, scenario: str, value: str = "accuracy", s
     gaps = [f"{s} / {m} / {d}" for s in wide.index for (m, d), v in wide.loc[s].items() if pd.isna(v)]
     if gaps:
         log.warning("scenario %s has no result for: %s", scenario, "; ".join(gaps))
-    table = pd.concat([wide.T.groupby(level="model", sort=False).mean().T[models],
-                       wide.T.groupby(level="dataset", sort=False).mean().T[datasets],
-                       wide.mean(axis=1).rename("Mean")], axis=1)
+    table = pd.concat(
+        [
+            wide.T.groupby(level="model", sort=False).mean().T[models],
+            wide.T.groupby(level="dataset", sort=False).mean().T[datasets],
+            wide.mean(axis=1).rename("Mean"),
+        ],
+        axis=1,
+    )
     table = table.reindex(_paper_order(table.index))
     table.index.name, table.columns.name = "strategy", None
     table.attrs = {"scenario": scenario, "value": value, "models": models, "datasets": datasets}
@@ -288,8 +332,12 @@ def _column_names(table: pd.DataFrame, names, attr: str) -> list[str]:
     return names
 
 
-def best_gains(table: pd.DataFrame, models: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
-               baseline: str = BASELINE) -> BestGains:
+def best_gains(
+    table: pd.DataFrame,
+    models: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    baseline: str = BASELINE,
+) -> BestGains:
     """Per model and per test set column, the best strategy and its gain over the baseline; then the max and mean
     of those best gains across models and across test sets (the paper's Figure 2a: 1.44 / 0.94, 1.81 / ...).
 
@@ -310,8 +358,13 @@ def best_gains(table: pd.DataFrame, models: Sequence[str] | None = None, dataset
     summary = {}
     for group, rows in per_column.groupby("group", sort=False):
         top = rows["gain"].idxmax()
-        summary[group] = {"max": rows["gain"].max(), "mean": rows["gain"].mean(), "max_column": top,
-                          "max_best": rows.loc[top, "best"], "n_columns": len(rows)}
+        summary[group] = {
+            "max": rows["gain"].max(),
+            "mean": rows["gain"].mean(),
+            "max_column": top,
+            "max_best": rows.loc[top, "best"],
+            "n_columns": len(rows),
+        }
     return BestGains(per_column, pd.DataFrame.from_dict(summary, orient="index"))
 
 
@@ -336,8 +389,9 @@ def win_counts(tables: Sequence[pd.DataFrame], exclude: Sequence[str] = ("Mean",
     return pd.DataFrame({"wins": counts, "share": counts / max(n_columns, 1)})
 
 
-def label_source_deltas(human_table: pd.DataFrame, llm_table: pd.DataFrame,
-                        strategies: Sequence[str] = CURRICULUM_STRATEGIES) -> pd.DataFrame:
+def label_source_deltas(
+    human_table: pd.DataFrame, llm_table: pd.DataFrame, strategies: Sequence[str] = CURRICULUM_STRATEGIES
+) -> pd.DataFrame:
     """LLM-label minus human-label score per column for the curriculum strategies (the paper's §3 / Figure 2b)."""
     names = [strategy_name(s) for s in strategies]
     for label, table in (("human", human_table), ("LLM", llm_table)):
@@ -348,6 +402,7 @@ def label_source_deltas(human_table: pd.DataFrame, llm_table: pd.DataFrame,
 
 
 # -- paired tests ----------------------------------------------------------------------------------------------------
+
 
 def _paired_tests(comparison: str, paired_over: str, a: np.ndarray, b: np.ndarray) -> list[dict]:
     """Paired t-test and Wilcoxon signed-rank of ``a - b``: one tidy row each.
@@ -361,10 +416,18 @@ def _paired_tests(comparison: str, paired_over: str, a: np.ndarray, b: np.ndarra
         constant = np.allclose(diff, diff[0], rtol=0, atol=1e-9)
         t = None if constant else stats.ttest_rel(a, b)[:2]
         w = (0.0, 1.0) if constant and abs(diff[0]) <= 1e-9 else stats.wilcoxon(diff)[:2]
-    return [{"comparison": comparison, "test": test, "paired_over": paired_over, "n_pairs": len(diff),
-             "mean_diff": float(diff.mean()) if len(diff) else np.nan,
-             "statistic": float(result[0]) if result else np.nan, "p_value": float(result[1]) if result else np.nan}
-            for test, result in (("paired t-test", t), ("Wilcoxon signed-rank", w))]
+    return [
+        {
+            "comparison": comparison,
+            "test": test,
+            "paired_over": paired_over,
+            "n_pairs": len(diff),
+            "mean_diff": float(diff.mean()) if len(diff) else np.nan,
+            "statistic": float(result[0]) if result else np.nan,
+            "p_value": float(result[1]) if result else np.nan,
+        }
+        for test, result in (("paired t-test", t), ("Wilcoxon signed-rank", w))
+    ]
 
 
 def _pairs(means: pd.DataFrame, a: str, b: str, keys: list[str], value: str) -> tuple[np.ndarray, np.ndarray]:
@@ -373,8 +436,13 @@ def _pairs(means: pd.DataFrame, a: str, b: str, keys: list[str], value: str) -> 
     right = means[means["strategy"] == b].set_index(keys)[value]
     both = left.index.intersection(right.index)
     if len(both) < max(len(left), len(right)):
-        log.warning("%s vs %s: %d of %d cells have no partner and are left out", a, b,
-                    max(len(left), len(right)) - len(both), max(len(left), len(right)))
+        log.warning(
+            "%s vs %s: %d of %d cells have no partner and are left out",
+            a,
+            b,
+            max(len(left), len(right)) - len(both),
+            max(len(left), len(right)),
+        )
     return left[both].to_numpy(), right[both].to_numpy()
 
 
@@ -383,9 +451,15 @@ def _paired_over(keys: Sequence[str]) -> str:
     return text if "replicate" in keys else text + " (mean over replicates)"
 
 
-def compare_to_random(long: pd.DataFrame, scenario: str, strategies: Sequence[str] | str | None = None,
-                      value: str = "accuracy", scale: float = 100,
-                      pair_on: Sequence[str] = ("model", "dataset"), variant: str | None = None) -> pd.DataFrame:
+def compare_to_random(
+    long: pd.DataFrame,
+    scenario: str,
+    strategies: Sequence[str] | str | None = None,
+    value: str = "accuracy",
+    scale: float = 100,
+    pair_on: Sequence[str] = ("model", "dataset"),
+    variant: str | None = None,
+) -> pd.DataFrame:
     """Paired tests of each strategy against Random Shuffle in one scenario (``mean_diff`` in ``scale`` units).
 
     The pairs are the ``pair_on`` cells: model × test set by default (replicates averaged first, as in the table);
@@ -412,14 +486,24 @@ def compare_to_random(long: pd.DataFrame, scenario: str, strategies: Sequence[st
     return pd.DataFrame(rows)
 
 
-def compare_label_sources(long: pd.DataFrame, human: str = "human", llm: str = "llm",
-                          strategies: Sequence[str] = CURRICULUM_STRATEGIES, value: str = "accuracy",
-                          scale: float = 100, pair_on: Sequence[str] = ("model", "dataset"),
-                          variant: str | None = None) -> pd.DataFrame:
+def compare_label_sources(
+    long: pd.DataFrame,
+    human: str = "human",
+    llm: str = "llm",
+    strategies: Sequence[str] = CURRICULUM_STRATEGIES,
+    value: str = "accuracy",
+    scale: float = 100,
+    pair_on: Sequence[str] = ("model", "dataset"),
+    variant: str | None = None,
+) -> pd.DataFrame:
     """Paired tests of LLM-label against human-label cells, per curriculum strategy (the paper's 10% tests)."""
     keys = list(pair_on)
-    means = pd.concat([cell_means(long, scenario, value, scale, variant, by=keys).assign(source=scenario)
-                       for scenario in (human, llm)])
+    means = pd.concat(
+        [
+            cell_means(long, scenario, value, scale, variant, by=keys).assign(source=scenario)
+            for scenario in (human, llm)
+        ]
+    )
     rows = []
     for name in (strategy_name(s) for s in strategies):
         mine = means[means["strategy"] == name]
@@ -438,10 +522,12 @@ def read_correct(paths: str | Path | Sequence[str | Path]) -> pd.Series:
     if "id" not in preds or not ({"correct"} <= set(preds) or {"answer", "pred"} <= set(preds)):
         raise ValueError(f"{where}: needs columns 'id' and 'correct' (or 'answer' and 'pred')")
     if "correct" in preds:
-        correct = preds["correct"].map({True: True, False: False, 1: True, 0: False, "True": True, "False": False})
+        correct = preds["correct"].map({True: True, False: False, "True": True, "False": False})
         if correct.isna().any():
-            raise ValueError(f"{where}: column 'correct' must be True/False or 1/0 "
-                             f"(row {int(correct.isna().to_numpy().argmax()) + 2})")
+            raise ValueError(
+                f"{where}: column 'correct' must be True/False or 1/0 "
+                f"(row {int(correct.isna().to_numpy().argmax()) + 2})"
+            )
     else:
         correct = preds["answer"].astype(str) == preds["pred"].astype(str)
     return pd.Series(correct.to_numpy(dtype=bool), index=preds["id"], name="correct")
@@ -456,15 +542,17 @@ def question_frame(long: pd.DataFrame, scenario: str, variant: str | None = None
     for row in rows.itertuples(index=False):
         preds = read_predictions(row.predictions)
         keep = [c for c in ("id", "correct", "gold_logprob") if c in preds]
-        frames.append(preds[keep].assign(strategy=row.strategy, model=row.model, dataset=row.dataset,
-                                         replicate=row.replicate))
+        frames.append(
+            preds[keep].assign(strategy=row.strategy, model=row.model, dataset=row.dataset, replicate=row.replicate)
+        )
     out = pd.concat(frames, ignore_index=True)
-    out["correct"] = out["correct"].map({True: 1, False: 0, 1: 1, 0: 0, "True": 1, "False": 0}).astype(float)
+    out["correct"] = out["correct"].map({True: 1, False: 0, "True": 1, "False": 0}).astype(float)
     return out
 
 
-def question_tests(long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None,
-                   scale: float = 100) -> pd.DataFrame:
+def question_tests(
+    long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None, scale: float = 100
+) -> pd.DataFrame:
     """Each strategy against ``baseline`` on the same test questions, per model x test set, Holm-corrected.
 
     Per comparison and metric (accuracy, and gold log-prob where the predictions have it): the difference
@@ -478,8 +566,10 @@ def question_tests(long: pd.DataFrame, scenario: str, baseline: str = "random", 
     metrics = [m for m in ("correct", "gold_logprob") if m in frame and frame[m].notna().all()]
     out = []
     for (model, dataset), group in frame.groupby(["model", "dataset"], sort=False):
-        wide = {name: group[group["strategy"] == name].pivot_table(index="id", columns="replicate", values=metrics)
-                for name in group["strategy"].unique()}
+        wide = {
+            name: group[group["strategy"] == name].pivot_table(index="id", columns="replicate", values=metrics)
+            for name in group["strategy"].unique()
+        }
         if baseline not in wide:
             continue
         base = wide[baseline]
@@ -490,8 +580,9 @@ def question_tests(long: pd.DataFrame, scenario: str, baseline: str = "random", 
             mine = wide[key]
             questions = mine.index.intersection(base.index)
             if len(questions) < len(mine.index) or len(questions) < len(base.index):
-                raise ValueError(f"{name} and {strategy_name(baseline)} were not scored on the same questions of "
-                                 f"{dataset} ({model})")
+                raise ValueError(
+                    f"{name} and {strategy_name(baseline)} were not scored on the same questions of {dataset} ({model})"
+                )
             for metric in metrics:
                 a, b = mine.loc[questions, metric].to_numpy(), base.loc[questions, metric].to_numpy()
                 unit = "accuracy points" if metric == "correct" else "nats"
@@ -499,23 +590,37 @@ def question_tests(long: pd.DataFrame, scenario: str, baseline: str = "random", 
                 if metric == "correct" and a.shape[1] == b.shape[1] == 1:
                     test = mcnemar_exact(a[:, 0], b[:, 0], paired_over=f"questions of {dataset}")
                 else:
-                    test = sign_flip_test(a.mean(axis=1), b.mean(axis=1),
-                                          paired_over=f"questions of {dataset} (replicates averaged)")
+                    test = sign_flip_test(
+                        a.mean(axis=1), b.mean(axis=1), paired_over=f"questions of {dataset} (replicates averaged)"
+                    )
                 interval = replicate_bootstrap_difference(a, b)
-                out.append({"comparison": f"{name} − {strategy_name(baseline)} ({scenario})", "model": model,
-                            "dataset": dataset, "metric": "accuracy" if metric == "correct" else "gold log-prob",
-                            "unit": unit, "difference": interval["difference"] * factor,
-                            "ci_low": interval["ci"][0] * factor, "ci_high": interval["ci"][1] * factor,
-                            "replicates": f"{a.shape[1]} vs {b.shape[1]}", "n_questions": len(questions),
-                            "test": test["test"], "paired_over": test["paired_over"], "p_value": test["p_value"]})
+                out.append(
+                    {
+                        "comparison": f"{name} − {strategy_name(baseline)} ({scenario})",
+                        "model": model,
+                        "dataset": dataset,
+                        "metric": "accuracy" if metric == "correct" else "gold log-prob",
+                        "unit": unit,
+                        "difference": interval["difference"] * factor,
+                        "ci_low": interval["ci"][0] * factor,
+                        "ci_high": interval["ci"][1] * factor,
+                        "replicates": f"{a.shape[1]} vs {b.shape[1]}",
+                        "n_questions": len(questions),
+                        "test": test["test"],
+                        "paired_over": test["paired_over"],
+                        "p_value": test["p_value"],
+                    }
+                )
     if not out:
-        raise ValueError(f"scenario '{scenario}' has no model × test set with both a strategy and "
-                         f"'{strategy_name(baseline)}'")
+        raise ValueError(
+            f"scenario '{scenario}' has no model × test set with both a strategy and '{strategy_name(baseline)}'"
+        )
     return add_holm(pd.DataFrame(out), by=["metric"])
 
 
-def power_analysis(long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None
-                   ) -> pd.DataFrame:
+def power_analysis(
+    long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None
+) -> pd.DataFrame:
     """What the study could have detected: per model x test set, the minimal detectable difference against
     ``baseline`` at 80 % power and α 0.05 (accuracy points and gold log-prob nats) and the questions x replicates
     needed to detect one accuracy point (:func:`hils_kit.power.power_table`)."""
@@ -524,8 +629,14 @@ def power_analysis(long: pd.DataFrame, scenario: str, baseline: str = "random", 
     return power_table(frame, baseline, by=("model", "dataset"), gold_logprob=gold).assign(scenario=scenario)
 
 
-def gain_intervals(long: pd.DataFrame, scenario: str, value: str = "accuracy", scale: float = 100,
-                   level: float = 0.95, variant: str | None = None) -> pd.DataFrame:
+def gain_intervals(
+    long: pd.DataFrame,
+    scenario: str,
+    value: str = "accuracy",
+    scale: float = 100,
+    level: float = 0.95,
+    variant: str | None = None,
+) -> pd.DataFrame:
     """Each strategy's mean gain over Random Shuffle (the ``Mean`` column difference) with a ``level`` interval.
 
     The interval reflects run-to-run noise: per cell, the standard error of the replicate mean where a cell has two
@@ -539,10 +650,14 @@ def gain_intervals(long: pd.DataFrame, scenario: str, value: str = "accuracy", s
     z = stats.norm.ppf(0.5 + level / 2)
     rows = rows.assign(strategy=rows["strategy"].map(strategy_name), _v=rows[value].astype(float) * scale)
     low_col, high_col = f"{value}_ci_low", f"{value}_ci_high"
-    rows["_ci_se"] = ((rows[high_col] - rows[low_col]) * scale / (2 * z)) if {low_col, high_col} <= set(rows) \
-        else np.nan
-    cells = rows.groupby(["strategy", "model", "dataset"], sort=False).agg(
-        mean=("_v", "mean"), sd=("_v", "std"), n=("_v", "size"), ci_se=("_ci_se", "mean")).reset_index()
+    rows["_ci_se"] = (
+        ((rows[high_col] - rows[low_col]) * scale / (2 * z)) if {low_col, high_col} <= set(rows) else np.nan
+    )
+    cells = (
+        rows.groupby(["strategy", "model", "dataset"], sort=False)
+        .agg(mean=("_v", "mean"), sd=("_v", "std"), n=("_v", "size"), ci_se=("_ci_se", "mean"))
+        .reset_index()
+    )
     cells["se"] = np.where(cells["n"] >= 2, cells["sd"] / np.sqrt(cells["n"]), cells["ci_se"])
     cells["source"] = np.where(cells["n"] >= 2, "replicates", np.where(cells["ci_se"].notna(), f"{value}_ci", ""))
     base = cells[cells["strategy"] == BASELINE].set_index(["model", "dataset"])
@@ -555,7 +670,12 @@ def gain_intervals(long: pd.DataFrame, scenario: str, value: str = "accuracy", s
         gain = (mine.loc[matched, "mean"] - base.loc[matched, "mean"]).mean()
         half = z * np.sqrt((mine.loc[matched, "se"] ** 2 + base.loc[matched, "se"] ** 2).sum()) / len(matched)
         sources = set(mine.loc[matched, "source"]) | set(base.loc[matched, "source"])
-        out[name] = {"gain": gain, "low": gain - half, "high": gain + half, "n_cells": len(matched),
-                     "interval_from": "+".join(sorted(s for s in sources if s)) if "" not in sources else "none"}
+        out[name] = {
+            "gain": gain,
+            "low": gain - half,
+            "high": gain + half,
+            "n_cells": len(matched),
+            "interval_from": "+".join(sorted(s for s in sources if s)) if "" not in sources else "none",
+        }
     table = pd.DataFrame.from_dict(out, orient="index")
     return table.reindex(_paper_order(table.index))

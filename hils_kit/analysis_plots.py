@@ -28,10 +28,18 @@ def plot_strategy_table(table: pd.DataFrame, relative: bool = True, title: str |
     colours = table - table.loc[BASELINE] if relative and BASELINE in table.index else table
     fig, ax = plt.subplots(figsize=(1.1 * table.shape[1] + 3, 0.5 * table.shape[0] + 1.5))
     limit = np.nanmax(np.abs(colours.to_numpy(dtype=float))) if relative else None
-    sns.heatmap(colours, annot=table.to_numpy(dtype=float), fmt=fmt, ax=ax, linewidths=0.5,
-                cmap="RdBu" if relative else "viridis", center=0 if relative else None,
-                vmin=-limit if relative else None, vmax=limit if relative else None,
-                cbar_kws={"label": f"gain over {BASELINE}" if relative else table.attrs.get("value", "value")})
+    sns.heatmap(
+        colours,
+        annot=table.to_numpy(dtype=float),
+        fmt=fmt,
+        ax=ax,
+        linewidths=0.5,
+        cmap="RdBu" if relative else "viridis",
+        center=0 if relative else None,
+        vmin=-limit if relative else None,
+        vmax=limit if relative else None,
+        cbar_kws={"label": f"gain over {BASELINE}" if relative else table.attrs.get("value", "value")},
+    )
     ax.set_ylabel("")
     ax.set_title(title or f"{table.attrs.get('value', 'accuracy')} (%), labels: {table.attrs.get('scenario', '?')}")
     fig.tight_layout()
@@ -63,14 +71,27 @@ def plot_gains(gains: pd.DataFrame | pd.Series, title: str | None = None):
     return fig
 
 
-def plot_label_sources(human_table: pd.DataFrame, llm_table: pd.DataFrame, column: str = "Mean",
-                       strategies=CURRICULUM_STRATEGIES, title: str | None = None):
+def plot_label_sources(
+    human_table: pd.DataFrame,
+    llm_table: pd.DataFrame,
+    column: str = "Mean",
+    strategies=CURRICULUM_STRATEGIES,
+    title: str | None = None,
+):
     """Grouped bars of the curriculum strategies' gain over Random Shuffle in ``column``, human vs LLM labels
     (the paper's Figure 2b)."""
     names = [strategy_name(s) for s in strategies]
-    data = pd.concat([gains_over_random(table).loc[names, column].rename("gain").rename_axis("strategy")
-                      .reset_index().assign(labels=labels)
-                      for labels, table in (("human", human_table), ("LLM", llm_table))])
+    data = pd.concat(
+        [
+            gains_over_random(table)
+            .loc[names, column]
+            .rename("gain")
+            .rename_axis("strategy")
+            .reset_index()
+            .assign(labels=labels)
+            for labels, table in (("human", human_table), ("LLM", llm_table))
+        ]
+    )
     fig, ax = plt.subplots(figsize=(7, 4))
     sns.barplot(data=data, x="strategy", y="gain", hue="labels", errorbar=None, ax=ax)
     ax.axhline(0, color="black", linewidth=0.8)

@@ -19,8 +19,7 @@ import pandas as pd
 
 from hils_kit import analysis as A
 from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table
-from hils_kit.contract import ARTEFACT_INDEX, artefact_path, artefact_title
-from hils_kit.contract import strategy_name
+from hils_kit.contract import ARTEFACT_INDEX, artefact_path, artefact_title, strategy_name
 from hils_kit.learning_curve import plot_curves, read_curves
 from hils_kit.letter_prior import gains_track_letters, letter_prior_table
 from hils_kit.paths import write_text_atomic
@@ -57,10 +56,11 @@ class StudyAnalysis:
         level = long["level"] if "level" in long else pd.Series("cell", index=long.index)
         cells = long.loc[level != "pooled", "cell_id"].nunique()
         missing = long.attrs.get("missing_cells", [])
-        return (f"{cells} cells, {long['dataset'].nunique()} test sets, scenarios: {', '.join(self.tables)}"
-                + (f"; {(level == 'pooled').sum()} k-fold figures pooled over folds" if (level == "pooled").any()
-                   else "")
-                + (f"; cells without results: {', '.join(missing)}" if missing else ""))
+        return (
+            f"{cells} cells, {long['dataset'].nunique()} test sets, scenarios: {', '.join(self.tables)}"
+            + (f"; {(level == 'pooled').sum()} k-fold figures pooled over folds" if (level == "pooled").any() else "")
+            + (f"; cells without results: {', '.join(missing)}" if missing else "")
+        )
 
 
 SECTIONS = {  # notebook section -> artefact kinds
@@ -100,12 +100,17 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         add("table_plot", plot_strategy_table(table, title=artefact_title("table", scenario)), scenario)
     compared = [scenario for scenario, table in tables.items() if A.BASELINE in table.index]
     if len(compared) < len(tables):
-        result.findings.append(f"No {A.BASELINE} cells in scenario(s) {', '.join(sorted(set(tables) - set(compared)))}:"
-                               " gains, paired tests and power need them, so they are left out.")
+        result.findings.append(
+            f"No {A.BASELINE} cells in scenario(s) {', '.join(sorted(set(tables) - set(compared)))}:"
+            " gains, paired tests and power need them, so they are left out."
+        )
     for scenario in compared:
         add("best_gains", A.best_gains(tables[scenario]).per_column.round(2), scenario)
-        add("gains_plot", plot_gains(A.gain_intervals(long, scenario),
-                                     title=artefact_title("gains_plot", scenario)), scenario)
+        add(
+            "gains_plot",
+            plot_gains(A.gain_intervals(long, scenario), title=artefact_title("gains_plot", scenario)),
+            scenario,
+        )
     add("wins", A.win_counts(list(tables.values())))
     for scenario in scenarios:
         curves = learning_curves(long, scenario)
@@ -121,17 +126,22 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         result.findings[:0] = detectable(power)
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
-        result.findings.append(f"The LLM difficulty labels were scored by {', '.join(same)}, the model being "
-                               "fine-tuned; the paper scored with other models to keep its labels free of that bias.")
+        result.findings.append(
+            f"The LLM difficulty labels were scored by {', '.join(same)}, the model being "
+            "fine-tuned; the paper scored with other models to keep its labels free of that bias."
+        )
     letters = letter_prior_table(long)
     if not letters.empty:
         add("letter_prior", letters.set_index("cell_id").round(3))
         result.findings.append("Letter prior: " + gains_track_letters(letters)["verdict"] + ".")
     add("audit", training_audit(long))
     add("overlap", overlap_table(long))
-    index = {"findings": result.findings,
-             "artefacts": [{"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name}
-                           for i in result.items]}
+    index = {
+        "findings": result.findings,
+        "artefacts": [
+            {"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name} for i in result.items
+        ],
+    }
     write_text_atomic(out_dir / ARTEFACT_INDEX, json.dumps(index, indent=1))
     return result
 
@@ -150,8 +160,9 @@ def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
 def paired_tests(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
     """Every strategy against Random Shuffle on the same questions, per scenario (Holm-corrected across the
     strategies of the table; each row names its pairing unit)."""
-    return pd.concat([A.question_tests(long, scenario).assign(scenario=scenario) for scenario in scenarios],
-                     ignore_index=True)
+    return pd.concat(
+        [A.question_tests(long, scenario).assign(scenario=scenario) for scenario in scenarios], ignore_index=True
+    )
 
 
 def training_audit(long: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +176,11 @@ def detectable(power: pd.DataFrame) -> list[str]:
     """One sentence per model x test set: the smallest difference the study could have detected."""
     lines = []
     for row in power.drop_duplicates(["model", "dataset"]).itertuples(index=False):
-        mde, gold, need = row.mde_accuracy_points, getattr(row, "mde_gold_logprob", float("nan")), \
-            row.questions_needed_1pt
+        mde, gold, need = (
+            row.mde_accuracy_points,
+            getattr(row, "mde_gold_logprob", float("nan")),
+            row.questions_needed_1pt,
+        )
         head = f"{row.dataset} ({row.model}, {row.n_questions} questions, {row.replicates:g} run(s) per cell): "
         if pd.notna(mde) and np.isfinite(mde):
             text = head + f"only differences of {mde:.1f} accuracy points or more were detectable (80 % power, α 0.05)"

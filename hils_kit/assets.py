@@ -79,7 +79,9 @@ def minilm_dir(target_dir: Path) -> Path:
         return target
     archive = package_dir("all_minilm_l6_v2") / "model.zip"
     if not archive.exists():
-        raise MissingAssetError(f"{archive} is missing; reinstall with: {INSTALL['all_minilm_l6_v2']} --force-reinstall")
+        raise MissingAssetError(
+            f"{archive} is missing; reinstall with: {INSTALL['all_minilm_l6_v2']} --force-reinstall"
+        )
     with atomic_path(target) as tmp, zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp)
     return target

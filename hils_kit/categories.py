@@ -52,8 +52,24 @@ DEFAULT_SEARCH = "scaled"
 LOW_PROBABILITY = 0.05  # membership probability under which a point counts as unclustered
 RANGE_PENALTY = 0.20  # added when the cluster count falls outside cluster_range
 # exam boilerplate that would otherwise top every cluster's terms
-MCQ_STOP_WORDS = {"following", "true", "false", "except", "seen", "used", "commonly", "likely", "best",
-                  "correct", "incorrect", "statement", "statements", "regarding", "shows", "given"}
+MCQ_STOP_WORDS = {
+    "following",
+    "true",
+    "false",
+    "except",
+    "seen",
+    "used",
+    "commonly",
+    "likely",
+    "best",
+    "correct",
+    "incorrect",
+    "statement",
+    "statements",
+    "regarding",
+    "shows",
+    "given",
+}
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -87,8 +103,10 @@ def encoder_folder(name: str = DEFAULT_ENCODER) -> Path:
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "modules.json").exists():
-            raise ValueError(f"{folder} is not a sentence-transformers folder (it has no modules.json); "
-                             f"use 'minilm' or a sentence-transformers model folder")
+            raise ValueError(
+                f"{folder} is not a sentence-transformers folder (it has no modules.json); "
+                f"use 'minilm' or a sentence-transformers model folder"
+            )
         return folder
     from huggingface_hub import try_to_load_from_cache
 
@@ -105,8 +123,9 @@ def encoder_folder(name: str = DEFAULT_ENCODER) -> Path:
     return Path(cached).parent
 
 
-def embed_questions(table: pd.DataFrame, encoder: str = DEFAULT_ENCODER, text: str = DEFAULT_TEXT,
-                    batch_size: int = 32) -> np.ndarray:
+def embed_questions(
+    table: pd.DataFrame, encoder: str = DEFAULT_ENCODER, text: str = DEFAULT_TEXT, batch_size: int = 32
+) -> np.ndarray:
     """One sentence-transformers vector per question (float32, ``len(table) x dim``), in table order.
 
     ``encoder`` is any name :func:`encoder_folder` accepts; ``text`` picks what is embedded
@@ -122,7 +141,7 @@ def embed_questions(table: pd.DataFrame, encoder: str = DEFAULT_ENCODER, text: s
     out = []
     with progress_bar(total=len(texts), desc="embedding") as bar:
         for start in range(0, len(texts), chunk):
-            part = texts[start:start + chunk]
+            part = texts[start : start + chunk]
             out.append(model.encode(part, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True))
             bar.update(len(part))
     return np.concatenate(out).astype(np.float32)
@@ -182,16 +201,19 @@ def search_space(search: str | dict, n_points: int) -> dict[str, tuple[int, int]
         given = dict(search)
     unknown = set(given) - set(PAPER_SEARCH_SPACE)
     if unknown:
-        raise ValueError(f"unknown cluster search parameter(s) {', '.join(sorted(unknown))}; "
-                         f"use {', '.join(PAPER_SEARCH_SPACE)}")
+        raise ValueError(
+            f"unknown cluster search parameter(s) {', '.join(sorted(unknown))}; use {', '.join(PAPER_SEARCH_SPACE)}"
+        )
     space = {**default_search_space(n_points), **{k: tuple(int(v) for v in r) for k, r in given.items()}}
     for name, (lo, hi) in space.items():
         if not 2 <= lo <= hi:
             raise ValueError(f"cluster search range {name} = ({lo}, {hi}): use 2 <= low <= high")
     if space["n_neighbors"][1] >= n_points or space["min_cluster_size"][1] > n_points:
-        raise ValueError(f"cluster search {space} does not fit {n_points} questions: n_neighbors must stay "
-                         f"below and min_cluster_size at most the number of questions; use more questions or "
-                         f"the 'scaled' search")
+        raise ValueError(
+            f"cluster search {space} does not fit {n_points} questions: n_neighbors must stay "
+            f"below and min_cluster_size at most the number of questions; use more questions or "
+            f"the 'scaled' search"
+        )
     return space
 
 
@@ -206,13 +228,20 @@ def _fit(embeddings: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray, n
     import umap
     from sklearn.cluster import HDBSCAN
 
-    reducer = umap.UMAP(n_neighbors=params["n_neighbors"], n_components=params["n_components"],
-                        metric="cosine", min_dist=0.0, random_state=seed, n_jobs=1)
+    reducer = umap.UMAP(
+        n_neighbors=params["n_neighbors"],
+        n_components=params["n_components"],
+        metric="cosine",
+        min_dist=0.0,
+        random_state=seed,
+        n_jobs=1,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(n_jobs|spectral initialisation|Graph is not fully connected).*")
         reduced = reducer.fit_transform(embeddings)
-    hdb = HDBSCAN(min_cluster_size=params["min_cluster_size"], metric="euclidean",
-                  cluster_selection_method="eom", copy=True).fit(reduced)
+    hdb = HDBSCAN(
+        min_cluster_size=params["min_cluster_size"], metric="euclidean", cluster_selection_method="eom", copy=True
+    ).fit(reduced)
     return reduced, hdb.labels_, hdb.probabilities_
 
 
@@ -229,9 +258,14 @@ def assign_noise(reduced: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def cluster_questions(embeddings: np.ndarray, n_trials: int | None = None, seed: int = 0,
-                      cluster_range: tuple[int, int] = (6, 20), search: str | dict = DEFAULT_SEARCH,
-                      verbose: bool = False) -> Clustering:
+def cluster_questions(
+    embeddings: np.ndarray,
+    n_trials: int | None = None,
+    seed: int = 0,
+    cluster_range: tuple[int, int] = (6, 20),
+    search: str | dict = DEFAULT_SEARCH,
+    verbose: bool = False,
+) -> Clustering:
     """Search UMAP/HDBSCAN hyper-parameters with seeded TPE and return the best clustering.
 
     ``search`` is a named search (``scaled``: ranges scaled to the data, ``paper``: Table 4's LEK ranges)
@@ -257,8 +291,7 @@ def cluster_questions(embeddings: np.ndarray, n_trials: int | None = None, seed:
         value = cluster_objective(probs, n_clusters, cluster_range)
         trial.set_user_attr("n_clusters", n_clusters)
         if not best or value < best["value"]:
-            best.update(value=value, params=params, reduced=reduced, labels=labels, probs=probs,
-                        n_clusters=n_clusters)
+            best.update(value=value, params=params, reduced=reduced, labels=labels, probs=probs, n_clusters=n_clusters)
         return value
 
     previous = optuna.logging.get_verbosity()
@@ -270,10 +303,23 @@ def cluster_questions(embeddings: np.ndarray, n_trials: int | None = None, seed:
     finally:
         optuna.logging.set_verbosity(previous)
     labels = best["labels"]
-    log.info("chosen %s: %d clusters, objective %.3f (%.1f%% noise)", best["params"], best["n_clusters"],
-             best["value"], 100 * np.mean(labels < 0))
-    return Clustering(assign_noise(best["reduced"], labels), best["probs"], labels < 0, best["params"],
-                      best["value"], best["reduced"], space, n_trials)
+    log.info(
+        "chosen %s: %d clusters, objective %.3f (%.1f%% noise)",
+        best["params"],
+        best["n_clusters"],
+        best["value"],
+        100 * np.mean(labels < 0),
+    )
+    return Clustering(
+        assign_noise(best["reduced"], labels),
+        best["probs"],
+        labels < 0,
+        best["params"],
+        best["value"],
+        best["reduced"],
+        space,
+        n_trials,
+    )
 
 
 # ----------------------------------------------------------------------------- report and files
@@ -288,8 +334,9 @@ def cluster_report(table: pd.DataFrame, labels: np.ndarray, n_terms: int = 8) ->
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
     labels = np.asarray(labels)
-    tfidf = TfidfVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | MCQ_STOP_WORDS),
-                            token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", min_df=2)
+    tfidf = TfidfVectorizer(
+        stop_words=sorted(ENGLISH_STOP_WORDS | MCQ_STOP_WORDS), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", min_df=2
+    )
     matrix = tfidf.fit_transform(question_texts(table))
     terms = tfidf.get_feature_names_out()
     categories = table["category"].to_numpy() if "category" in table else None
@@ -297,8 +344,11 @@ def cluster_report(table: pd.DataFrame, labels: np.ndarray, n_terms: int = 8) ->
     for c in np.unique(labels):
         members = labels == c
         weight = np.asarray(matrix[members].mean(axis=0)).ravel()
-        row = {"cluster": c.item() if isinstance(c, np.generic) else c, "size": int(members.sum()),
-               "top_terms": ", ".join(terms[np.argsort(-weight)[:n_terms]])}
+        row = {
+            "cluster": c.item() if isinstance(c, np.generic) else c,
+            "size": int(members.sum()),
+            "top_terms": ", ".join(terms[np.argsort(-weight)[:n_terms]]),
+        }
         if categories is not None:
             counts = pd.Series(categories[members]).value_counts()
             row.update(main_category=counts.index[0], main_share=round(counts.iloc[0] / members.sum(), 3))
@@ -306,9 +356,17 @@ def cluster_report(table: pd.DataFrame, labels: np.ndarray, n_terms: int = 8) ->
     return pd.DataFrame(rows).sort_values("size", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def label_categories(table: pd.DataFrame, encoder: str, path: str | Path, n_trials: int | None = None,
-                     seed: int = 0, cluster_range: tuple[int, int] = (6, 20), search: str | dict = DEFAULT_SEARCH,
-                     text: str = DEFAULT_TEXT, batch_size: int = 32) -> Clustering:
+def label_categories(
+    table: pd.DataFrame,
+    encoder: str,
+    path: str | Path,
+    n_trials: int | None = None,
+    seed: int = 0,
+    cluster_range: tuple[int, int] = (6, 20),
+    search: str | dict = DEFAULT_SEARCH,
+    text: str = DEFAULT_TEXT,
+    batch_size: int = 32,
+) -> Clustering:
     """Embed, cluster and write ``id,cluster,probability,was_noise`` to ``path`` with a sidecar JSON.
 
     The sidecar (``clusters.meta.json`` beside ``clusters.csv``) records the encoder and embedded text,
@@ -319,16 +377,32 @@ def label_categories(table: pd.DataFrame, encoder: str, path: str | Path, n_tria
     embeddings = embed_questions(table, encoder, text, batch_size)
     result = cluster_questions(embeddings, n_trials, seed, cluster_range, search)
     path = Path(path)
-    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy(), "cluster": result.labels,
-                        "probability": result.probabilities.round(4), "was_noise": result.was_noise})
+    out = pd.DataFrame(
+        {
+            "id": table["id"].astype(str).to_numpy(),
+            "cluster": result.labels,
+            "probability": result.probabilities.round(4),
+            "was_noise": result.was_noise,
+        }
+    )
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)
-    meta = {"encoder": encoder, "text": text, "embedding_dim": int(embeddings.shape[1]),
-            "n_questions": len(table), "search": search if isinstance(search, str) else "custom",
-            "search_space": {k: list(v) for k, v in result.search_space.items()}, "n_trials": result.n_trials,
-            "seed": seed, "cluster_range": list(cluster_range), "params": result.params,
-            "objective": result.objective, "n_clusters": result.n_clusters,
-            "noise_reassigned": int(result.was_noise.sum()), "noise_share": round(float(result.was_noise.mean()), 4),
-            "sizes": result.sizes()}
+    meta = {
+        "encoder": encoder,
+        "text": text,
+        "embedding_dim": int(embeddings.shape[1]),
+        "n_questions": len(table),
+        "search": search if isinstance(search, str) else "custom",
+        "search_space": {k: list(v) for k, v in result.search_space.items()},
+        "n_trials": result.n_trials,
+        "seed": seed,
+        "cluster_range": list(cluster_range),
+        "params": result.params,
+        "objective": result.objective,
+        "n_clusters": result.n_clusters,
+        "noise_reassigned": int(result.was_noise.sum()),
+        "noise_share": round(float(result.was_noise.mean()), 4),
+        "sizes": result.sizes(),
+    }
     write_text_atomic(path.with_name(f"{path.stem}.meta.json"), json.dumps(meta, indent=1))
     return result

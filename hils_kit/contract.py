@@ -48,15 +48,18 @@ class Strategy:
     in_paper: bool = True
 
 
-STRATEGY: dict[str, Strategy] = {s.key: s for s in (  # in the paper's row order
-    Strategy("random", "Random Shuffle", False, False),
-    Strategy("curriculum", "Curriculum", False, True),
-    Strategy("blocked", "Blocked", True, False),
-    Strategy("blocked_curriculum", "Blocked Curriculum", True, True),
-    Strategy("interleaved", "Interleaved", True, False),
-    Strategy("interleaved_curriculum", "Interleaved Curriculum", True, True),
-    Strategy("anti_curriculum", "Anti-Curriculum", False, True, in_paper=False),
-)}
+STRATEGY: dict[str, Strategy] = {
+    s.key: s
+    for s in (  # in the paper's row order
+        Strategy("random", "Random Shuffle", False, False),
+        Strategy("curriculum", "Curriculum", False, True),
+        Strategy("blocked", "Blocked", True, False),
+        Strategy("blocked_curriculum", "Blocked Curriculum", True, True),
+        Strategy("interleaved", "Interleaved", True, False),
+        Strategy("interleaved_curriculum", "Interleaved Curriculum", True, True),
+        Strategy("anti_curriculum", "Anti-Curriculum", False, True, in_paper=False),
+    )
+}
 STRATEGIES = tuple(STRATEGY)
 PAPER_STRATEGIES = tuple(k for k, s in STRATEGY.items() if s.in_paper)
 NEEDS_CATEGORY = tuple(k for k, s in STRATEGY.items() if s.uses_category)
@@ -102,12 +105,15 @@ class Scenario:
         return "cluster" if self.categories == "clusters" else "category"
 
 
-SCENARIO: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("none", None, "human"),  # a strategy that uses no difficulty
-    Scenario("human", "human", "human"),  # examinee error rate
-    Scenario("llm", "llm", "human"),  # 1 - mean expected accuracy of scoring LLMs
-    Scenario("llm_clusters", "llm", "clusters"),  # LLM difficulty, categories from embedding clusters
-)}
+SCENARIO: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("none", None, "human"),  # a strategy that uses no difficulty
+        Scenario("human", "human", "human"),  # examinee error rate
+        Scenario("llm", "llm", "human"),  # 1 - mean expected accuracy of scoring LLMs
+        Scenario("llm_clusters", "llm", "clusters"),  # LLM difficulty, categories from embedding clusters
+    )
+}
 LABEL_SCENARIOS = tuple(name for name in SCENARIO if name != "none")  # what a study lists
 
 
@@ -125,8 +131,14 @@ def scenario_of(name: str) -> Scenario:
 def labels_used(strategy: str, scenario: str) -> list[str]:
     """The labels (``difficulty``, ``categories``) a cell's order depends on; an unknown strategy uses both."""
     known = STRATEGY.get(strategy)
-    used = [label for label, flag in (("difficulty", known.uses_difficulty if known else True),
-                                      ("categories", known.uses_category if known else True)) if flag]
+    used = [
+        label
+        for label, flag in (
+            ("difficulty", known.uses_difficulty if known else True),
+            ("categories", known.uses_category if known else True),
+        )
+        if flag
+    ]
     return [label for label in used if not (scenario == "none" and label == "difficulty")]
 
 
@@ -153,8 +165,15 @@ def _type_name(hint) -> str:
     """How an error message names a type: ``list[str]`` -> ``"a list of strings"``."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a mapping"}
+    names = {
+        type(None): "null",
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }
     origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
     if origin is list and args:
         return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
@@ -214,9 +233,13 @@ def convert(value, hint, where: str):
     if isinstance(value, float) and not math.isfinite(value) and origin in (int, float):
         raise TypeError(f"'{where}' should be a finite number, got {given!r}")
     ok = {
-        type(None): value is None, bool: isinstance(value, bool), float: isinstance(value, float),
-        int: isinstance(value, int) and not isinstance(value, bool), str: isinstance(value, str),
-        list: isinstance(value, list), dict: isinstance(value, dict),
+        type(None): value is None,
+        bool: isinstance(value, bool),
+        float: isinstance(value, float),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        list: isinstance(value, list),
+        dict: isinstance(value, dict),
     }
     if not ok.get(origin, False):
         raise TypeError(f"'{where}' should be {_type_name(hint)}, got {type(value).__name__} {value!r}")
@@ -289,8 +312,9 @@ class ExplorationParams:
     study: str = field(default="explore", metadata=_help("study name, used in titles"))
     train_data: str = field(default="medmcqa", metadata=_help("training data: a kit name or a question file"))
     train_format: Optional[str] = field(default=None, metadata=_help("loader format of train_data, None to detect"))
-    compare_with: list[str] = field(default_factory=lambda: ["medqa", "mmlu_medical"],
-                                    metadata=_help("other data sets to compare with"))
+    compare_with: list[str] = field(
+        default_factory=lambda: ["medqa", "mmlu_medical"], metadata=_help("other data sets to compare with")
+    )
     tokenizer_model: str = field(default="smollm2", metadata=_help("tokenizer that counts prompt tokens, empty: skip"))
     out_dir: str = field(default="runs/explore/exploration", metadata=_help("where summary.json goes"))
 
@@ -302,33 +326,56 @@ class PrepareParams:
     study: str = field(default="explore", metadata=_help("study name"))
     train_data: str = field(default="medmcqa", metadata=_help("training data: a kit name or a question file"))
     train_format: Optional[str] = field(default=None, metadata=_help("loader format of train_data, None to detect"))
-    split: dict = field(default_factory=lambda: {"kind": "holdout", "test_fraction": 0.2, "seed": 0},
-                        metadata=_help("{kind: holdout, test_fraction, seed} or {kind: kfold, k, seed, include_full}"))
+    split: dict = field(
+        default_factory=lambda: {"kind": "holdout", "test_fraction": 0.2, "seed": 0},
+        metadata=_help("{kind: holdout, test_fraction, seed} or {kind: kfold, k, seed, include_full}"),
+    )
     train_limit: int = field(default=64, metadata=_help("training questions sampled per part, 0 for all"))
-    test_sets: list[str] = field(default_factory=lambda: ["medqa", "mmlu_medical"],
-                                 metadata=_help("external test sets (names or files)"))
+    test_sets: list[str] = field(
+        default_factory=lambda: ["medqa", "mmlu_medical"], metadata=_help("external test sets (names or files)")
+    )
     test_limit: int = field(default=60, metadata=_help("questions sampled per test set, 0 for all"))
-    scenarios: list[str] = field(default_factory=lambda: ["llm"],
-                                 metadata=_help("label scenarios", LABEL_SCENARIOS))
-    difficulty_models: list[str] = field(default_factory=lambda: ["smollm2"],
-                                         metadata=_help("models that score LLM difficulty"))
-    difficulty_file: Optional[str] = field(default=None, metadata=_help(
-        "precomputed labels (id,difficulty or the authors' Index,llm_difficulty) instead of scoring"))
+    scenarios: list[str] = field(default_factory=lambda: ["llm"], metadata=_help("label scenarios", LABEL_SCENARIOS))
+    difficulty_models: list[str] = field(
+        default_factory=lambda: ["smollm2"], metadata=_help("models that score LLM difficulty")
+    )
+    difficulty_file: Optional[str] = field(
+        default=None,
+        metadata=_help("precomputed labels (id,difficulty or the authors' Index,llm_difficulty) instead of scoring"),
+    )
     debias: bool = field(default=True, metadata=_help("average over cyclic option rotations (removes letter bias)"))
-    parts: dict = field(default_factory=lambda: {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]},
-                        metadata=_help("training part -> its test set labels"))
-    cluster_encoder: str = field(default="minilm", metadata=_help(
-        "sentence encoder of the LLM-defined categories: minilm, a sentence-transformers folder or a cached hub id"))
-    cluster_text: str = field(default="question", metadata=_help(
-        "what is embedded: the question (authors' code) or question_options (the paper's text)",
-        ("question", "question_options")))
-    cluster_search: str = field(default="scaled", metadata=_help(
-        "UMAP/HDBSCAN search: scaled to the data (30 trials) or paper (Table 4 ranges, 100 trials)",
-        ("scaled", "paper")))
+    parts: dict = field(
+        default_factory=lambda: {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]},
+        metadata=_help("training part -> its test set labels"),
+    )
+    cluster_encoder: str = field(
+        default="minilm",
+        metadata=_help(
+            "sentence encoder of the LLM-defined categories: minilm, a sentence-transformers folder or a cached hub id"
+        ),
+    )
+    cluster_text: str = field(
+        default="question",
+        metadata=_help(
+            "what is embedded: the question (authors' code) or question_options (the paper's text)",
+            ("question", "question_options"),
+        ),
+    )
+    cluster_search: str = field(
+        default="scaled",
+        metadata=_help(
+            "UMAP/HDBSCAN search: scaled to the data (30 trials) or paper (Table 4 ranges, 100 trials)",
+            ("scaled", "paper"),
+        ),
+    )
     cluster_trials: Optional[int] = field(default=None, metadata=_help("search trials, None for the search's own"))
-    on_overlap: str = field(default="drop", metadata=_help(
-        "test questions that also appear among the training questions: drop them, or stop with an error",
-        ("drop", "error")))
+    on_overlap: str = field(
+        default="drop",
+        metadata=_help(
+            "test questions that also appear among the training questions: drop them, or stop with an error",
+            ("drop", "error"),
+        ),
+    )
     prepare_dir: str = field(default="runs/explore/prepare", metadata=_help("where split, questions and labels go"))
 
 
@@ -344,24 +391,34 @@ class CellParams:
     strategy: str = field(default="curriculum", metadata=_help("training order", STRATEGIES))
     variant: str = field(default="strict", metadata=_help("difficulty variant of this cell", ("strict", "tiers")))
     rounds: int = field(default=3, metadata=_help("interleaving rounds"))
-    category_order: Union[str, list] = field(default="size", metadata=_help(
-        "category order: size, name, shuffle or a list of categories"))
+    category_order: Union[str, list] = field(
+        default="size", metadata=_help("category order: size, name, shuffle or a list of categories")
+    )
     scenario: str = field(default="llm", metadata=_help("labels the order uses", tuple(SCENARIO)))
-    balance_letters: bool = field(default=False, metadata=_help(
-        "rotate each question's options so the gold letters cycle A, B, C, ... along the (unchanged) order"))
-    probe_questions: int = field(default=16, metadata=_help(
-        "held-out questions scored during training for the learning curve, 0 for none"))
-    probe_every: int = field(default=0, metadata=_help("optimizer steps between probe scorings, 0: about 10 % of "
-                                                       "training"))
+    balance_letters: bool = field(
+        default=False,
+        metadata=_help(
+            "rotate each question's options so the gold letters cycle A, B, C, ... along the (unchanged) order"
+        ),
+    )
+    probe_questions: int = field(
+        default=16, metadata=_help("held-out questions scored during training for the learning curve, 0 for none")
+    )
+    probe_every: int = field(
+        default=0, metadata=_help("optimizer steps between probe scorings, 0: about 10 % of training")
+    )
     replicate: int = field(default=0, metadata=_help("replicate number r of this cell"))
     order_seed: int = field(default=0, metadata=_help("seed of the ordering (ties, shuffles)"))
     train_seed: int = field(default=42, metadata=_help("seed of training: LoRA init, dropout, data collation"))
     part: str = field(default="holdout", metadata=_help("training part prepared by 02 (holdout, fold0.., full)"))
     prepare_dir: str = field(default="runs/explore/prepare", metadata=_help("output folder of 02"))
-    test_sets: list[str] = field(default_factory=lambda: ["medmcqa_test", "medqa", "mmlu_medical"],
-                                 metadata=_help("test set labels prepared for this part"))
-    out_dir: str = field(default="runs/explore/cells/smollm2__llm__curriculum__holdout__r0",
-                         metadata=_help("this cell's folder"))
+    test_sets: list[str] = field(
+        default_factory=lambda: ["medmcqa_test", "medqa", "mmlu_medical"],
+        metadata=_help("test set labels prepared for this part"),
+    )
+    out_dir: str = field(
+        default="runs/explore/cells/smollm2__llm__curriculum__holdout__r0", metadata=_help("this cell's folder")
+    )
 
 
 @dataclass
@@ -370,8 +427,10 @@ class AnalysisParams:
 
     study: str = field(default="explore", metadata=_help("study name"))
     run_dir: str = field(default="runs/explore", metadata=_help("the study's run folder (holds manifest.json, cells/)"))
-    difficulty_models: list[str] = field(default_factory=list, metadata=_help(
-        "models that scored the LLM difficulty (the report says when they are also fine-tuned)"))
+    difficulty_models: list[str] = field(
+        default_factory=list,
+        metadata=_help("models that scored the LLM difficulty (the report says when they are also fine-tuned)"),
+    )
     out_dir: str = field(default="runs/explore/analysis", metadata=_help("where tables (CSV) and figures (PNG) go"))
 
 
@@ -387,24 +446,38 @@ NOTEBOOK_PARAMS = {
 
 ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, title); {scenario} filled in
     "table": ("table_{scenario}.csv", "Accuracy (%) by strategy, {scenario} labels"),
-    "table_plot": ("table_{scenario}.png", "Accuracy by strategy, {scenario} labels (colour: gain over Random "
-                                           "Shuffle)"),
-    "best_gains": ("best_gains_{scenario}.csv", "Best strategy per column and its gain (descriptive), "
-                                                "{scenario} labels"),
+    "table_plot": (
+        "table_{scenario}.png",
+        "Accuracy by strategy, {scenario} labels (colour: gain over Random Shuffle)",
+    ),
+    "best_gains": (
+        "best_gains_{scenario}.csv",
+        "Best strategy per column and its gain (descriptive), {scenario} labels",
+    ),
     "gains_plot": ("gains_{scenario}.png", "Mean gain over Random Shuffle with 95% interval, {scenario} labels"),
     "wins": ("wins.csv", "How often each strategy is best"),
     "label_sources": ("label_sources.csv", "LLM minus human difficulty labels, curriculum strategies"),
     "label_sources_plot": ("label_sources.png", "Curriculum gains: human vs LLM difficulty labels"),
-    "paired_tests": ("paired_tests.csv", "Paired tests against Random Shuffle on the same questions (Holm-corrected "
-                                         "across the strategies of each table; pairing unit in 'paired_over')"),
+    "paired_tests": (
+        "paired_tests.csv",
+        "Paired tests against Random Shuffle on the same questions (Holm-corrected "
+        "across the strategies of each table; pairing unit in 'paired_over')",
+    ),
     "power": ("power.csv", "What the study could detect: minimal detectable differences (80 % power, α 0.05)"),
-    "learning_curves": ("learning_curves_{scenario}.png", "Learning curves: mean gold-letter log-prob on held-out probe "
-                                               "questions during training, {scenario} labels"),
-    "letter_prior": ("letter_prior.csv", "Letter prior: accuracy against what each model's predicted-letter mix "
-                                         "earns on its own, and the gold letters at the end of its order"),
+    "learning_curves": (
+        "learning_curves_{scenario}.png",
+        "Learning curves: mean gold-letter log-prob on held-out probe questions during training, {scenario} labels",
+    ),
+    "letter_prior": (
+        "letter_prior.csv",
+        "Letter prior: accuracy against what each model's predicted-letter mix "
+        "earns on its own, and the gold letters at the end of its order",
+    ),
     "audit": ("audit.csv", "Training order audit"),
-    "overlap": ("overlap.csv", "Leakage guard: test questions dropped because they also appear among the training "
-                               "or labelling questions"),
+    "overlap": (
+        "overlap.csv",
+        "Leakage guard: test questions dropped because they also appear among the training or labelling questions",
+    ),
 }
 ARTEFACT_INDEX = "artefacts.json"
 
@@ -471,6 +544,7 @@ class CellResults:
         for name, scores in data["metrics"].items():
             accuracy = scores.get("accuracy") if isinstance(scores, dict) else None
             if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
-                raise ValueError(f"{path}: field 'metrics.{name}.accuracy' is missing or not a share in [0, 1] "
-                                 f"(got {accuracy!r})")
+                raise ValueError(
+                    f"{path}: field 'metrics.{name}.accuracy' is missing or not a share in [0, 1] (got {accuracy!r})"
+                )
         return cls(cell, data["metrics"], data.get("train") or {}, data.get("test_overlap_dropped") or {})

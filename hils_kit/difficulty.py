@@ -49,16 +49,18 @@ def human_difficulty(table: pd.DataFrame) -> pd.Series:
         )
     p = pd.to_numeric(table["human_p_correct"], errors="coerce")
     if p.isna().any():
-        log.warning("%d of %d questions have no examinee statistics; their human difficulty is NaN",
-                    int(p.isna().sum()), len(p))
+        log.warning(
+            "%d of %d questions have no examinee statistics; their human difficulty is NaN", int(p.isna().sum()), len(p)
+        )
     return (1.0 - p).rename("difficulty")
 
 
 # ----------------------------------------------------------------------------- LLM difficulty
 
 
-def expected_accuracy(model, tokenizer, table: pd.DataFrame, debias: bool = False, template: str = "paper",
-                      batch_size: int = 8) -> np.ndarray:
+def expected_accuracy(
+    model, tokenizer, table: pd.DataFrame, debias: bool = False, template: str = "paper", batch_size: int = 8
+) -> np.ndarray:
     """Per question, the probability on the correct letter, softmax over the option letters (paper Eq. 1).
 
     ``debias=True`` averages over the n cyclic rotations of each question's n options the probability
@@ -77,8 +79,9 @@ def expected_accuracy(model, tokenizer, table: pd.DataFrame, debias: bool = Fals
         keep = n_opts > shift
         part = table[keep]
         rotated = part.assign(options=[list(o[shift:]) + list(o[:shift]) for o in part["options"]])
-        probs = letter_probabilities(model, tokenizer, rotated, template, batch_size,
-                                     desc=f"rotation {shift + 1}/{n_opts.max()}")
+        probs = letter_probabilities(
+            model, tokenizer, rotated, template, batch_size, desc=f"rotation {shift + 1}/{n_opts.max()}"
+        )
         # option k sits at letter (k - shift) mod n after the rotation
         total[keep] += probs[np.arange(keep.sum()), (answers[keep] - shift) % n_opts[keep]]
     return total / n_opts
@@ -104,20 +107,27 @@ def model_fingerprint(name: str) -> dict:
 
 def questions_hash(table: pd.DataFrame) -> str:
     """A hash of the questions' id, text, options and answer (independent of row order)."""
-    rows = sorted([str(i), str(q), list(o), str(a)]
-                  for i, q, o, a in zip(table["id"], table["question"], table["options"], table["answer"]))
+    rows = sorted(
+        [str(i), str(q), list(o), str(a)]
+        for i, q, o, a in zip(table["id"], table["question"], table["options"], table["answer"])
+    )
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
-def _model_accuracy(name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int,
-                    cache: Path | None) -> np.ndarray:
+def _model_accuracy(
+    name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int, cache: Path | None
+) -> np.ndarray:
     """Expected accuracies of one model, loaded, used and freed; reused from ``cache`` when present."""
     import torch
 
     file = None
     if cache is not None:
-        key = {"model": model_fingerprint(name), "debias": debias, "template": template,
-               "questions": questions_hash(table)}
+        key = {
+            "model": model_fingerprint(name),
+            "debias": debias,
+            "template": template,
+            "questions": questions_hash(table),
+        }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         file = Path(cache) / f"{accuracy_column(name)}-{digest}.csv"
         if file.exists():
@@ -134,16 +144,27 @@ def _model_accuracy(name: str, table: pd.DataFrame, debias: bool, template: str,
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    log.info("%s: scored %d questions%s in %.0f s", name, len(table), " x rotations" if debias else "",
-             time.monotonic() - start)
+    log.info(
+        "%s: scored %d questions%s in %.0f s",
+        name,
+        len(table),
+        " x rotations" if debias else "",
+        time.monotonic() - start,
+    )
     if file is not None:
         with atomic_path(file) as tmp:
             pd.DataFrame({"id": table["id"].astype(str), "p_correct": accuracy}).to_csv(tmp, index=False)
     return accuracy
 
 
-def llm_difficulty(table: pd.DataFrame, models: list[str], debias: bool = False, cache: str | Path | None = None,
-                   template: str = "paper", batch_size: int = 8) -> pd.DataFrame:
+def llm_difficulty(
+    table: pd.DataFrame,
+    models: list[str],
+    debias: bool = False,
+    cache: str | Path | None = None,
+    template: str = "paper",
+    batch_size: int = 8,
+) -> pd.DataFrame:
     """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``) and ``p_correct_<model>`` columns.
 
     Models are loaded one at a time and freed after scoring. With ``cache`` (a folder), each model's
@@ -204,8 +225,15 @@ def difficulty_fingerprint(table: pd.DataFrame, models: list[str], debias: bool,
     }
 
 
-def label_difficulty(table: pd.DataFrame, models: list[str], debias: bool, path: str | Path,
-                     template: str = "paper", batch_size: int = 8, cache: str | Path | None = None) -> pd.DataFrame:
+def label_difficulty(
+    table: pd.DataFrame,
+    models: list[str],
+    debias: bool,
+    path: str | Path,
+    template: str = "paper",
+    batch_size: int = 8,
+    cache: str | Path | None = None,
+) -> pd.DataFrame:
     """LLM difficulty labels saved at ``path`` (CSV) with a fingerprint sidecar; reused when it matches.
 
     The file is recomputed and overwritten atomically when the models, their files, ``debias``, the
@@ -228,7 +256,9 @@ def label_difficulty(table: pd.DataFrame, models: list[str], debias: bool, path:
     meta.unlink(missing_ok=True)  # a crash between the two writes must not leave an old fingerprint
     with atomic_path(path) as tmp:
         labels.to_csv(tmp, index=False)
-    summary = {"mean_accuracy": agreement.mean_accuracy.to_dict(),
-               "mean_pairwise_correlation": None if np.isnan(agreement.mean_pairwise) else agreement.mean_pairwise}
+    summary = {
+        "mean_accuracy": agreement.mean_accuracy.to_dict(),
+        "mean_pairwise_correlation": None if np.isnan(agreement.mean_pairwise) else agreement.mean_pairwise,
+    }
     write_text_atomic(meta, json.dumps({"fingerprint": fingerprint, "summary": summary}, indent=1))
     return labels

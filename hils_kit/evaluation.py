@@ -94,21 +94,30 @@ def predictions_table(table: pd.DataFrame, probs) -> pd.DataFrame:
     """
     probs = np.asarray(probs, dtype=float)
     pred = predict(probs)
-    out = pd.DataFrame({
-        "id": table["id"].astype(str).to_numpy(),
-        "category": table["category"].to_numpy(),
-        "answer": table["answer"].to_numpy(),
-        "pred": pred,
-        "correct": table["answer"].to_numpy() == pred,
-    })
+    out = pd.DataFrame(
+        {
+            "id": table["id"].astype(str).to_numpy(),
+            "category": table["category"].to_numpy(),
+            "answer": table["answer"].to_numpy(),
+            "pred": pred,
+            "correct": table["answer"].to_numpy() == pred,
+        }
+    )
     out = pd.concat([out, gold_scores(probs, table["answer"].to_numpy())], axis=1)
     for k in range(probs.shape[1]):
         out[f"p_{LETTERS[k]}"] = probs[:, k]
     return out
 
 
-def evaluate(model="smollm2", adapter=None, *, test_sets: dict[str, pd.DataFrame], out_dir,
-             template: str = "paper", batch_size: int = 8) -> dict:
+def evaluate(
+    model="smollm2",
+    adapter=None,
+    *,
+    test_sets: dict[str, pd.DataFrame],
+    out_dir,
+    template: str = "paper",
+    batch_size: int = 8,
+) -> dict:
     """Score every test set, write predictions and ``metrics.json`` into ``out_dir``, return the metrics.
 
     ``model`` is a name or folder for :func:`hils_kit.models.load_model` (with ``adapter``, a folder

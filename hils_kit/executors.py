@@ -111,8 +111,21 @@ def cell_gpus(job: Job) -> int:
 
 def papermill_command(notebook: Path, output: Path, params_file: Path, folder: Path, kernel: str) -> list[str]:
     """The papermill command line of one run."""
-    return [sys.executable, "-m", "papermill", str(notebook), str(output), "-f", str(params_file), "-k", kernel,
-            "--cwd", str(folder), "--no-progress-bar", "--log-output"]
+    return [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(notebook),
+        str(output),
+        "-f",
+        str(params_file),
+        "-k",
+        kernel,
+        "--cwd",
+        str(folder),
+        "--no-progress-bar",
+        "--log-output",
+    ]
 
 
 def _die_with_parent() -> None:
@@ -129,9 +142,14 @@ def launch(command: list[str], log: Path, gpu: str | None = None) -> subprocess.
         stream.write(" ".join(command) + "\n")
         stream.flush()
         # its own session: a Ctrl-C reaches only the study process, which then stops its runs
-        return subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=kernel_environment(gpu),
-                                start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        return subprocess.Popen(
+            command,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env=kernel_environment(gpu),
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 10.0) -> None:
@@ -181,9 +199,17 @@ def execute_here(job: Job, kernel: str) -> int:
     job.reset()
     with open(job.log, "w", encoding="utf-8") as log, _kernel_environment(), _output_to(log):
         try:
-            papermill.execute_notebook(job.notebook, job.output, parameters=job.parameters, kernel_name=kernel,
-                                       cwd=job.folder, progress_bar=False, log_output=False, stdout_file=log,
-                                       stderr_file=log)
+            papermill.execute_notebook(
+                job.notebook,
+                job.output,
+                parameters=job.parameters,
+                kernel_name=kernel,
+                cwd=job.folder,
+                progress_bar=False,
+                log_output=False,
+                stdout_file=log,
+                stderr_file=log,
+            )
         except Exception as err:  # the notebook's error, a dead kernel, ...: the run failed, the study goes on
             log.write(f"\n{type(err).__name__}: {err}\n")
             return 1
@@ -223,8 +249,7 @@ class LocalExecutor:
                         job = pending.pop(0)
                         gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
                         job.reset()
-                        command = papermill_command(job.notebook, job.output, job.params_file, job.folder,
-                                                    self.kernel)
+                        command = papermill_command(job.notebook, job.output, job.params_file, job.folder, self.kernel)
                         running[slot] = (job, launch(command, job.log, gpu), time.monotonic())
                         events.started(job, f"GPU {gpu}" if gpu is not None else "")
                 time.sleep(0.2)

@@ -41,9 +41,17 @@ def _part_ids(table: pd.DataFrame, split: dict) -> dict[str, tuple[list[str], li
     return parts
 
 
-def prepare_data(train_data: str, split: dict, parts: dict[str, list[str]], test_sets: list[str],
-                 prepare_dir: str | Path, train_format: str | None = None, train_limit: int = 0,
-                 test_limit: int = 0, on_overlap: str = "drop") -> pd.DataFrame:
+def prepare_data(
+    train_data: str,
+    split: dict,
+    parts: dict[str, list[str]],
+    test_sets: list[str],
+    prepare_dir: str | Path,
+    train_format: str | None = None,
+    train_limit: int = 0,
+    test_limit: int = 0,
+    on_overlap: str = "drop",
+) -> pd.DataFrame:
     """Split ``train_data``, sample each part's training and test questions, and write them as kit CSVs.
 
     Writes ``split.json``, ``train_<part>.csv``, ``test_<part>__<label>.csv`` (paths from
@@ -59,8 +67,9 @@ def prepare_data(train_data: str, split: dict, parts: dict[str, list[str]], test
     save_split(ids.pop("_split"), prepare_dir / "split.json")
     own = dataset_label(train_data)
     external = {dataset_label(s): s for s in test_sets}
-    trains = {part: sample_questions(select(table, ids[part][0]), train_limit, seed=int(split["seed"]))
-              for part in parts}
+    trains = {
+        part: sample_questions(select(table, ids[part][0]), train_limit, seed=int(split["seed"])) for part in parts
+    }
     every_training = question_keys(pd.concat(trains.values(), ignore_index=True))
     rows = []
     for part, labels in parts.items():
@@ -72,8 +81,10 @@ def prepare_data(train_data: str, split: dict, parts: dict[str, list[str]], test
             elif label in external:
                 test, keys = load_questions(external[label]), every_training
             else:
-                raise ValueError(f"test set '{label}' of part '{part}' is neither '{own}_test' nor one of "
-                                 f"{', '.join(external) or 'the external test sets'}")
+                raise ValueError(
+                    f"test set '{label}' of part '{part}' is neither '{own}_test' nor one of "
+                    f"{', '.join(external) or 'the external test sets'}"
+                )
             test, dropped = drop_overlap(test, keys, label, on_overlap)
             test = sample_questions(test, test_limit, seed=int(split["seed"]))
             save_questions(test, test_file(prepare_dir, part, label))
@@ -96,10 +107,18 @@ def training_questions(prepare_dir: str | Path, parts) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True).drop_duplicates("id").reset_index(drop=True)
 
 
-def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str | Path,
-                    difficulty_models: list[str], debias: bool = True, difficulty_file: str | None = None,
-                    cluster_encoder: str = "minilm", cluster_text: str = "question", cluster_search: str = "scaled",
-                    cluster_trials: int | None = None) -> pd.DataFrame:
+def label_questions(
+    table: pd.DataFrame,
+    scenarios: list[str],
+    prepare_dir: str | Path,
+    difficulty_models: list[str],
+    debias: bool = True,
+    difficulty_file: str | None = None,
+    cluster_encoder: str = "minilm",
+    cluster_text: str = "question",
+    cluster_search: str = "scaled",
+    cluster_trials: int | None = None,
+) -> pd.DataFrame:
     """Labels for ``table`` by scenario, written to ``prepare_dir/labels.csv`` and returned.
 
     Columns: ``id``; ``difficulty_human`` (examinee error rate) for ``human``; ``difficulty_llm`` for ``llm``
@@ -117,8 +136,10 @@ def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str 
         if difficulty_file:
             given = read_labels(difficulty_file, table, data_rows=table.attrs.get("data_rows"))
             if "difficulty" not in given:
-                raise ValueError(f"{difficulty_file}: needs a 'difficulty' column (id,difficulty or "
-                                 f"Index,llm_difficulty); has {', '.join(given.columns)}")
+                raise ValueError(
+                    f"{difficulty_file}: needs a 'difficulty' column (id,difficulty or "
+                    f"Index,llm_difficulty); has {', '.join(given.columns)}"
+                )
             labels["difficulty_llm"] = given["difficulty"].to_numpy()
         else:
             llm = label_difficulty(table, difficulty_models, debias, prepare_dir / "llm_difficulty.csv")
@@ -126,8 +147,14 @@ def label_questions(table: pd.DataFrame, scenarios: list[str], prepare_dir: str 
     if any(s.endswith("_clusters") for s in scenarios):
         from hils_kit.categories import label_categories
 
-        result = label_categories(table, cluster_encoder, prepare_dir / "clusters.csv", n_trials=cluster_trials,
-                                  search=cluster_search, text=cluster_text)
+        result = label_categories(
+            table,
+            cluster_encoder,
+            prepare_dir / "clusters.csv",
+            n_trials=cluster_trials,
+            search=cluster_search,
+            text=cluster_text,
+        )
         labels["cluster"] = [f"cluster {c}" for c in result.labels]
     with atomic_path(prepare_dir / "labels.csv") as tmp:
         labels.to_csv(tmp, index=False)
@@ -139,13 +166,16 @@ def cell_training_table(prepare_dir: str | Path, part: str, scenario: str) -> pd
     prepare_dir = Path(prepare_dir)
     table = load_questions(train_file(prepare_dir, part))
     labels = pd.read_csv(prepare_dir / "labels.csv", dtype={"id": str})
-    table = table.drop(columns=[c for c in labels.columns if c != "id" and c in table]).merge(labels, on="id",
-                                                                                             how="left")
+    table = table.drop(columns=[c for c in labels.columns if c != "id" and c in table]).merge(
+        labels, on="id", how="left"
+    )
     column = SCENARIO[scenario].difficulty_column
     if column is not None:
         if column not in table or table[column].isna().any():
-            raise ValueError(f"{prepare_dir / 'labels.csv'}: no '{column}' labels for every question of part "
-                             f"'{part}' (scenario '{scenario}')")
+            raise ValueError(
+                f"{prepare_dir / 'labels.csv'}: no '{column}' labels for every question of part "
+                f"'{part}' (scenario '{scenario}')"
+            )
         table["difficulty"] = table[column]
     return table
 

@@ -18,15 +18,17 @@ def overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for name, table in tables.items():
         counts = table["options"].map(len)
-        rows.append({
-            "dataset": name,
-            "questions": len(table),
-            "categories": table["category"].nunique(),
-            "options": "/".join(str(k) for k in sorted(counts.unique())),
-            "examinee statistics": "human_p_correct" in table,
-            "majority letter": table["answer"].value_counts().idxmax(),
-            "majority share": round(table["answer"].value_counts(normalize=True).max(), 3),
-        })
+        rows.append(
+            {
+                "dataset": name,
+                "questions": len(table),
+                "categories": table["category"].nunique(),
+                "options": "/".join(str(k) for k in sorted(counts.unique())),
+                "examinee statistics": "human_p_correct" in table,
+                "majority letter": table["answer"].value_counts().idxmax(),
+                "majority share": round(table["answer"].value_counts(normalize=True).max(), 3),
+            }
+        )
     return pd.DataFrame(rows).set_index("dataset")
 
 
@@ -42,8 +44,9 @@ def question_lengths(tables: dict[str, pd.DataFrame], tokenizer=None, template: 
     frames = []
     for name, table in tables.items():
         prompts = prompts_of(table, template)
-        frame = pd.DataFrame({"dataset": name, "category": table["category"].to_numpy(),
-                              "characters": [len(p) for p in prompts]})
+        frame = pd.DataFrame(
+            {"dataset": name, "category": table["category"].to_numpy(), "characters": [len(p) for p in prompts]}
+        )
         if tokenizer is not None:
             frame["tokens"] = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
         frames.append(frame)

@@ -132,20 +132,38 @@ def plan(config: StudyConfig, layout: Layout, notebooks: Path = NOTEBOOKS_DIR) -
     run, params, reports = layout.run_dir, layout.params_dir, layout.reports_dir
 
     def step(notebook: str, folder: str, parameters: dict, params_name: str) -> Job:
-        return Job(notebook, notebooks / f"{notebook}.ipynb", run / f"{notebook}.ipynb", run / folder, parameters,
-                   params / f"{params_name}.yaml", reports / f"{notebook}.html")
+        return Job(
+            notebook,
+            notebooks / f"{notebook}.ipynb",
+            run / f"{notebook}.ipynb",
+            run / folder,
+            parameters,
+            params / f"{params_name}.yaml",
+            reports / f"{notebook}.html",
+        )
 
-    explore = step(NOTEBOOKS[0], "exploration", asdict(exploration_parameters(config, run / "exploration")),
-                   "exploration")
+    explore = step(
+        NOTEBOOKS[0], "exploration", asdict(exploration_parameters(config, run / "exploration")), "exploration"
+    )
     prepare = step(NOTEBOOKS[1], "prepare", asdict(prepare_parameters(config, run / "prepare")), "prepare")
     analysis = step(NOTEBOOKS[3], "analysis", asdict(analysis_parameters(config, run, run / "analysis")), "analysis")
     cells = []
     for cell in expand_cells(config):
         folder = run / "cells" / cell.id
-        cells.append(Job(cell.id, notebooks / f"{NOTEBOOKS[2]}.ipynb", folder / f"{NOTEBOOKS[2]}.ipynb", folder,
-                         asdict(cell_parameters(config, cell, prepare.folder, folder)), params / f"{cell.id}.yaml",
-                         reports / "cells" / f"{cell.id}.html", upstream=prepare.fingerprint, cell=cell,
-                         required=("results.json",)))
+        cells.append(
+            Job(
+                cell.id,
+                notebooks / f"{NOTEBOOKS[2]}.ipynb",
+                folder / f"{NOTEBOOKS[2]}.ipynb",
+                folder,
+                asdict(cell_parameters(config, cell, prepare.folder, folder)),
+                params / f"{cell.id}.yaml",
+                reports / "cells" / f"{cell.id}.html",
+                upstream=prepare.fingerprint,
+                cell=cell,
+                required=("results.json",),
+            )
+        )
     return explore, prepare, cells, analysis
 
 
@@ -159,9 +177,11 @@ def check_parameters(job: Job) -> None:
     declared = papermill.inspect_notebook(job.notebook)
     missing = [name for name in job.parameters if name not in declared]
     if missing:
-        raise ValueError(f"{job.notebook}: the cell tagged 'parameters' does not declare {', '.join(missing)} "
-                         f"(the runner passes {', '.join(job.parameters)}; papermill cannot read a line with "
-                         f"two '=' (comments included) or an annotation with '|': write `x: str = None`)")
+        raise ValueError(
+            f"{job.notebook}: the cell tagged 'parameters' does not declare {', '.join(missing)} "
+            f"(the runner passes {', '.join(job.parameters)}; papermill cannot read a line with "
+            f"two '=' (comments included) or an annotation with '|': write `x: str = None`)"
+        )
 
 
 def params_yaml(job: Job) -> str:
@@ -238,14 +258,28 @@ def _relative(path: Path, base: Path) -> str:
 
 def _entry(outcome: Outcome, base: Path) -> dict:
     job = outcome.job
-    entry = {"name": job.name, "status": "done" if outcome.status == "cached" else outcome.status,
-             "seconds": round(outcome.seconds, 1), "error": outcome.error, "notebook": _relative(job.output, base),
-             "report": _relative(job.report, base), "log": _relative(job.log, base)}
+    entry = {
+        "name": job.name,
+        "status": "done" if outcome.status == "cached" else outcome.status,
+        "seconds": round(outcome.seconds, 1),
+        "error": outcome.error,
+        "notebook": _relative(job.output, base),
+        "report": _relative(job.report, base),
+        "log": _relative(job.log, base),
+    }
     if job.cell is not None:
         cell = job.cell
-        entry = {"cell_id": job.name, **entry, "model": cell.model, "scenario": cell.scenario,
-                 "strategy": cell.strategy, "part": cell.part, "replicate": cell.replicate,
-                 "results": _relative(job.folder / "results.json", base), "parameters": job.parameters}
+        entry = {
+            "cell_id": job.name,
+            **entry,
+            "model": cell.model,
+            "scenario": cell.scenario,
+            "strategy": cell.strategy,
+            "part": cell.part,
+            "replicate": cell.replicate,
+            "results": _relative(job.folder / "results.json", base),
+            "parameters": job.parameters,
+        }
     return entry
 
 
@@ -258,9 +292,15 @@ def write_manifest(config: StudyConfig, outcomes: list[Outcome], path: Path, sec
     """
     base = path.parent
     manifest = {
-        "study": config.name, "description": config.description, "models": list(config.models),
-        "train_data": config.train_data, "test_sets": list(config.test_sets), "kit_version": __version__,
-        "written": _now(), "seconds": round(seconds, 1), "analysis_dir": "analysis",
+        "study": config.name,
+        "description": config.description,
+        "models": list(config.models),
+        "train_data": config.train_data,
+        "test_sets": list(config.test_sets),
+        "kit_version": __version__,
+        "written": _now(),
+        "seconds": round(seconds, 1),
+        "analysis_dir": "analysis",
         "steps": [_entry(o, base) for o in outcomes if o.job.cell is None],
         "cells": [_entry(o, base) for o in outcomes if o.job.cell is not None],
     }

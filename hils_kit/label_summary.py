@@ -47,9 +47,11 @@ def plot_difficulty(train: pd.DataFrame):
 
 def tier_table(train: pd.DataFrame) -> pd.DataFrame:
     """Questions per tier for each difficulty label, by the paper's cut points and by terciles."""
-    counts = {f"{c} · {name}": tier_names(train[c], cuts).value_counts()
-              for c in difficulty_columns(train) for name, cuts in (("paper", DIFFICULTY_COLUMNS[c]),
-                                                                     ("terciles", None))}
+    counts = {
+        f"{c} · {name}": tier_names(train[c], cuts).value_counts()
+        for c in difficulty_columns(train)
+        for name, cuts in (("paper", DIFFICULTY_COLUMNS[c]), ("terciles", None))
+    }
     return pd.DataFrame(counts, index=list(TIERS)).fillna(0).astype(int)
 
 

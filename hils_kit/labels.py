@@ -52,8 +52,9 @@ def label_layout(header: list[str]) -> str:
         return "index"
     if "id" in header:
         return "id"
-    raise ValueError(f"the header ({', '.join(header)}) is neither the kit's 'id,difficulty' nor the authors' "
-                     "'Index,llm_difficulty'")
+    raise ValueError(
+        f"the header ({', '.join(header)}) is neither the kit's 'id,difficulty' nor the authors' 'Index,llm_difficulty'"
+    )
 
 
 def _number(text: str, where: str, column: str, scale: float) -> float:
@@ -66,8 +67,11 @@ def _number(text: str, where: str, column: str, scale: float) -> float:
     value /= scale
     if not 0.0 <= value <= 1.0:
         hint = " (labels in percent? pass --difficulty-scale 100)" if scale == 1 and value <= 100 else ""
-        raise LabelFileError(f"{where}: {column} {text.strip()} is outside [0, 1] after dividing by {scale:g}"
-                             if scale != 1 else f"{where}: {column} {text.strip()} is outside [0, 1]{hint}")
+        raise LabelFileError(
+            f"{where}: {column} {text.strip()} is outside [0, 1] after dividing by {scale:g}"
+            if scale != 1
+            else f"{where}: {column} {text.strip()} is outside [0, 1]{hint}"
+        )
     return value
 
 
@@ -107,8 +111,13 @@ def read_label_file(path: str | Path, scale: float = 1.0, value: str = "difficul
             rec[column] = _number(rec[column], where, column, scale)
         keep.append(rec)
     if blank:
-        log.warning("%s: %d row(s) without %s skipped (line %s)", path, len(blank), key,
-                    ", ".join(map(str, blank[:5])) + (" ..." if len(blank) > 5 else ""))
+        log.warning(
+            "%s: %d row(s) without %s skipped (line %s)",
+            path,
+            len(blank),
+            key,
+            ", ".join(map(str, blank[:5])) + (" ..." if len(blank) > 5 else ""),
+        )
     if not keep:
         raise LabelFileError(f"{path}: holds no label rows")
     table = pd.DataFrame(keep, columns=header)
@@ -123,8 +132,13 @@ def read_label_file(path: str | Path, scale: float = 1.0, value: str = "difficul
     return layout, table
 
 
-def read_labels(path: str | Path, questions: pd.DataFrame, scale: float = 1.0, data_rows: int | None = None,
-                value: str = "difficulty") -> pd.DataFrame:
+def read_labels(
+    path: str | Path,
+    questions: pd.DataFrame,
+    scale: float = 1.0,
+    data_rows: int | None = None,
+    value: str = "difficulty",
+) -> pd.DataFrame:
     """Labels for every question of ``questions`` (in its order): ``id`` plus the file's label columns.
 
     Args:
@@ -140,12 +154,16 @@ def read_labels(path: str | Path, questions: pd.DataFrame, scale: float = 1.0, d
     ids = questions["id"].astype(str)
     if layout == "index":
         if data_rows is not None and len(table) != data_rows:
-            raise LabelFileError(f"{path}: {len(table)} label rows (Index,llm_difficulty) but the question file has "
-                                 f"{data_rows} data rows; the authors' layout needs one row per data row of the "
-                                 "very file it was made for")
+            raise LabelFileError(
+                f"{path}: {len(table)} label rows (Index,llm_difficulty) but the question file has "
+                f"{data_rows} data rows; the authors' layout needs one row per data row of the "
+                "very file it was made for"
+            )
         if "source_row" not in questions or questions["source_row"].isna().any():
-            raise LabelFileError(f"{path}: labels keyed by Index (row number) need questions read from one file, "
-                                 "which records each question's row; use an id,difficulty file instead")
+            raise LabelFileError(
+                f"{path}: labels keyed by Index (row number) need questions read from one file, "
+                "which records each question's row; use an id,difficulty file instead"
+            )
         by_row = table.set_index("Index")["difficulty"]
         rows = questions["source_row"].astype(int)
         found = rows.isin(by_row.index)
@@ -159,6 +177,7 @@ def read_labels(path: str | Path, questions: pd.DataFrame, scale: float = 1.0, d
         if extra:
             log.info("%s: %d label row(s) are for questions not in the data; ignored", path, extra)
     if len(missing):
-        raise LabelFileError(f"{path}: no labels for {len(missing)} of {len(ids)} questions "
-                             f"(e.g. {', '.join(missing.head(3))})")
+        raise LabelFileError(
+            f"{path}: no labels for {len(missing)} of {len(ids)} questions (e.g. {', '.join(missing.head(3))})"
+        )
     return labels

@@ -43,8 +43,9 @@ def question_keys(table: pd.DataFrame) -> set[str]:
 
 def overlapping(table: pd.DataFrame, keys: set[str]) -> pd.Series:
     """True for the rows of ``table`` whose question is among ``keys``."""
-    return pd.Series([question_key(q, o) in keys for q, o in zip(table["question"], table["options"])],
-                     index=table.index, dtype=bool)
+    return pd.Series(
+        [question_key(q, o) in keys for q, o in zip(table["question"], table["options"])], index=table.index, dtype=bool
+    )
 
 
 def drop_overlap(test: pd.DataFrame, keys: set[str], label: str, on_overlap: str = "drop") -> tuple[pd.DataFrame, int]:
@@ -57,9 +58,11 @@ def drop_overlap(test: pd.DataFrame, keys: set[str], label: str, on_overlap: str
     hit = overlapping(test, keys)
     n = int(hit.sum())
     if n and on_overlap == "error":
-        raise ValueError(f"test set '{label}': {n} question(s) also appear among the training or labelling "
-                         f"questions (e.g. {', '.join(test.loc[hit, 'id'].astype(str).head(3))}); remove them or "
-                         "set on_overlap: drop")
+        raise ValueError(
+            f"test set '{label}': {n} question(s) also appear among the training or labelling "
+            f"questions (e.g. {', '.join(test.loc[hit, 'id'].astype(str).head(3))}); remove them or "
+            "set on_overlap: drop"
+        )
     kept = test[~hit].reset_index(drop=True)
     if kept.empty:
         raise ValueError(f"test set '{label}': every one of its {len(test)} questions is a training question")

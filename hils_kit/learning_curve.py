@@ -35,8 +35,11 @@ def probe_scores(model, tokenizer, probe: pd.DataFrame, template: str = "paper")
     probs = letter_probabilities(model, tokenizer, probe, template)
     gold = probs[np.arange(len(probe)), probe["answer"].map(LETTERS.index).to_numpy()]
     filled = np.where(np.isnan(probs), -np.inf, probs)
-    return {"gold_logprob": float(np.log(np.clip(gold, 1e-300, None)).mean()), "p_gold": float(gold.mean()),
-            "accuracy": float((filled.argmax(axis=1) == probe["answer"].map(LETTERS.index).to_numpy()).mean())}
+    return {
+        "gold_logprob": float(np.log(np.clip(gold, 1e-300, None)).mean()),
+        "p_gold": float(gold.mean()),
+        "accuracy": float((filled.argmax(axis=1) == probe["answer"].map(LETTERS.index).to_numpy()).mean()),
+    }
 
 
 class ProbeCallback(TrainerCallback):
@@ -54,8 +57,13 @@ class ProbeCallback(TrainerCallback):
         if self.rows and self.rows[-1]["step"] == state.global_step:
             return
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-        self.rows.append({"step": state.global_step, "examples_seen": state.global_step * per_step,
-                          **probe_scores(model, tokenizer, self.probe, self.template)})
+        self.rows.append(
+            {
+                "step": state.global_step,
+                "examples_seen": state.global_step * per_step,
+                **probe_scores(model, tokenizer, self.probe, self.template),
+            }
+        )
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self.every = self.every or default_every(state.max_steps)
@@ -71,8 +79,9 @@ class ProbeCallback(TrainerCallback):
         return pd.DataFrame(self.rows, columns=["step", "examples_seen", "gold_logprob", "p_gold", "accuracy"])
 
 
-def probe_callbacks(test_sets: dict[str, pd.DataFrame], n: int, every: int = 0, seed: int = 0,
-                    template: str = "paper") -> list[ProbeCallback]:
+def probe_callbacks(
+    test_sets: dict[str, pd.DataFrame], n: int, every: int = 0, seed: int = 0, template: str = "paper"
+) -> list[ProbeCallback]:
     """``[ProbeCallback]`` on a seeded sample of ``n`` questions of the first test set (held out), or ``[]`` when
     ``n`` is 0; ``every`` 0 means about 10 % of training."""
     if n <= 0:
@@ -110,8 +119,11 @@ def plot_training(log: pd.DataFrame, curve: pd.DataFrame | None = None, title: s
 def read_curves(cell_dirs: dict[str, str]) -> pd.DataFrame:
     """The learning curves of several cells (``{cell_id: cell folder}``), long, with ``cell_id``; cells without
     one are skipped."""
-    frames = [pd.read_csv(f"{folder}/train/{CURVE_FILE}").assign(cell_id=cell) for cell, folder in cell_dirs.items()
-              if folder and Path(f"{folder}/train/{CURVE_FILE}").is_file()]
+    frames = [
+        pd.read_csv(f"{folder}/train/{CURVE_FILE}").assign(cell_id=cell)
+        for cell, folder in cell_dirs.items()
+        if folder and Path(f"{folder}/train/{CURVE_FILE}").is_file()
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -120,8 +132,9 @@ def plot_curves(curves: pd.DataFrame, title: str = ""):
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.lineplot(data=curves, x="examples_seen", y="gold_logprob", hue="strategy", errorbar=("ci", 95), ax=ax,
-                 marker="o")
+    sns.lineplot(
+        data=curves, x="examples_seen", y="gold_logprob", hue="strategy", errorbar=("ci", 95), ax=ax, marker="o"
+    )
     ax.set(xlabel="training questions seen", ylabel="probe: mean gold log-prob", title=title)
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()

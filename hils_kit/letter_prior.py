@@ -53,14 +53,21 @@ def letter_prior_table(long: pd.DataFrame) -> pd.DataFrame:
             continue
         top = max(predicted, key=predicted.get)
         tail = getattr(row, "train_tail_letters", None)
-        rows.append({
-            "cell_id": row.cell_id, "strategy": row.strategy, "model": row.model, "dataset": row.dataset,
-            "replicate": row.replicate, "accuracy": row.accuracy,
-            "letter_prior_accuracy": prior_accuracy(predicted, gold),
-            "majority_baseline": getattr(row, "majority_baseline", np.nan),
-            "top_predicted": top, "top_predicted_share": predicted[top] / max(sum(predicted.values()), 1),
-            "tail_top_letter": max(tail, key=tail.get) if isinstance(tail, dict) and tail else None,
-        })
+        rows.append(
+            {
+                "cell_id": row.cell_id,
+                "strategy": row.strategy,
+                "model": row.model,
+                "dataset": row.dataset,
+                "replicate": row.replicate,
+                "accuracy": row.accuracy,
+                "letter_prior_accuracy": prior_accuracy(predicted, gold),
+                "majority_baseline": getattr(row, "majority_baseline", np.nan),
+                "top_predicted": top,
+                "top_predicted_share": predicted[top] / max(sum(predicted.values()), 1),
+                "tail_top_letter": max(tail, key=tail.get) if isinstance(tail, dict) and tail else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -73,21 +80,29 @@ def gains_track_letters(table: pd.DataFrame, baseline: str = "random") -> dict:
     """
     keys = ["model", "dataset", "replicate"]
     base = table[table["strategy"] == baseline].set_index(keys)
-    others = table[table["strategy"] != baseline].join(base[["accuracy", "letter_prior_accuracy"]], on=keys,
-                                                       rsuffix="_base").dropna(subset=["accuracy_base"])
+    others = (
+        table[table["strategy"] != baseline]
+        .join(base[["accuracy", "letter_prior_accuracy"]], on=keys, rsuffix="_base")
+        .dropna(subset=["accuracy_base"])
+    )
     gain = others["accuracy"] - others["accuracy_base"]
     prior_gain = others["letter_prior_accuracy"] - others["letter_prior_accuracy_base"]
     n = len(others)
-    corr = float(np.corrcoef(gain, prior_gain)[0, 1]) if n >= 3 and gain.std() > 0 and prior_gain.std() > 0 \
+    corr = (
+        float(np.corrcoef(gain, prior_gain)[0, 1])
+        if n >= 3 and gain.std() > 0 and prior_gain.std() > 0
         else float("nan")
+    )
     explained = float(prior_gain.mean() / gain.mean()) if n and abs(gain.mean()) > 1e-12 else float("nan")
     if n >= 3 and gain.std() == 0:
         verdict = f"no strategy changed accuracy in any of {n} paired cells, so there is no gain to explain"
     elif n < 3 or np.isnan(corr):
         verdict = f"too few paired cells ({n}) to tell whether the gains follow the letter mix"
     elif corr >= 0.5:
-        verdict = (f"the gains track the letter prior (r = {corr:.2f} over {n} pairs): they say more about which "
-                   "letters each order taught than about the order of the knowledge")
+        verdict = (
+            f"the gains track the letter prior (r = {corr:.2f} over {n} pairs): they say more about which "
+            "letters each order taught than about the order of the knowledge"
+        )
     else:
         verdict = f"the gains do not follow the letter prior (r = {corr:.2f} over {n} pairs)"
     return {"pairs": n, "correlation": corr, "share_explained": explained, "verdict": verdict}

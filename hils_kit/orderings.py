@@ -84,24 +84,32 @@ def _ids(table: pd.DataFrame, mask: np.ndarray) -> str:
 def difficulty_values(table: pd.DataFrame, column: str, strategy: str) -> np.ndarray:
     """The ``column`` as floats; a ValueError naming the column and strategy when missing or not numeric."""
     if column not in table:
-        raise ValueError(f"strategy '{strategy}' needs difficulty column '{column}', which the table does not have "
-                         f"(columns: {', '.join(map(str, table.columns))})")
+        raise ValueError(
+            f"strategy '{strategy}' needs difficulty column '{column}', which the table does not have "
+            f"(columns: {', '.join(map(str, table.columns))})"
+        )
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
     bad = np.isnan(values)
     if bad.any():
-        raise ValueError(f"strategy '{strategy}' needs a number in difficulty column '{column}' for every question; "
-                         f"{bad.sum()} of {len(table)} are missing or not numbers (e.g. {_ids(table, bad)})")
+        raise ValueError(
+            f"strategy '{strategy}' needs a number in difficulty column '{column}' for every question; "
+            f"{bad.sum()} of {len(table)} are missing or not numbers (e.g. {_ids(table, bad)})"
+        )
     return values
 
 
 def _category_values(table: pd.DataFrame, column: str, strategy: str) -> pd.Series:
     if column not in table:
-        raise ValueError(f"strategy '{strategy}' needs category column '{column}', which the table does not have "
-                         f"(columns: {', '.join(map(str, table.columns))})")
+        raise ValueError(
+            f"strategy '{strategy}' needs category column '{column}', which the table does not have "
+            f"(columns: {', '.join(map(str, table.columns))})"
+        )
     bad = table[column].isna().to_numpy()
     if bad.any():
-        raise ValueError(f"strategy '{strategy}' needs a category for every question; column '{column}' is empty "
-                         f"for {bad.sum()} of {len(table)} (e.g. {_ids(table, bad)})")
+        raise ValueError(
+            f"strategy '{strategy}' needs a category for every question; column '{column}' is empty "
+            f"for {bad.sum()} of {len(table)} (e.g. {_ids(table, bad)})"
+        )
     return table[column]
 
 
@@ -237,8 +245,10 @@ def order_questions(
         helpers["block"] = cat_rank + 1
     elif strategy == "interleaved_curriculum" and tiers:
         if rounds != len(TIERS):
-            raise ValueError(f"interleaved_curriculum with variant 'tiers' has one round per tier "
-                             f"({len(TIERS)}); rounds={rounds} does not apply (use variant 'strict')")
+            raise ValueError(
+                f"interleaved_curriculum with variant 'tiers' has one round per tier "
+                f"({len(TIERS)}); rounds={rounds} does not apply (use variant 'strict')"
+            )
         order = np.lexsort((shuffle, cat_rank, level))
         helpers["round"] = level + 1
     else:  # interleaved, strict interleaved_curriculum: chunks of each category's block

@@ -61,11 +61,13 @@ def _last_part(text: str) -> str:
 
 def _refuse_non_names(text: str, flag: str, example: str) -> None:
     if text == "":
-        raise OutputPathError(f"{flag} '': an empty path; give a {example} (an unset shell variable gives "
-                              f"an empty path)")
+        raise OutputPathError(
+            f"{flag} '': an empty path; give a {example} (an unset shell variable gives an empty path)"
+        )
     if _last_part(text) in ("", ".", ".."):
-        raise OutputPathError(f"{flag} '{text}': names a folder such as '.' or '..', not a new output; give a "
-                              f"{example}")
+        raise OutputPathError(
+            f"{flag} '{text}': names a folder such as '.' or '..', not a new output; give a {example}"
+        )
 
 
 def made_by_kit(folder: str | Path) -> bool:
@@ -113,13 +115,15 @@ def output_file(path: str | Path, flag: str = "output") -> Path:
     text = os.fspath(path)
     _refuse_non_names(text, flag, "file name such as out.csv")
     if text.endswith(("/", os.sep)):
-        raise OutputPathError(f"{flag} '{text}': ends with '/', so it names a folder; give a file path, "
-                              f"e.g. {text}out.csv")
+        raise OutputPathError(
+            f"{flag} '{text}': ends with '/', so it names a folder; give a file path, e.g. {text}out.csv"
+        )
     target = Path(text)
     if target.is_dir():
         link = " (a link to a folder)" if target.is_symlink() else ""
-        raise OutputPathError(f"{flag} '{text}': is an existing folder{link}; give a file path, e.g. "
-                              f"{target / 'out.csv'}")
+        raise OutputPathError(
+            f"{flag} '{text}': is an existing folder{link}; give a file path, e.g. {target / 'out.csv'}"
+        )
     _check_parent(target, flag)
     return target
 
@@ -132,8 +136,9 @@ def _check_parent(target: Path, flag: str) -> None:
             return
 
 
-def output_folder(path: str | Path, flag: str = "output", overwrite: bool = False,
-                  overwrite_flag: str = "--overwrite") -> Path:
+def output_folder(
+    path: str | Path, flag: str = "output", overwrite: bool = False, overwrite_flag: str = "--overwrite"
+) -> Path:
     """``path`` as an output folder, refused (:class:`OutputPathError`) unless the kit may write into it.
 
     Accepted: a missing folder, an empty one, one the kit made (:func:`made_by_kit`), or with ``overwrite``
@@ -152,7 +157,8 @@ def output_folder(path: str | Path, flag: str = "output", overwrite: bool = Fals
     if target.is_dir() and not (overwrite or _is_empty_folder(target) or made_by_kit(target)):
         raise OutputPathError(
             f"{flag} '{text}': the folder exists, is not empty and was not made by the kit; give a new folder, "
-            f"or pass {overwrite_flag} to write into it (only the files this command writes are replaced)")
+            f"or pass {overwrite_flag} to write into it (only the files this command writes are replaced)"
+        )
     _check_parent(target, flag)
     return target
 
@@ -179,12 +185,15 @@ def atomic_path(target: str | Path, overwrite: bool = False):
     text = os.fspath(target)
     target = Path(text)
     if _last_part(text) in ("", ".", ".."):
-        raise OutputPathError(f"output '{text}': not a file or folder name (empty, '.', '..' or the root); "
-                              "nothing was written")
+        raise OutputPathError(
+            f"output '{text}': not a file or folder name (empty, '.', '..' or the root); nothing was written"
+        )
     foreign = target.is_symlink() or not (_is_empty_folder(target) or made_by_kit(target))
     if target.is_dir() and foreign and not overwrite:
-        raise OutputPathError(f"output '{target}': is a folder the kit did not make (or a link to one); nothing "
-                              "was written (give another path, or overwrite=True to write a folder into it)")
+        raise OutputPathError(
+            f"output '{target}': is a folder the kit did not make (or a link to one); nothing "
+            "was written (give another path, or overwrite=True to write a folder into it)"
+        )
     if target.is_symlink() and target.is_dir():
         target = target.resolve()  # overwrite: merge into the folder the link points to
     _check_parent(target, "output")
@@ -241,8 +250,10 @@ def _put_in_place(tmp: Path, target: Path, old: Path, overwrite: bool) -> None:
             mark_folder(tmp, "hils_kit")
         _merge(tmp, target)
     else:
-        raise OutputPathError(f"output '{target}': is a file (or a folder the kit did not make); a folder cannot "
-                              "replace it (nothing was written)")
+        raise OutputPathError(
+            f"output '{target}': is a file (or a folder the kit did not make); a folder cannot "
+            "replace it (nothing was written)"
+        )
 
 
 def _merge_conflicts(src: Path, dst: Path) -> list[str]:

@@ -34,8 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-ACCURACY_METHOD = ("McNemar normal approximation (Connor 1987) on the discordance rate, plus 2·τ²/R for the "
-                   "between-replicate variance component τ² (two-way ANOVA)")
+ACCURACY_METHOD = (
+    "McNemar normal approximation (Connor 1987) on the discordance rate, plus 2·τ²/R for the "
+    "between-replicate variance component τ² (two-way ANOVA)"
+)
 LOGPROB_METHOD = "paired t-test (noncentral t) on per-question differences, averaged over replicates"
 
 
@@ -54,12 +56,18 @@ def _margin(delta: float, discordance: float, n: float, replicate_term: float, a
     """δ minus the smallest difference the test detects at this δ (>= 0: detectable)."""
     z_alpha, z_power = _z(alpha, power)
     v0 = discordance / n + replicate_term
-    v1 = max(discordance - delta ** 2, 0.0) / n + replicate_term
+    v1 = max(discordance - delta**2, 0.0) / n + replicate_term
     return delta - z_alpha * math.sqrt(v0) - z_power * math.sqrt(v1)
 
 
-def mde_accuracy_points(discordance: float, n_questions: int, replicates: float = 1,
-                        replicate_variance: float = 0.0, alpha: float = 0.05, power: float = 0.8) -> float:
+def mde_accuracy_points(
+    discordance: float,
+    n_questions: int,
+    replicates: float = 1,
+    replicate_variance: float = 0.0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
     """Smallest accuracy difference (in points) detectable at ``power`` (see the module docstring).
 
     ``discordance``: share of questions exactly one system gets right; ``replicate_variance``: τ², in
@@ -75,8 +83,7 @@ def mde_accuracy_points(discordance: float, n_questions: int, replicates: float 
     term = 2 * replicate_variance / replicates
     if _margin(discordance, discordance, n_questions, term, alpha, power) < 0:
         return math.inf
-    delta = optimize.brentq(_margin, 0.0, discordance, args=(discordance, n_questions, term, alpha, power),
-                            xtol=1e-12)
+    delta = optimize.brentq(_margin, 0.0, discordance, args=(discordance, n_questions, term, alpha, power), xtol=1e-12)
     return 100 * delta
 
 
@@ -93,8 +100,14 @@ def _smallest_count(margin, what: str) -> float:
     return int(math.ceil(root - 1e-7))
 
 
-def questions_needed(difference: float, discordance: float, replicates: float = 1,
-                     replicate_variance: float = 0.0, alpha: float = 0.05, power: float = 0.8) -> float:
+def questions_needed(
+    difference: float,
+    discordance: float,
+    replicates: float = 1,
+    replicate_variance: float = 0.0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
     """Test questions needed to detect an accuracy ``difference`` (a share: 0.01 = one point).
 
     With τ² = 0 this is Connor's n = (z_a·sqrt(ψ) + z_b·sqrt(ψ - δ²))² / δ², rounded up. ``inf`` when
@@ -114,8 +127,14 @@ def questions_needed(difference: float, discordance: float, replicates: float = 
     return _smallest_count(lambda n: _margin(difference, discordance, n, term, alpha, power), "questions_needed")
 
 
-def replicates_needed(difference: float, discordance: float, n_questions: int, replicate_variance: float,
-                      alpha: float = 0.05, power: float = 0.8) -> float:
+def replicates_needed(
+    difference: float,
+    discordance: float,
+    n_questions: int,
+    replicate_variance: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
     """Replicates per system needed on ``n_questions`` questions to detect ``difference`` (a share).
 
     ``inf`` when the question term alone hides the difference (more runs on the same questions cannot help);
@@ -129,8 +148,10 @@ def replicates_needed(difference: float, discordance: float, n_questions: int, r
         return math.nan
     if _margin(difference, discordance, n_questions, 0.0, alpha, power) <= 0:
         return math.inf
-    return _smallest_count(lambda r: _margin(difference, discordance, n_questions, 2 * replicate_variance / r,
-                                             alpha, power), "replicates_needed")
+    return _smallest_count(
+        lambda r: _margin(difference, discordance, n_questions, 2 * replicate_variance / r, alpha, power),
+        "replicates_needed",
+    )
 
 
 def mde_paired_mean(differences, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -169,8 +190,10 @@ def _replicate_matrix(values, name: str) -> np.ndarray:
     matrix = np.asarray(values, dtype=float)
     matrix = matrix[:, None] if matrix.ndim == 1 else matrix
     if matrix.ndim != 2 or matrix.size == 0 or np.isnan(matrix).any():
-        raise ValueError(f"{name}: need a questions × replicates matrix (or one value per question) without NaN, "
-                         f"got shape {np.shape(values)}")
+        raise ValueError(
+            f"{name}: need a questions × replicates matrix (or one value per question) without NaN, "
+            f"got shape {np.shape(values)}"
+        )
     return matrix
 
 
@@ -207,24 +230,38 @@ def replicate_variance(correct) -> float:
     if n < 2:
         raise ValueError("replicate_variance: need at least 2 questions")
     residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
-    ms_residual = (residual ** 2).sum() / ((n - 1) * (reps - 1))
+    ms_residual = (residual**2).sum() / ((n - 1) * (reps - 1))
     return float(max(0.0, y.mean(axis=0).var(ddof=1) - ms_residual / n))
 
 
-def _power_row(n: int, replicates: float, discordance: float, tau2: float, sd_logprob: float, target: float,
-               alpha: float, power: float) -> dict:
+def _power_row(
+    n: int,
+    replicates: float,
+    discordance: float,
+    tau2: float,
+    sd_logprob: float,
+    target: float,
+    alpha: float,
+    power: float,
+) -> dict:
     """The power columns from pooled inputs; τ² NaN (no replicates) is used as 0 and said so."""
     tau2_used = 0.0 if math.isnan(tau2) else tau2
     label = f"{target * 100:g}pt"
     return {
-        "n_questions": n, "replicates": replicates, "discordance": discordance, "replicate_variance": tau2_used,
+        "n_questions": n,
+        "replicates": replicates,
+        "discordance": discordance,
+        "replicate_variance": tau2_used,
         "replicate_variance_from": "none (one replicate per system): assumed 0" if math.isnan(tau2) else "replicates",
         "mde_accuracy_points": mde_accuracy_points(discordance, n, replicates, tau2_used, alpha, power),
         "sd_gold_logprob_diff": sd_logprob,
         "mde_gold_logprob": _t_mde(sd_logprob, n, alpha, power),
         f"questions_needed_{label}": questions_needed(target, discordance, replicates, tau2_used, alpha, power),
         f"replicates_needed_{label}": replicates_needed(target, discordance, n, tau2_used, alpha, power),
-        "alpha": alpha, "power": power, "accuracy_method": ACCURACY_METHOD, "gold_logprob_method": LOGPROB_METHOD,
+        "alpha": alpha,
+        "power": power,
+        "accuracy_method": ACCURACY_METHOD,
+        "gold_logprob_method": LOGPROB_METHOD,
     }
 
 
@@ -239,13 +276,26 @@ def _comparison_inputs(correct_a, correct_b, logprob_a, logprob_b) -> dict:
             raise ValueError("the gold log-probs must be for the same questions as the correctness")
         diff = la.mean(axis=1) - lb.mean(axis=1)
         sd = float(diff.std(ddof=1)) if len(diff) >= 2 else math.nan
-    return {"n": len(a), "replicates": 2 / (1 / a.shape[1] + 1 / b.shape[1]),
-            "discordance": discordance_rate(a, b), "tau2": float(np.mean(known)) if known else math.nan,
-            "sd": sd, "accuracy_a": float(a.mean()), "accuracy_b": float(b.mean())}
+    return {
+        "n": len(a),
+        "replicates": 2 / (1 / a.shape[1] + 1 / b.shape[1]),
+        "discordance": discordance_rate(a, b),
+        "tau2": float(np.mean(known)) if known else math.nan,
+        "sd": sd,
+        "accuracy_a": float(a.mean()),
+        "accuracy_b": float(b.mean()),
+    }
 
 
-def power_summary(correct_a, correct_b, gold_logprob_a=None, gold_logprob_b=None, target: float = 0.01,
-                  alpha: float = 0.05, power: float = 0.8) -> dict:
+def power_summary(
+    correct_a,
+    correct_b,
+    gold_logprob_a=None,
+    gold_logprob_b=None,
+    target: float = 0.01,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> dict:
     """Minimal detectable differences and the questions / replicates needed for ``target`` (0.01 = one point)
     of one paired comparison: questions × replicates matrices (or 1-D) of correctness and, optionally, of
     gold log-probs, rows the same questions. Replicate counts may differ (their harmonic mean is used);
@@ -261,15 +311,27 @@ def power_summary(correct_a, correct_b, gold_logprob_a=None, gold_logprob_b=None
     """
     inputs = _comparison_inputs(correct_a, correct_b, gold_logprob_a, gold_logprob_b)
     row = {"accuracy_a": inputs["accuracy_a"], "accuracy_b": inputs["accuracy_b"]}
-    row.update(_power_row(inputs["n"], inputs["replicates"], inputs["discordance"], inputs["tau2"], inputs["sd"],
-                          target, alpha, power))
+    row.update(
+        _power_row(
+            inputs["n"], inputs["replicates"], inputs["discordance"], inputs["tau2"], inputs["sd"], target, alpha, power
+        )
+    )
     return row
 
 
-def power_table(predictions: pd.DataFrame, baseline: str, arm: str = "strategy", by: Sequence[str] = ("dataset",),
-                question: str = "id", replicate: str = "replicate", correct: str = "correct",
-                gold_logprob: str | None = "gold_logprob", target: float = 0.01, alpha: float = 0.05,
-                power: float = 0.8) -> pd.DataFrame:
+def power_table(
+    predictions: pd.DataFrame,
+    baseline: str,
+    arm: str = "strategy",
+    by: Sequence[str] = ("dataset",),
+    question: str = "id",
+    replicate: str = "replicate",
+    correct: str = "correct",
+    gold_logprob: str | None = "gold_logprob",
+    target: float = 0.01,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> pd.DataFrame:
     """One row per ``by`` group (a test set) with the power of comparing each other ``arm`` with ``baseline``.
 
     ``predictions`` is long: one row per question × arm × replicate (the ``predictions_<set>.csv`` rows of
@@ -295,8 +357,10 @@ def power_table(predictions: pd.DataFrame, baseline: str, arm: str = "strategy",
         dup = group.duplicated([arm, replicate, question])
         if dup.any():
             first = group[dup].iloc[0]
-            raise ValueError(f"power_table ({where}): {arm}={first[arm]}, {replicate}={first[replicate]} has question "
-                             f"{first[question]!r} twice; add the column that tells them apart (e.g. 'model') to by")
+            raise ValueError(
+                f"power_table ({where}): {arm}={first[arm]}, {replicate}={first[replicate]} has question "
+                f"{first[question]!r} twice; add the column that tells them apart (e.g. 'model') to by"
+            )
         matrices = {}
         for name, rows_of_arm in group.groupby(arm, sort=False):
             values = [gold_logprob] if gold_logprob else []
@@ -313,20 +377,33 @@ def power_table(predictions: pd.DataFrame, baseline: str, arm: str = "strategy",
         inputs = []
         for name in others:
             if not matrices[name].index.equals(base.index):
-                raise ValueError(f"power_table ({where}): {arm}={name} and {baseline} were scored on different "
-                                 "questions")
+                raise ValueError(
+                    f"power_table ({where}): {arm}={name} and {baseline} were scored on different questions"
+                )
             mine = matrices[name]
-            inputs.append(_comparison_inputs(
-                mine[correct].to_numpy(dtype=float), base[correct].to_numpy(dtype=float),
-                mine[gold_logprob].to_numpy(dtype=float) if gold_logprob else None,
-                base[gold_logprob].to_numpy(dtype=float) if gold_logprob else None))
+            inputs.append(
+                _comparison_inputs(
+                    mine[correct].to_numpy(dtype=float),
+                    base[correct].to_numpy(dtype=float),
+                    mine[gold_logprob].to_numpy(dtype=float) if gold_logprob else None,
+                    base[gold_logprob].to_numpy(dtype=float) if gold_logprob else None,
+                )
+            )
         tau2 = [i["tau2"] for i in inputs if not math.isnan(i["tau2"])]
         sds = [i["sd"] for i in inputs]
         row = dict(zip(by, key))
         row.update({"baseline": baseline, "compared": ", ".join(map(str, others))})
-        row.update(_power_row(len(base), float(np.mean([i["replicates"] for i in inputs])),
-                              float(np.mean([i["discordance"] for i in inputs])),
-                              float(np.mean(tau2)) if tau2 else math.nan,
-                              float(np.sqrt(np.mean(np.square(sds)))), target, alpha, power))
+        row.update(
+            _power_row(
+                len(base),
+                float(np.mean([i["replicates"] for i in inputs])),
+                float(np.mean([i["discordance"] for i in inputs])),
+                float(np.mean(tau2)) if tau2 else math.nan,
+                float(np.sqrt(np.mean(np.square(sds)))),
+                target,
+                alpha,
+                power,
+            )
+        )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -30,10 +30,16 @@ class TrainConfig:
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate (AdamW)"})
     per_device_train_batch_size: int = field(default=4, metadata={"help": "questions per forward micro-batch"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    num_train_epochs: int = field(default=1, metadata={"help": "passes over the ordered set; the paper uses 1, "
-                                                               "more epochs repeat the whole order"})
-    max_length: int = field(default=512, metadata={"help": "tokens per example; a question whose answer would be "
-                                                           "cut off is an error, never a silent drop"})
+    num_train_epochs: int = field(
+        default=1,
+        metadata={"help": "passes over the ordered set; the paper uses 1, more epochs repeat the whole order"},
+    )
+    max_length: int = field(
+        default=512,
+        metadata={
+            "help": "tokens per example; a question whose answer would be cut off is an error, never a silent drop"
+        },
+    )
     lr_scheduler_type: str = field(default="linear", metadata={"help": "learning-rate schedule (transformers name)"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
@@ -41,30 +47,52 @@ class TrainConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA scaling alpha"})
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA branch"})
-    lora_target: str = field(default="all-linear", metadata={
-        "help": "modules that get LoRA: 'all-linear' (every linear layer except the output head) "
-                "or comma-separated names such as 'q_proj,v_proj'"})
-    quantization: str = field(default="none", metadata={"help": "'none' or '4bit' (QLoRA: NF4, double "
-                                                                 "quantization, bf16 compute; CUDA or CPU, "
-                                                                 "needs bitsandbytes)"})
-    optim: str = field(default="adamw_torch", metadata={"help": "optimizer (transformers name, e.g. "
-                                                                 "'paged_adamw_8bit' as in the paper's code)"})
+    lora_target: str = field(
+        default="all-linear",
+        metadata={
+            "help": "modules that get LoRA: 'all-linear' (every linear layer except the output head) "
+            "or comma-separated names such as 'q_proj,v_proj'"
+        },
+    )
+    quantization: str = field(
+        default="none",
+        metadata={
+            "help": "'none' or '4bit' (QLoRA: NF4, double quantization, bf16 compute; CUDA or CPU, needs bitsandbytes)"
+        },
+    )
+    optim: str = field(
+        default="adamw_torch",
+        metadata={"help": "optimizer (transformers name, e.g. 'paged_adamw_8bit' as in the paper's code)"},
+    )
     seed: int = field(default=42, metadata={"help": "seed for LoRA init, dropout and everything else"})
     template: str = field(default="paper", metadata={"help": f"prompt template: {', '.join(TEMPLATES)}"})
     logging_steps: int = field(default=1, metadata={"help": "log loss and learning rate every N steps"})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast (mixed precision); None: where the "
-                                                              "device computes bf16 natively (CUDA, or a CPU with "
-                                                              "avx512_bf16/amx_bf16), else fp32"})
-    activation_checkpointing: bool = field(default=False, metadata={
-        "help": "recompute activations in the backward pass (less memory, slower); for large models on GPU"})
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 autocast (mixed precision); None: where the "
+            "device computes bf16 natively (CUDA, or a CPU with "
+            "avx512_bf16/amx_bf16), else fp32"
+        },
+    )
+    activation_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass (less memory, slower); for large models on GPU"},
+    )
 
     def __post_init__(self):
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization '{self.quantization}': use one of {', '.join(QUANTIZATIONS)}")
         if self.template not in TEMPLATES:
             raise ValueError(f"template '{self.template}': use one of {', '.join(TEMPLATES)}")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
-                     "max_length", "lora_r", "logging_steps"):
+        for name in (
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "num_train_epochs",
+            "max_length",
+            "lora_r",
+            "logging_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
@@ -80,21 +108,52 @@ _PAPER = {"quantization": "4bit", "lora_r": 16, "lora_alpha": 64, "lora_dropout"
 
 PRESETS: dict[str, dict] = {
     # the paper's four models with their Table 2 learning rate, batch size and gradient accumulation (QLoRA)
-    "tinyllama-1.1b": {"model": "TinyLlama/TinyLlama-1.1B-Chat-v0.4", **_PAPER,
-                       "learning_rate": 5e-4, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
-    "llama2-7b": {"model": "meta-llama/Llama-2-7b-chat-hf", **_PAPER,
-                  "learning_rate": 5e-5, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
-    "llama2-13b": {"model": "meta-llama/Llama-2-13b-chat-hf", **_PAPER,
-                   "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
-    "mistral-7b": {"model": "mistralai/Mistral-7B-v0.1", **_PAPER,
-                   "learning_rate": 1e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2},
+    "tinyllama-1.1b": {
+        "model": "TinyLlama/TinyLlama-1.1B-Chat-v0.4",
+        **_PAPER,
+        "learning_rate": 5e-4,
+        "per_device_train_batch_size": 16,
+        "gradient_accumulation_steps": 1,
+    },
+    "llama2-7b": {
+        "model": "meta-llama/Llama-2-7b-chat-hf",
+        **_PAPER,
+        "learning_rate": 5e-5,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+    },
+    "llama2-13b": {
+        "model": "meta-llama/Llama-2-13b-chat-hf",
+        **_PAPER,
+        "learning_rate": 1e-4,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+    },
+    "mistral-7b": {
+        "model": "mistralai/Mistral-7B-v0.1",
+        **_PAPER,
+        "learning_rate": 1e-4,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+    },
     # the embedded SmolLM2-135M on a CPU: plain LoRA (bf16 autocast where native, else fp32), a rate that
     # moves it within ~100 questions
-    "smollm2-cpu": {"model": "smollm2", "learning_rate": 3e-4, "per_device_train_batch_size": 4,
-                    "gradient_accumulation_steps": 1},
+    "smollm2-cpu": {
+        "model": "smollm2",
+        "learning_rate": 3e-4,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1,
+    },
     # the tiny random Llama of the tests
-    "tiny": {"model": "tiny", "learning_rate": 1e-3, "per_device_train_batch_size": 4,
-             "gradient_accumulation_steps": 1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
+    "tiny": {
+        "model": "tiny",
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+    },
 }
 
 

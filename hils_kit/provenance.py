@@ -16,17 +16,33 @@ from importlib import metadata
 
 from hils_kit.paths import PROJ_ROOT
 
-LIBRARIES = ("hils-kit", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
-             "papermill", "pandas")
+LIBRARIES = (
+    "hils-kit",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "bitsandbytes",
+    "papermill",
+    "pandas",
+)
 
 
 def git_revision() -> str:
     """The project's git commit (with ``+dirty`` when there are uncommitted changes), or ``unknown``."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJ_ROOT, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJ_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJ_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJ_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
@@ -50,11 +66,18 @@ def provenance(parameters: dict) -> dict:
     try:
         import torch
 
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+        device = (
+            torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+        )
     except ImportError:
         device = "unknown"
-    return {"parameters": parameters, "versions": versions, "git": git_revision(),
-            "python": platform.python_version(), "device": device}
+    return {
+        "parameters": parameters,
+        "versions": versions,
+        "git": git_revision(),
+        "python": platform.python_version(),
+        "device": device,
+    }
 
 
 def print_provenance(parameters: dict) -> dict:

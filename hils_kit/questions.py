@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -95,8 +95,10 @@ def normalise_answer(raw, options: list[str]) -> str:
         if rest and rest != stripped[idx]:
             raise ValueError(f"answer text '{rest[:40]}' does not match option {letter} '{options[idx][:40]}'")
         if not rest and text in stripped and stripped.index(text) != idx:
-            raise ValueError(f"answer '{text}' is ambiguous: letter {letter} or the text of option "
-                             f"{LETTERS[stripped.index(text)]}; write it as '{letter}. {stripped[idx][:20]}'")
+            raise ValueError(
+                f"answer '{text}' is ambiguous: letter {letter} or the text of option "
+                f"{LETTERS[stripped.index(text)]}; write it as '{letter}. {stripped[idx][:20]}'"
+            )
         return letter
     if text in stripped:
         return LETTERS[stripped.index(text)]
@@ -137,14 +139,17 @@ def _shares(rec: dict, answer: str, scale: float) -> tuple[dict | None, tuple[st
         total = sum(out.values())
         if abs(total - 100.0) > SHARE_TOLERANCE:
             shown = f"{total * scale / 100:g}"
-            return None, ("%A-%" + pct[-1][1], f"examinee shares sum to {shown}, not {scale:g} "
-                                              f"(± {SHARE_TOLERANCE * scale / 100:g})")
+            return None, (
+                "%A-%" + pct[-1][1],
+                f"examinee shares sum to {shown}, not {scale:g} (± {SHARE_TOLERANCE * scale / 100:g})",
+            )
         out["human_p_correct"] = out[f"%{answer}"] / 100.0
     return out, None
 
 
-def _check_record(rec: dict, expected_options: int | None, share_scale: float = 100.0,
-                  refuse_repeats: bool = True) -> tuple[dict | None, tuple[str, str] | None]:
+def _check_record(
+    rec: dict, expected_options: int | None, share_scale: float = 100.0, refuse_repeats: bool = True
+) -> tuple[dict | None, tuple[str, str] | None]:
     """Validate one raw record; return (clean row, None) or (None, (field, reason))."""
     if rec.get("_reject"):
         return None, rec["_reject"]
@@ -168,8 +173,10 @@ def _check_record(rec: dict, expected_options: int | None, share_scale: float = 
         if control := control_character(opt):
             return None, (f"option {LETTERS[i]}", f"option text holds the control character {control}")
         if opt.strip() in seen and refuse_repeats:
-            return None, (f"option {LETTERS[i]}", f"options {LETTERS[seen[opt.strip()]]} and {LETTERS[i]} are "
-                                                  f"identical ('{opt.strip()[:40]}')")
+            return None, (
+                f"option {LETTERS[i]}",
+                f"options {LETTERS[seen[opt.strip()]]} and {LETTERS[i]} are identical ('{opt.strip()[:40]}')",
+            )
         seen[opt.strip()] = i
     try:
         answer = normalise_answer(rec.get("answer"), options)
@@ -253,15 +260,23 @@ def build_table(
         # an ordering with repeats (``pass``) or pacing stages (``stage``) shows a question more than once
         key = (rid, str(rec.get("pass", "")), str(rec.get("stage", "")))
         if key in seen:
-            rejects.append(Reject(rec.get("_file", source), line, "id",
-                                  f"duplicate id '{rid}' (first on line {seen[key]})", rid))
+            rejects.append(
+                Reject(rec.get("_file", source), line, "id", f"duplicate id '{rid}' (first on line {seen[key]})", rid)
+            )
             continue
         seen[key] = line
         text_key = (" ".join(row["question"].split()), tuple(row["options"]))
         first = texts.setdefault(text_key, (rid, line))
         if refuse_repeats and first[0] != rid:
-            rejects.append(Reject(rec.get("_file", source), line, "question",
-                                  f"the same question as id '{first[0]}' (line {first[1]}); the first is kept", rid))
+            rejects.append(
+                Reject(
+                    rec.get("_file", source),
+                    line,
+                    "question",
+                    f"the same question as id '{first[0]}' (line {first[1]}); the first is kept",
+                    rid,
+                )
+            )
             continue
         category = row.get("category")
         row["id"] = rid

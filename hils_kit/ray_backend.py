@@ -75,22 +75,28 @@ def run_cell(job: Job, notebook: bytes, prepare: dict[str, bytes] | None, keep_a
         (root / job.notebook.name).write_bytes(notebook)
         parameters = {**job.parameters, "prepare_dir": str(root / "prepare"), "out_dir": str(folder)}
         (root / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False), encoding="utf-8")
-        command = papermill_command(root / job.notebook.name, folder / job.output.name, root / "parameters.yaml",
-                                    folder, kernel)
+        command = papermill_command(
+            root / job.notebook.name, folder / job.output.name, root / "parameters.yaml", folder, kernel
+        )
         returncode = launch(command, folder / LOG_NAME).wait()
         files = pack(folder, skip=() if keep_adapters else (ADAPTER,))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return {"returncode": returncode, "seconds": time.monotonic() - start, "node": socket.gethostname(),
-            "files": files}
+    return {"returncode": returncode, "seconds": time.monotonic() - start, "node": socket.gethostname(), "files": files}
 
 
 class RayExecutor:
     """Runs cells as Ray tasks on an existing cluster (``address`` or ``RAY_ADDRESS``) or on a Ray instance it
     starts on this machine and stops in :meth:`close`."""
 
-    def __init__(self, address: str | None = None, num_cpus: float = 1, max_retries: int = 3,
-                 shared_fs: bool = False, keep_adapters: bool = False):
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: float = 1,
+        max_retries: int = 3,
+        shared_fs: bool = False,
+        keep_adapters: bool = False,
+    ):
         try:
             import ray
         except ImportError:
@@ -114,8 +120,10 @@ class RayExecutor:
         gpus = {job.name: cell_gpus(job) for job in jobs}
         needy = [name for name, n in gpus.items() if n]
         if needy and not self.gpus:
-            raise ValueError(f"{len(needy)} cell(s) need a GPU (e.g. {needy[0]}: a 4-bit preset), but the Ray "
-                             f"cluster at {self.where} has none")
+            raise ValueError(
+                f"{len(needy)} cell(s) need a GPU (e.g. {needy[0]}: a 4-bit preset), but the Ray "
+                f"cluster at {self.where} has none"
+            )
         # cells that run at once (for the ETA): one per GPU, or as many as the CPUs hold
         cpu_slots = int(self.cpus // self.num_cpus) if self.num_cpus else len(jobs)
         self.slots = self.gpus if needy else max(1, cpu_slots)
@@ -127,9 +135,13 @@ class RayExecutor:
         notebooks = {path: ray.put(path.read_bytes()) for path in {job.notebook for job in jobs}}
         pending = {}  # task reference -> (job, when submitted)
         for job in jobs:
-            ref = task.options(num_gpus=gpus[job.name], num_cpus=self.num_cpus, max_retries=self.max_retries,
-                               retry_exceptions=False, name=f"hils:{job.name}").remote(
-                job, notebooks[job.notebook], prepare, self.keep_adapters)
+            ref = task.options(
+                num_gpus=gpus[job.name],
+                num_cpus=self.num_cpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name=f"hils:{job.name}",
+            ).remote(job, notebooks[job.notebook], prepare, self.keep_adapters)
             pending[ref] = (job, time.monotonic())
             events.started(job, "Ray task" + (", 1 GPU" if gpus[job.name] else ""))
         try:

@@ -54,9 +54,13 @@ def notebook_html(notebook: str | Path, target: str | Path) -> Path:
         for output in cell.get("outputs", []):
             output.get("data", {}).pop(_WIDGET_MIME, None)  # the text/plain fallback stays
     exporter = HTMLExporter(
-        template_name="lab", template_file="hils_offline.html.j2",
+        template_name="lab",
+        template_file="hils_offline.html.j2",
         extra_loaders=[DictLoader({"hils_offline.html.j2": _OFFLINE_TEMPLATE})],
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
         log=_QUIET_EXPORTER_LOG,  # it warns about every figure without alt text, which plots never have
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
@@ -157,8 +161,9 @@ def _results(analysis_dir: Path) -> str:
     parts = []
     if listed["findings"]:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in listed["findings"])
-        parts.append(f'<section class="findings"><h3>What this study can and cannot tell</h3><ul>{items}</ul>'
-                     "</section>")
+        parts.append(
+            f'<section class="findings"><h3>What this study can and cannot tell</h3><ul>{items}</ul></section>'
+        )
     for entry in listed["artefacts"]:
         path = analysis_dir / entry["file"]
         if not path.is_file():
@@ -166,8 +171,9 @@ def _results(analysis_dir: Path) -> str:
         parts.append(f"<h3>{html.escape(entry['title'])}</h3>")
         if path.suffix == ".png":
             data = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(entry["title"])}">'
-                         "</figure>")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(entry["title"])}"></figure>'
+            )
         elif entry["kind"] == "table":
             parts.append(table_html(pd.read_csv(path, index_col=0)))
         else:
@@ -201,32 +207,44 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
         f'<p class="meta">HILS Kit {__version__} · generated {datetime.datetime.now():%Y-%m-%d %H:%M} · '
         f"models {html.escape(', '.join(study['models']))} · train {html.escape(study['train_data'])} · "
         f"tests {html.escape(', '.join(study['test_sets']) or '–')}</p>",
-        '<div class="cards">' + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>'
-                                        for value, label, cls in cards) + "</div>",
+        '<div class="cards">'
+        + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>' for value, label, cls in cards)
+        + "</div>",
     ]
     if failed:
         items = "".join(
             f"<li><b>{html.escape(e['name'])}</b> {_status(e)} {_link(e, run_dir, base, 'executed notebook')} · "
             f'<a href="{html.escape(_href(run_dir / e["log"], base))}">log</a>'
             f"<pre>{html.escape(e['error'])}</pre></li>"
-            for e in failed)
+            for e in failed
+        )
         out.append(f'<section class="failures"><h2>Failed runs ({len(failed)})</h2><ul>{items}</ul></section>')
     out.append("<h2>Results</h2>")
     out.append(_results(run_dir / study["analysis_dir"]))
-    out.append("<h2>Notebooks</h2><table><thead><tr><th>notebook</th><th>status</th><th>minutes</th>"
-               "</tr></thead><tbody>")
-    out += [f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{_status(e)}</td>"
-            f'<td class="num">{_minutes(e["seconds"])}</td></tr>' for e in steps]
+    out.append(
+        "<h2>Notebooks</h2><table><thead><tr><th>notebook</th><th>status</th><th>minutes</th></tr></thead><tbody>"
+    )
+    out += [
+        f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{_status(e)}</td>"
+        f'<td class="num">{_minutes(e["seconds"])}</td></tr>'
+        for e in steps
+    ]
     out.append("</tbody></table>")
-    out.append("<h2>Cells</h2><table><thead><tr><th>cell</th><th>model</th><th>scenario</th><th>strategy</th>"
-               "<th>part</th><th>seed</th><th>status</th><th>minutes</th></tr></thead><tbody>")
+    out.append(
+        "<h2>Cells</h2><table><thead><tr><th>cell</th><th>model</th><th>scenario</th><th>strategy</th>"
+        "<th>part</th><th>seed</th><th>status</th><th>minutes</th></tr></thead><tbody>"
+    )
     for e in cells:
-        out.append(f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{html.escape(e['model'])}</td>"
-                   f"<td>{e['scenario']}</td><td>{e['strategy']}</td><td>{e['part']}</td><td>{e['replicate']}</td>"
-                   f'<td>{_status(e)}</td><td class="num">{_minutes(e["seconds"])}</td></tr>')
+        out.append(
+            f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{html.escape(e['model'])}</td>"
+            f"<td>{e['scenario']}</td><td>{e['strategy']}</td><td>{e['part']}</td><td>{e['replicate']}</td>"
+            f'<td>{_status(e)}</td><td class="num">{_minutes(e["seconds"])}</td></tr>'
+        )
     out.append("</tbody></table>")
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(study['study'])} · HILS study</title><style>{_CSS}</style></head>\n"
-            f"<body><main>\n" + "\n".join(part for part in out if part) + "\n</main></body></html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(study['study'])} · HILS study</title><style>{_CSS}</style></head>\n"
+        f"<body><main>\n" + "\n".join(part for part in out if part) + "\n</main></body></html>\n"
+    )
     return write_text_atomic(target, page)

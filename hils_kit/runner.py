@@ -122,9 +122,16 @@ def hand_command(job: Job) -> str:
     return f"{sys.executable} -m papermill {job.notebook} out.ipynb -y {shlex.quote(inline)}"
 
 
-def run_study(config: StudyConfig, out: str | Path = PROJ_ROOT, notebooks: str | Path = NOTEBOOKS_DIR,
-              workers: int = 1, only: str | None = None, dry_run: bool = False, say=None,
-              backend: Executor | None = None) -> StudyRun:
+def run_study(
+    config: StudyConfig,
+    out: str | Path = PROJ_ROOT,
+    notebooks: str | Path = NOTEBOOKS_DIR,
+    workers: int = 1,
+    only: str | None = None,
+    dry_run: bool = False,
+    say=None,
+    backend: Executor | None = None,
+) -> StudyRun:
     """Run (or resume) a study and write its reports; see the module docstring and :mod:`hils_kit.jobs`.
 
     Args:
@@ -157,10 +164,12 @@ def run_study(config: StudyConfig, out: str | Path = PROJ_ROOT, notebooks: str |
             outcomes[job.name] = Outcome(job, "cached", record["seconds"])
     to_run = [job for job in selected if job.name not in outcomes]
     done_before = sum(job.name in outcomes for job in cells)
-    say(f"study {config.name}: {len(cells)} cells ({len(to_run)} to run, {done_before} done before, "
+    say(
+        f"study {config.name}: {len(cells)} cells ({len(to_run)} to run, {done_before} done before, "
         f"{len(cells) - len(to_run) - done_before} not selected), {workers} worker(s)"
         + (f", cells on {type(backend).__name__}" if backend else "")
-        + f"\n  runs: {layout.run_dir}\n  parameters: {layout.params_dir}")
+        + f"\n  runs: {layout.run_dir}\n  parameters: {layout.params_dir}"
+    )
     if dry_run:
         for job in (explore, prepare, *cells):
             if job.name in outcomes:
@@ -201,8 +210,12 @@ def run_study(config: StudyConfig, out: str | Path = PROJ_ROOT, notebooks: str |
             outcomes[analysis.name] = Outcome(analysis, "cached", record["seconds"])
         elif finished:
             outcomes[analysis.name] = Outcome(analysis, "pending", error="running")
-            write_manifest(config, _ordered(outcomes, explore, prepare, cells, analysis), layout.manifest,
-                           time.monotonic() - started)
+            write_manifest(
+                config,
+                _ordered(outcomes, explore, prepare, cells, analysis),
+                layout.manifest,
+                time.monotonic() - started,
+            )
             outcomes[analysis.name] = progress.run(local, [analysis])[0]
         else:
             outcomes[analysis.name] = Outcome(analysis, "pending", error="no cell has finished")
@@ -247,6 +260,8 @@ def summary_table(run: StudyRun) -> str:
             lines.append(f"{o.job.name:<{width}}  {o.status:<8} {o.seconds / 60:>7.1f}")
     cells = [o for o in run.outcomes if o.job.cell is not None]
     counts = {status: sum(o.status == status for o in cells) for status in ("done", "cached", "failed", "pending")}
-    lines.append(f"cells: {counts['done']} ran, {counts['cached']} done before, {counts['failed']} failed, "
-                 f"{counts['pending']} not run; wall time {run.seconds / 60:.1f} min")
+    lines.append(
+        f"cells: {counts['done']} ran, {counts['cached']} done before, {counts['failed']} failed, "
+        f"{counts['pending']} not run; wall time {run.seconds / 60:.1f} min"
+    )
     return "\n".join(lines)

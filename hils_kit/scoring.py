@@ -43,8 +43,15 @@ def eval_mode(model):
         model.train(was_training)
 
 
-def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = "paper",
-                         batch_size: int = 8, desc: str = "scoring", bf16: bool | None = None) -> np.ndarray:
+def letter_probabilities(
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    template: str = "paper",
+    batch_size: int = 8,
+    desc: str = "scoring",
+    bf16: bool | None = None,
+) -> np.ndarray:
     """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
 
     ``bf16``: score an fp32 model under bf16 autocast; ``None`` (default) does so where the device computes
@@ -67,17 +74,21 @@ def letter_probabilities(model, tokenizer, table: pd.DataFrame, template: str = 
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
     with torch.inference_mode(), eval_mode(model), autocast, progress_bar(total=len(encoded), desc=desc) as bar:
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             longest = max(len(encoded[i]) for i in idx)
             ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
             mask = torch.zeros((len(idx), longest), dtype=torch.long)
             for row, i in enumerate(idx):
                 seq = encoded[i]
-                ids[row, longest - len(seq):] = torch.tensor(seq)
-                mask[row, longest - len(seq):] = 1
+                ids[row, longest - len(seq) :] = torch.tensor(seq)
+                mask[row, longest - len(seq) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                        position_ids=positions.to(device), logits_to_keep=1)
+            out = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=1,
+            )
             last = out.logits[:, -1, :].float().cpu()
             logits_out[idx] = last[:, letter_ids].double().numpy()
             bar.update(len(idx))
@@ -100,8 +111,14 @@ def predict(scores: np.ndarray) -> np.ndarray:
     return np.array(list(LETTERS))[filled.argmax(axis=1)]
 
 
-def per_option_losses(model, tokenizer, table: pd.DataFrame, template: str = "paper",
-                      batch_size: int = 8, desc: str = "per-option scoring") -> np.ndarray:
+def per_option_losses(
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    template: str = "paper",
+    batch_size: int = 8,
+    desc: str = "per-option scoring",
+) -> np.ndarray:
     """The paper's scorer: mean token cross-entropy of ``prompt + letter`` for every option of every question.
 
     As in the paper's ``inference.py``: each option letter is appended to the prompt, every
@@ -133,15 +150,18 @@ def per_option_losses(model, tokenizer, table: pd.DataFrame, template: str = "pa
     return losses
 
 
-def probabilities_from_losses(losses: np.ndarray, tokenizer, table: pd.DataFrame, template: str = "paper") -> np.ndarray:
+def probabilities_from_losses(
+    losses: np.ndarray, tokenizer, table: pd.DataFrame, template: str = "paper"
+) -> np.ndarray:
     """Normalised letter probabilities implied by :func:`per_option_losses`, comparable to :func:`letter_probabilities`.
 
     A mean loss times the number of tokens predicted is the sequence's total loss; its prompt part is the
     same for every option, so ``softmax(-(tokens predicted) × mean loss)`` over the options is
     ``P(letter | prompt)`` restricted to the options.
     """
-    predicted = np.array([len(tokenizer(p + format_completion("A"))["input_ids"]) - 1
-                          for p in prompts_of(table, template)], dtype=float)
+    predicted = np.array(
+        [len(tokenizer(p + format_completion("A"))["input_ids"]) - 1 for p in prompts_of(table, template)], dtype=float
+    )
     logp = -losses * predicted[:, None]
     logp = logp - np.nanmax(logp, axis=1, keepdims=True)
     probs = np.exp(logp)

@@ -31,11 +31,15 @@ from scipy import stats
 def _paired_vectors(a, b, what: str) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"{what}: need two equal-length, non-empty 1-D arrays over the same questions "
-                         f"(got shapes {a.shape} and {b.shape})")
+        raise ValueError(
+            f"{what}: need two equal-length, non-empty 1-D arrays over the same questions "
+            f"(got shapes {a.shape} and {b.shape})"
+        )
     if np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError(f"{what}: NaN at question {int((np.isnan(a) | np.isnan(b)).argmax())}; "
-                         "drop that question from both systems first")
+        raise ValueError(
+            f"{what}: NaN at question {int((np.isnan(a) | np.isnan(b)).argmax())}; "
+            "drop that question from both systems first"
+        )
     return a, b
 
 
@@ -53,13 +57,21 @@ def mcnemar_exact(correct_a, correct_b, paired_over: str = "questions") -> dict:
     a, b = a.astype(bool), b.astype(bool)
     a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
     p = stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"test": "McNemar exact", "paired_over": paired_over, "n": len(a),
-            "difference": float(a.mean() - b.mean()), "a_only": a_only, "b_only": b_only,
-            "statistic": min(a_only, b_only), "p_value": float(p)}
+    return {
+        "test": "McNemar exact",
+        "paired_over": paired_over,
+        "n": len(a),
+        "difference": float(a.mean() - b.mean()),
+        "a_only": a_only,
+        "b_only": b_only,
+        "statistic": min(a_only, b_only),
+        "p_value": float(p),
+    }
 
 
-def sign_flip_test(values_a, values_b, n_resamples: int = 10_000, seed: int = 0, exact_up_to: int = 16,
-                   paired_over: str = "questions") -> dict:
+def sign_flip_test(
+    values_a, values_b, n_resamples: int = 10_000, seed: int = 0, exact_up_to: int = 16, paired_over: str = "questions"
+) -> dict:
     """Paired sign-flip permutation test of mean(A - B) = 0 for a continuous per-question score.
 
     The statistic is |sum of differences|; zero differences do not change it and are left out of the
@@ -87,25 +99,33 @@ def sign_flip_test(values_a, values_b, n_resamples: int = 10_000, seed: int = 0,
             signs = rng.choice((-1.0, 1.0), size=(min(1000, n_resamples - start), len(nonzero)))
             hits += int((np.abs(signs @ nonzero) >= observed - tolerance).sum())
         p, method = (1 + hits) / (1 + n_resamples), f"Monte Carlo ({n_resamples} sign patterns, seed {seed})"
-    return {"test": "sign-flip permutation", "paired_over": paired_over, "n": len(diff),
-            "difference": float(diff.mean()), "statistic": float(diff.mean()), "p_value": min(1.0, p),
-            "method": method}
+    return {
+        "test": "sign-flip permutation",
+        "paired_over": paired_over,
+        "n": len(diff),
+        "difference": float(diff.mean()),
+        "statistic": float(diff.mean()),
+        "p_value": min(1.0, p),
+        "method": method,
+    }
 
 
 def _as_matrix(values, name: str) -> np.ndarray:
     matrix = np.asarray(values, dtype=float)
     matrix = matrix[:, None] if matrix.ndim == 1 else matrix
     if matrix.ndim != 2 or matrix.size == 0:
-        raise ValueError(f"{name}: need a questions × replicates matrix (or one value per question), "
-                         f"got shape {np.shape(values)}")
+        raise ValueError(
+            f"{name}: need a questions × replicates matrix (or one value per question), got shape {np.shape(values)}"
+        )
     if np.isnan(matrix).any():
         row, col = np.argwhere(np.isnan(matrix))[0]
         raise ValueError(f"{name}: NaN at question {row}, replicate {col}")
     return matrix
 
 
-def replicate_bootstrap_difference(values_a, values_b, n_resamples: int = 2000, seed: int = 0,
-                                   level: float = 0.95) -> dict:
+def replicate_bootstrap_difference(
+    values_a, values_b, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Mean of A minus mean of B with a percentile bootstrap interval over questions and replicates.
 
     ``values_a`` and ``values_b`` are questions × replicates matrices (rows: the same questions in the same
@@ -134,10 +154,18 @@ def replicate_bootstrap_difference(values_a, values_b, n_resamples: int = 2000, 
     resampled = resampled_means(a) - resampled_means(b)
     tail = (1 - level) / 2 * 100
     ci = [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
-    return {"test": "bootstrap interval", "paired_over": "questions (resampled jointly), replicates "
-            "(resampled within each system)", "n": n, "replicates_a": a.shape[1], "replicates_b": b.shape[1],
-            "difference": float(a.mean() - b.mean()), "ci": ci, "level": level, "resamples": n_resamples,
-            "seed": seed}
+    return {
+        "test": "bootstrap interval",
+        "paired_over": "questions (resampled jointly), replicates (resampled within each system)",
+        "n": n,
+        "replicates_a": a.shape[1],
+        "replicates_b": b.shape[1],
+        "difference": float(a.mean() - b.mean()),
+        "ci": ci,
+        "level": level,
+        "resamples": n_resamples,
+        "seed": seed,
+    }
 
 
 def holm_adjust(p_values) -> np.ndarray:

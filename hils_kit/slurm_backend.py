@@ -38,10 +38,15 @@ def slurm_parameters(cluster: ClusterConfig, gpus: int) -> dict:
     for key in ("time_min", "cpus_per_cell"):
         if getattr(cluster, key) < 1:
             raise ValueError(f"cluster.{key} should be at least 1, got {getattr(cluster, key)}")
-    parameters = {"name": "hils-cell", "timeout_min": cluster.time_min, "cpus_per_task": cluster.cpus_per_cell,
-                  "gpus_per_node": cluster.gpus_per_cell if cluster.gpus_per_cell is not None else gpus,
-                  "mem_gb": cluster.mem_gb, "slurm_partition": cluster.partition,
-                  "slurm_additional_parameters": dict(cluster.additional) or None}
+    parameters = {
+        "name": "hils-cell",
+        "timeout_min": cluster.time_min,
+        "cpus_per_task": cluster.cpus_per_cell,
+        "gpus_per_node": cluster.gpus_per_cell if cluster.gpus_per_cell is not None else gpus,
+        "mem_gb": cluster.mem_gb,
+        "slurm_partition": cluster.partition,
+        "slurm_additional_parameters": dict(cluster.additional) or None,
+    }
     if cluster.array_parallelism:
         parameters["slurm_array_parallelism"] = cluster.array_parallelism
     return {key: value for key, value in parameters.items() if value is not None}
@@ -50,8 +55,9 @@ def slurm_parameters(cluster: ClusterConfig, gpus: int) -> dict:
 class SlurmExecutor:
     """Submits cells to SLURM with submitit and polls them until each ends."""
 
-    def __init__(self, cluster: ClusterConfig, folder: str | Path, submitit_cluster: str = "slurm",
-                 poll_seconds: float = 1.0):
+    def __init__(
+        self, cluster: ClusterConfig, folder: str | Path, submitit_cluster: str = "slurm", poll_seconds: float = 1.0
+    ):
         try:
             import submitit
         except ImportError:
@@ -88,8 +94,12 @@ class SlurmExecutor:
                     try:
                         returncode, seconds = task.result()
                     except UncompletedJobError as err:  # killed, timed out, preempted, node failure
-                        events.ended(job, 1, time.monotonic() - submitted,
-                                     f"SLURM job {task.job_id} did not complete: {str(err).splitlines()[0]}")
+                        events.ended(
+                            job,
+                            1,
+                            time.monotonic() - submitted,
+                            f"SLURM job {task.job_id} did not complete: {str(err).splitlines()[0]}",
+                        )
                     else:
                         events.ended(job, returncode, seconds)
         except KeyboardInterrupt:

@@ -36,8 +36,9 @@ def _stratified_fold_ids(table: pd.DataFrame, k: int, seed: int, stratify: str |
     return folds
 
 
-def train_test_split(table: pd.DataFrame, test_size: float | int = 0.2, seed: int = 0,
-                     stratify: str | None = "category") -> dict:
+def train_test_split(
+    table: pd.DataFrame, test_size: float | int = 0.2, seed: int = 0, stratify: str | None = "category"
+) -> dict:
     """Split ids into ``train`` and ``test``, stratified by ``stratify`` (a column, or None).
 
     ``test_size`` is a share (0-1) or a count; each category contributes in proportion.
@@ -73,8 +74,14 @@ def kfold(table: pd.DataFrame, k: int = 4, seed: int = 0, stratify: str | None =
     folds = _stratified_fold_ids(table, k, seed, stratify)
     ids = table["id"].astype(str).to_numpy()
     return [
-        {"seed": seed, "stratify": stratify, "fold": f, "k": k, "train": ids[folds != f].tolist(),
-         "test": ids[folds == f].tolist()}
+        {
+            "seed": seed,
+            "stratify": stratify,
+            "fold": f,
+            "k": k,
+            "train": ids[folds != f].tolist(),
+            "test": ids[folds == f].tolist(),
+        }
         for f in range(k)
     ]
 

@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import difflib
 import json
-
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,11 +29,22 @@ from pathlib import Path
 
 import yaml
 
-from hils_kit.contract import (LABEL_SCENARIOS, NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, SCENARIO, STRATEGIES,
-                               STRATEGY,
-                               AnalysisParams, CellParams, ExplorationParams, PrepareParams, build,
-                               strategy_scenarios)
 from hils_kit.categories import SEARCHES, TEXTS
+from hils_kit.contract import (
+    LABEL_SCENARIOS,
+    NEEDS_CATEGORY,
+    NEEDS_DIFFICULTY,
+    PAPER_STRATEGIES,
+    SCENARIO,
+    STRATEGIES,
+    STRATEGY,
+    AnalysisParams,
+    CellParams,
+    ExplorationParams,
+    PrepareParams,
+    build,
+    strategy_scenarios,
+)
 from hils_kit.labels import label_layout
 from hils_kit.leakage import ON_OVERLAP
 from hils_kit.loaders import DATASETS, FORMATS
@@ -71,15 +81,17 @@ class ClusterConfig:
 
     partition: str | None = field(default=None, metadata={"help": "SLURM partition (the cluster's default if null)"})
     time_min: int = field(default=240, metadata={"help": "time limit of one cell, in minutes"})
-    gpus_per_cell: int | None = field(default=None, metadata={
-        "help": "GPUs per cell; null: 1 for presets that need CUDA (4bit), 0 for the others"})
+    gpus_per_cell: int | None = field(
+        default=None, metadata={"help": "GPUs per cell; null: 1 for presets that need CUDA (4bit), 0 for the others"}
+    )
     cpus_per_cell: int = field(default=4, metadata={"help": "CPUs per cell"})
-    mem_gb: int | None = field(default=None, metadata={"help": "memory per cell in GB (the partition's default if "
-                                                               "null)"})
-    array_parallelism: int = field(default=0, metadata={"help": "cells of the job array running at once; 0 = no "
-                                                                "limit"})
-    additional: dict = field(default_factory=dict, metadata={"help": "other sbatch options, e.g. {account: lab, "
-                                                                     "qos: normal}"})
+    mem_gb: int | None = field(
+        default=None, metadata={"help": "memory per cell in GB (the partition's default if null)"}
+    )
+    array_parallelism: int = field(default=0, metadata={"help": "cells of the job array running at once; 0 = no limit"})
+    additional: dict = field(
+        default_factory=dict, metadata={"help": "other sbatch options, e.g. {account: lab, qos: normal}"}
+    )
 
 
 @dataclass
@@ -89,60 +101,100 @@ class StudyConfig:
     name: str = field(default="default", metadata={"help": "study name, used for folder names"})
     description: str = field(default="", metadata={"help": "one paragraph shown at the top of the report"})
     # Models
-    models: list[str] = field(default_factory=lambda: ["smollm2"],
-                              metadata={"help": "kit model names, local folders or hub ids"})
-    preset: str | dict[str, str] = field(default="smollm2-cpu",
-                                         metadata={"help": "training preset, or a mapping model -> preset"})
+    models: list[str] = field(
+        default_factory=lambda: ["smollm2"], metadata={"help": "kit model names, local folders or hub ids"}
+    )
+    preset: str | dict[str, str] = field(
+        default="smollm2-cpu", metadata={"help": "training preset, or a mapping model -> preset"}
+    )
     train_overrides: dict = field(default_factory=dict, metadata={"help": "TrainConfig fields to override"})
     # Data
     train_data: str = field(default="medmcqa", metadata={"help": "training data set name or file"})
     train_format: str | None = field(default=None, metadata={"help": "loader format of train_data (detected if null)"})
-    split: SplitConfig = field(default_factory=SplitConfig,
-                               metadata={"help": "{kind: holdout, test_fraction, seed} or {kind: kfold, k, seed, "
-                                                 "include_full}"})
+    split: SplitConfig = field(
+        default_factory=SplitConfig,
+        metadata={"help": "{kind: holdout, test_fraction, seed} or {kind: kfold, k, seed, include_full}"},
+    )
     train_limit: int = field(default=64, metadata={"help": "questions sampled from each training part; 0 = all"})
-    test_sets: list[str] = field(default_factory=lambda: ["medqa", "mmlu_medical"],
-                                 metadata={"help": "external test sets (names or files)"})
+    test_sets: list[str] = field(
+        default_factory=lambda: ["medqa", "mmlu_medical"], metadata={"help": "external test sets (names or files)"}
+    )
     test_limit: int = field(default=60, metadata={"help": "questions sampled from each test set; 0 = all"})
-    on_overlap: str = field(default="drop", metadata={
-        "help": "test questions that also appear among the training or labelling questions (normalised text): "
-                "drop (counted in each cell's results.json) or error"})
+    on_overlap: str = field(
+        default="drop",
+        metadata={
+            "help": "test questions that also appear among the training or labelling questions (normalised text): "
+            "drop (counted in each cell's results.json) or error"
+        },
+    )
     # Labels
-    scenarios: list[str] = field(default_factory=lambda: ["llm"],
-                                 metadata={"help": f"any of {', '.join(LABEL_SCENARIOS)}"})
-    difficulty_models: list[str] = field(default_factory=lambda: ["smollm2"],
-                                         metadata={"help": "scoring models for LLM difficulty"})
-    difficulty_file: str | None = field(default=None, metadata={
-        "help": "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"})
+    scenarios: list[str] = field(
+        default_factory=lambda: ["llm"], metadata={"help": f"any of {', '.join(LABEL_SCENARIOS)}"}
+    )
+    difficulty_models: list[str] = field(
+        default_factory=lambda: ["smollm2"], metadata={"help": "scoring models for LLM difficulty"}
+    )
+    difficulty_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"
+        },
+    )
     debias: bool = field(default=True, metadata={"help": "average over option rotations to remove the letter bias"})
-    cluster_encoder: str = field(default="minilm", metadata={
-        "help": "sentence encoder of the llm_clusters categories (minilm, a sentence-transformers folder, a hub id)"})
+    cluster_encoder: str = field(
+        default="minilm",
+        metadata={
+            "help": "sentence encoder of the llm_clusters categories (minilm, a sentence-transformers folder, a hub id)"
+        },
+    )
     cluster_text: str = field(default="question", metadata={"help": "question or question_options"})
-    cluster_search: str = field(default="scaled", metadata={
-        "help": "scaled (ranges scaled to the data, 30 trials) or paper (Table 4 ranges, 100 trials)"})
+    cluster_search: str = field(
+        default="scaled",
+        metadata={"help": "scaled (ranges scaled to the data, 30 trials) or paper (Table 4 ranges, 100 trials)"},
+    )
     cluster_trials: int | None = field(default=None, metadata={"help": "search trials; null: the search's own"})
     # Orderings
-    strategies: list[str] = field(default_factory=lambda: list(PAPER_STRATEGIES),
-                                  metadata={"help": f"any of {', '.join(STRATEGIES)}"})
-    variant: str = field(default="strict", metadata={
-        "help": f"difficulty variant: {', '.join(STUDY_VARIANTS)} (paper: strict order, then tiered orders)"})
+    strategies: list[str] = field(
+        default_factory=lambda: list(PAPER_STRATEGIES), metadata={"help": f"any of {', '.join(STRATEGIES)}"}
+    )
+    variant: str = field(
+        default="strict",
+        metadata={"help": f"difficulty variant: {', '.join(STUDY_VARIANTS)} (paper: strict order, then tiered orders)"},
+    )
     rounds: int = field(default=3, metadata={"help": "interleaving rounds per category"})
-    category_order: str | list[str] = field(default="size", metadata={
-        "help": f"order of the categories: {', '.join(CATEGORY_ORDERS)} or a list of categories"})
-    balance_letters: bool = field(default=False, metadata={
-        "help": "rotate the options of every training question so the gold letters are balanced and spread along "
-                "the order (the order of the questions is unchanged): removes the letter-prior confound"})
-    probe_questions: int = field(default=16, metadata={
-        "help": "held-out questions scored every probe_every steps for the learning curves (0: no curves)"})
-    probe_every: int = field(default=0, metadata={"help": "optimizer steps between probe scorings; 0: ~10 % of "
-                                                         "training"})
-    replicates: int = field(default=1, metadata={
-        "help": "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"})
+    category_order: str | list[str] = field(
+        default="size",
+        metadata={"help": f"order of the categories: {', '.join(CATEGORY_ORDERS)} or a list of categories"},
+    )
+    balance_letters: bool = field(
+        default=False,
+        metadata={
+            "help": "rotate the options of every training question so the gold letters are balanced and spread along "
+            "the order (the order of the questions is unchanged): removes the letter-prior confound"
+        },
+    )
+    probe_questions: int = field(
+        default=16,
+        metadata={"help": "held-out questions scored every probe_every steps for the learning curves (0: no curves)"},
+    )
+    probe_every: int = field(
+        default=0, metadata={"help": "optimizer steps between probe scorings; 0: ~10 % of training"}
+    )
+    replicates: int = field(
+        default=1,
+        metadata={
+            "help": "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"
+        },
+    )
     # Execution (not part of any notebook's parameters, so changing it reruns nothing)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig,
-                                   metadata={"help": "SLURM settings of --backend slurm: partition, time_min, "
-                                                     "gpus_per_cell, cpus_per_cell, mem_gb, array_parallelism, "
-                                                     "additional"})
+    cluster: ClusterConfig = field(
+        default_factory=ClusterConfig,
+        metadata={
+            "help": "SLURM settings of --backend slurm: partition, time_min, "
+            "gpus_per_cell, cpus_per_cell, mem_gb, array_parallelism, "
+            "additional"
+        },
+    )
 
     def preset_for(self, model: str) -> str:
         return self.preset[model] if isinstance(self.preset, dict) else self.preset
@@ -169,8 +221,9 @@ class Cell:
 def study_from_dict(data: dict, source: str = "study") -> StudyConfig:
     """Validate a mapping into a :class:`StudyConfig`; errors name ``source`` and the key."""
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: the top level must be a mapping (name: ..., models: [...]), "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"{source}: the top level must be a mapping (name: ..., models: [...]), got {type(data).__name__}"
+        )
     try:
         config = build(StudyConfig, data)
     except (KeyError, TypeError) as err:
@@ -178,9 +231,12 @@ def study_from_dict(data: dict, source: str = "study") -> StudyConfig:
     problems = _problems(config)
     if config.split.kind in SPLIT_KINDS:
         given = data.get("split") or {}
-        problems += [f"'split.{key}' does not apply to kind {config.split.kind} "
-                     f"(its keys: {', '.join(SPLIT_KINDS[config.split.kind])})"
-                     for key in given if key not in SPLIT_KINDS[config.split.kind]]
+        problems += [
+            f"'split.{key}' does not apply to kind {config.split.kind} "
+            f"(its keys: {', '.join(SPLIT_KINDS[config.split.kind])})"
+            for key in given
+            if key not in SPLIT_KINDS[config.split.kind]
+        ]
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
     return config
@@ -216,8 +272,10 @@ def load_study(path: str | Path) -> StudyConfig:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
     if data is None or data == {}:
-        raise ValueError(f"{path}: the study file is empty (or only comments); give at least 'models' and "
-                         f"'strategies' (see params/studies/default.yaml), or run `hils study default`")
+        raise ValueError(
+            f"{path}: the study file is empty (or only comments); give at least 'models' and "
+            f"'strategies' (see params/studies/default.yaml), or run `hils study default`"
+        )
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     config = study_from_dict(data, source=str(path))
@@ -294,8 +352,10 @@ def _problems(c: StudyConfig) -> list[str]:
     if c.train_format is not None and c.train_format not in FORMATS:
         out.append(f"'train_format' {c.train_format!r} should be one of {', '.join(FORMATS)} (or null to detect it)")
     elif c.train_format in ("csv", "jsonl"):
-        out.append(f"'train_format' {c.train_format!r} needs a column mapping, which a study cannot give; convert "
-                   f"the file first: hils data validate FILE --format {c.train_format} --map ... -o train.csv")
+        out.append(
+            f"'train_format' {c.train_format!r} needs a column mapping, which a study cannot give; convert "
+            f"the file first: hils data validate FILE --format {c.train_format} --map ... -o train.csv"
+        )
     if {"llm", "llm_clusters"} & set(c.scenarios) and not (c.difficulty_models or c.difficulty_file):
         out.append("LLM scenarios need 'difficulty_models' or a 'difficulty_file'")
     labels = [dataset_label(s) for s in [c.train_data, *c.test_sets]]
@@ -311,15 +371,19 @@ def _category_order_problems(c: StudyConfig) -> list[str]:
             return []
         return [f"'category_order' {order!r} should be one of {', '.join(CATEGORY_ORDERS)} or a list of categories"]
     if not order:
-        return [f"'category_order' is an empty list; give every category of the data, or one of "
-                f"{', '.join(CATEGORY_ORDERS)}"]
+        return [
+            f"'category_order' is an empty list; give every category of the data, or one of "
+            f"{', '.join(CATEGORY_ORDERS)}"
+        ]
     repeated = sorted({name for name in order if order.count(name) > 1})
     if repeated:
         return [f"'category_order' repeats {repeated}"]
     clusters = [s for s in c.scenarios if s.endswith("_clusters")]
     if clusters and any(s in NEEDS_CATEGORY for s in c.strategies):
-        return [f"'category_order' is a list of categories, but scenario {clusters[0]!r} orders by text clusters "
-                f"(numbered anew each study); use one of {', '.join(CATEGORY_ORDERS)}"]
+        return [
+            f"'category_order' is a list of categories, but scenario {clusters[0]!r} orders by text clusters "
+            f"(numbered anew each study); use one of {', '.join(CATEGORY_ORDERS)}"
+        ]
     return []
 
 
@@ -332,8 +396,10 @@ def _setting_problems(config: TrainConfig) -> list[str]:
         known = [o.value for o in OptimizerNames]
         if config.optim not in known:
             close = difflib.get_close_matches(config.optim, known, n=3) or ["adamw_torch", "paged_adamw_8bit"]
-            out.append(f"'optim' {config.optim!r} is not a transformers optimiser (did you mean "
-                       f"{' or '.join(close)}? all names: transformers.training_args.OptimizerNames)")
+            out.append(
+                f"'optim' {config.optim!r} is not a transformers optimiser (did you mean "
+                f"{' or '.join(close)}? all names: transformers.training_args.OptimizerNames)"
+            )
     return out
 
 
@@ -356,14 +422,18 @@ def source_problems(c: StudyConfig) -> list[str]:
                 out.append(f"'{key}' {model!r}: {problem}")
     for key, source in [("train_data", c.train_data)] + [(f"test_sets[{i}]", s) for i, s in enumerate(c.test_sets)]:
         if source not in DATASETS and not Path(source).exists():
-            out.append(f"'{key}' {source!r} is neither a kit data set ({', '.join(DATASETS)}) nor an existing file "
-                       f"(relative paths are read from {Path.cwd()})")
+            out.append(
+                f"'{key}' {source!r} is neither a kit data set ({', '.join(DATASETS)}) nor an existing file "
+                f"(relative paths are read from {Path.cwd()})"
+            )
     if c.difficulty_file is not None:
         out += _difficulty_file_problems(c.difficulty_file)
     train_found = c.train_data in DATASETS or Path(c.train_data).exists()
     if "human" in c.scenarios and train_found and not has_examinee_shares(c.train_data):
-        out.append(f"'scenarios' has 'human', but 'train_data' {c.train_data!r} has no examinee shares "
-                   f"(columns {', '.join(PCT_COLUMNS[:5])} or human_p_correct); use scenarios [llm]")
+        out.append(
+            f"'scenarios' has 'human', but 'train_data' {c.train_data!r} has no examinee shares "
+            f"(columns {', '.join(PCT_COLUMNS[:5])} or human_p_correct); use scenarios [llm]"
+        )
     if not isinstance(c.category_order, str) and train_found and not out and not _category_order_problems(c):
         out += _category_coverage_problems(c)
     return out
@@ -397,8 +467,10 @@ def _difficulty_file_problems(file: str) -> list[str]:
     except ValueError as err:
         return [f"'difficulty_file' {file!r}: {err}"]
     if layout == "id" and "difficulty" not in header:
-        return [f"'difficulty_file' {file!r} needs columns id,difficulty (or the authors' Index,llm_difficulty); "
-                f"its header is {', '.join(header) or 'empty'}"]
+        return [
+            f"'difficulty_file' {file!r} needs columns id,difficulty (or the authors' Index,llm_difficulty); "
+            f"its header is {', '.join(header) or 'empty'}"
+        ]
     return []
 
 
@@ -438,20 +510,27 @@ def _category_coverage_problems(c: StudyConfig) -> list[str]:
         return []  # the loader's own error is reported when notebook 01 reads the data
     missing = sorted(categories - set(c.category_order))
     if missing:
-        return [f"'category_order' lacks {len(missing)} of the {len(categories)} categories of "
-                f"{c.train_data!r}: {missing[:5]}"]
+        return [
+            f"'category_order' lacks {len(missing)} of the {len(categories)} categories of "
+            f"{c.train_data!r}: {missing[:5]}"
+        ]
     return []
 
 
 def _absolute_data_paths(c: StudyConfig) -> StudyConfig:
     """``c`` with relative data file paths made absolute (kit data set names stay names)."""
+
     def absolute(source: str | None) -> str | None:
         if source is None or source in DATASETS and not Path(source).exists():
             return source
         return os.path.abspath(source)
 
-    return dataclasses.replace(c, train_data=absolute(c.train_data), test_sets=[absolute(s) for s in c.test_sets],
-                               difficulty_file=absolute(c.difficulty_file))
+    return dataclasses.replace(
+        c,
+        train_data=absolute(c.train_data),
+        test_sets=[absolute(s) for s in c.test_sets],
+        difficulty_file=absolute(c.difficulty_file),
+    )
 
 
 # ----------------------------------------------------------------------------- cells and parts
@@ -490,8 +569,11 @@ def expand_cells(config: StudyConfig) -> list[Cell]:
 
     A strategy runs once per distinct set of labels it uses (:func:`strategy_scenarios`), not once per scenario.
     """
-    pairs = [(scenario, strategy) for strategy in config.strategies
-             for scenario in strategy_scenarios(strategy, config.scenarios)]
+    pairs = [
+        (scenario, strategy)
+        for strategy in config.strategies
+        for scenario in strategy_scenarios(strategy, config.scenarios)
+    ]
     return [
         Cell(model, scenario, strategy, part, replicate)
         for model in config.models
@@ -516,22 +598,38 @@ def test_file(prepare_dir: str | Path, part: str, label: str) -> Path:
 
 def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> ExplorationParams:
     """Parameters of ``01_data_exploration``."""
-    return ExplorationParams(study=config.name, train_data=config.train_data, train_format=config.train_format,
-                             compare_with=list(config.test_sets), tokenizer_model=config.models[0],
-                             out_dir=str(out_dir))
+    return ExplorationParams(
+        study=config.name,
+        train_data=config.train_data,
+        train_format=config.train_format,
+        compare_with=list(config.test_sets),
+        tokenizer_model=config.models[0],
+        out_dir=str(out_dir),
+    )
 
 
 def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:
     """Parameters of ``02_difficulty_labeling``; ``parts`` maps each training part to its test set labels."""
     return PrepareParams(
-        study=config.name, train_data=config.train_data, train_format=config.train_format,
-        split=config.split.as_params(), train_limit=config.train_limit, test_sets=list(config.test_sets),
-        test_limit=config.test_limit, scenarios=list(config.scenarios),
-        difficulty_models=list(config.difficulty_models), difficulty_file=config.difficulty_file,
-        debias=config.debias, parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
-        cluster_encoder=config.cluster_encoder, cluster_text=config.cluster_text,
-        cluster_search=config.cluster_search, cluster_trials=config.cluster_trials,
-        on_overlap=config.on_overlap, prepare_dir=str(prepare_dir))
+        study=config.name,
+        train_data=config.train_data,
+        train_format=config.train_format,
+        split=config.split.as_params(),
+        train_limit=config.train_limit,
+        test_sets=list(config.test_sets),
+        test_limit=config.test_limit,
+        scenarios=list(config.scenarios),
+        difficulty_models=list(config.difficulty_models),
+        difficulty_file=config.difficulty_file,
+        debias=config.debias,
+        parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
+        cluster_encoder=config.cluster_encoder,
+        cluster_text=config.cluster_text,
+        cluster_search=config.cluster_search,
+        cluster_trials=config.cluster_trials,
+        on_overlap=config.on_overlap,
+        prepare_dir=str(prepare_dir),
+    )
 
 
 def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:
@@ -549,24 +647,43 @@ def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:
     if config.variant != "paper":
         return {"variant": config.variant, "order_seed": cell.replicate, "train_seed": base + cell.replicate}
     uses_difficulty = STRATEGY[cell.strategy].uses_difficulty
-    return {"variant": "tiers" if cell.replicate and uses_difficulty else "strict",
-            "order_seed": PAPER_ORDER_SEEDS[cell.replicate], "train_seed": base + cell.replicate}
+    return {
+        "variant": "tiers" if cell.replicate and uses_difficulty else "strict",
+        "order_seed": PAPER_ORDER_SEEDS[cell.replicate],
+        "train_seed": base + cell.replicate,
+    }
 
 
 def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, out_dir: str | Path) -> CellParams:
     """Parameters of ``03_train_evaluate`` for one cell."""
     return CellParams(
-        study=config.name, cell_id=cell.id, model=cell.model, preset=config.preset_for(cell.model),
-        train_overrides=dict(config.train_overrides), strategy=cell.strategy, rounds=config.rounds,
-        category_order=config.category_order, scenario=cell.scenario, balance_letters=config.balance_letters,
-        probe_questions=config.probe_questions, probe_every=config.probe_every,
-        replicate=cell.replicate, part=cell.part,
-        prepare_dir=str(prepare_dir), test_sets=part_test_sets(config, cell.part), out_dir=str(out_dir),
-        **replicate_seeds(config, cell))
+        study=config.name,
+        cell_id=cell.id,
+        model=cell.model,
+        preset=config.preset_for(cell.model),
+        train_overrides=dict(config.train_overrides),
+        strategy=cell.strategy,
+        rounds=config.rounds,
+        category_order=config.category_order,
+        scenario=cell.scenario,
+        balance_letters=config.balance_letters,
+        probe_questions=config.probe_questions,
+        probe_every=config.probe_every,
+        replicate=cell.replicate,
+        part=cell.part,
+        prepare_dir=str(prepare_dir),
+        test_sets=part_test_sets(config, cell.part),
+        out_dir=str(out_dir),
+        **replicate_seeds(config, cell),
+    )
 
 
 def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> AnalysisParams:
     """Parameters of ``04_analysis``."""
     scored = any(SCENARIO[s].difficulty == "llm" for s in config.scenarios) and not config.difficulty_file
-    return AnalysisParams(study=config.name, run_dir=str(run_dir), out_dir=str(out_dir),
-                          difficulty_models=list(config.difficulty_models) if scored else [])
+    return AnalysisParams(
+        study=config.name,
+        run_dir=str(run_dir),
+        out_dir=str(out_dir),
+        difficulty_models=list(config.difficulty_models) if scored else [],
+    )

@@ -50,7 +50,7 @@ def tier_codes(values, thresholds=None) -> np.ndarray:
 
 
 def tier_names(difficulty: pd.Series, thresholds=None) -> pd.Series:
-    """"easy"/"medium"/"hard" per question (the labelled :func:`tier_codes`); NaN difficulty gives NaN."""
+    """ "easy"/"medium"/"hard" per question (the labelled :func:`tier_codes`); NaN difficulty gives NaN."""
     d = pd.to_numeric(pd.Series(difficulty), errors="coerce")
     cuts = resolve_thresholds(thresholds, d)
     known = d.dropna()

@@ -42,8 +42,8 @@ from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_r
 from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
 from hils_kit.progress import in_notebook
-from hils_kit.provenance import git_revision, library_versions
 from hils_kit.prompts import format_completion, format_prompt
+from hils_kit.provenance import git_revision, library_versions
 
 # transformers 5.2 added TrainingArguments.train_sampling_strategy; before it, the sampler is overridden
 HAS_SAMPLING_FLAG = Version(transformers.__version__) >= Version("5.2.0")
@@ -69,11 +69,14 @@ class CompletionSFTTrainer(SFTTrainer):
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = labels[:, 1:] != -100  # the logit at position p predicts the token at p + 1
         targets = labels[:, 1:][keep[:, :-1]]
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False,
-                        logits_to_keep=keep)
+        outputs = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False, logits_to_keep=keep
+        )
         logits = outputs.logits.float()
         n_items = targets.numel() if num_items_in_batch is None else num_items_in_batch
-        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(n_items).clamp(min=1)
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(n_items).clamp(
+            min=1
+        )
         mode = "train" if model.training else "eval"
         with torch.no_grad():
             self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets).float().mean().item())
@@ -127,12 +130,14 @@ def build_dataset(table: pd.DataFrame, template: str = "paper"):
         raise ValueError(f"the question table lacks column(s) {', '.join(missing)}")
     if len(table) == 0:
         raise ValueError("the question table is empty: nothing to train on")
-    return datasets.Dataset.from_dict({
-        "prompt": [format_prompt(q, list(o), template) for q, o in zip(table["question"], table["options"])],
-        "completion": [format_completion(a) for a in table["answer"]],
-        "row": list(range(len(table))),
-        "id": [str(i) for i in table["id"]],
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "prompt": [format_prompt(q, list(o), template) for q, o in zip(table["question"], table["options"])],
+            "completion": [format_completion(a) for a in table["answer"]],
+            "row": list(range(len(table))),
+            "id": [str(i) for i in table["id"]],
+        }
+    )
 
 
 def _quantization(config: TrainConfig, device: str):
@@ -140,22 +145,37 @@ def _quantization(config: TrainConfig, device: str):
     if config.quantization == "none":
         return None
     if util.find_spec("bitsandbytes") is None:
-        raise ValueError(f"quantization '{config.quantization}' (QLoRA) needs the bitsandbytes package "
-                         "(CPU and CUDA kernels): pip install 'bitsandbytes>=0.50', or use quantization=none "
-                         "(--set quantization=none) to train with plain LoRA")
+        raise ValueError(
+            f"quantization '{config.quantization}' (QLoRA) needs the bitsandbytes package "
+            "(CPU and CUDA kernels): pip install 'bitsandbytes>=0.50', or use quantization=none "
+            "(--set quantization=none) to train with plain LoRA"
+        )
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
 
 
 def _lora(config: TrainConfig):
     from peft import LoraConfig
 
-    target = config.lora_target if config.lora_target == "all-linear" else \
-        [name.strip() for name in config.lora_target.split(",") if name.strip()]
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=target, bias="none", task_type="CAUSAL_LM")
+    target = (
+        config.lora_target
+        if config.lora_target == "all-linear"
+        else [name.strip() for name in config.lora_target.split(",") if name.strip()]
+    )
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=target,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
 
 
 def use_bf16(config: TrainConfig, device: str) -> bool:
@@ -203,9 +223,15 @@ def sft_config(config: TrainConfig, output_dir: str | Path, device: str, samplin
     )
 
 
-def build_trainer(table: pd.DataFrame, model: str, config: TrainConfig | None, output_dir: str | Path,
-                  device: str | None = None, sampling: str = "sequential",
-                  callbacks: list | None = None) -> SFTTrainer:
+def build_trainer(
+    table: pd.DataFrame,
+    model: str,
+    config: TrainConfig | None,
+    output_dir: str | Path,
+    device: str | None = None,
+    sampling: str = "sequential",
+    callbacks: list | None = None,
+) -> SFTTrainer:
     """Load ``model`` with LoRA (QLoRA for ``quantization="4bit"``) and build its trainer on ``table``.
 
     The trainer's prepared dataset (``trainer.train_dataset``) is checked to hold every row in order, so
@@ -216,16 +242,21 @@ def build_trainer(table: pd.DataFrame, model: str, config: TrainConfig | None, o
     bnb = _quantization(config, device)
     transformers.set_seed(config.seed)  # seeds random, numpy and torch (CPU and CUDA) before LoRA init
     dataset = build_dataset(table, config.template)
-    net, tokenizer = load_model(model, device=device, quantization_config=bnb,
-                                dtype=torch.bfloat16 if bnb is not None else None)
+    net, tokenizer = load_model(
+        model, device=device, quantization_config=bnb, dtype=torch.bfloat16 if bnb is not None else None
+    )
     if bnb is not None:
         from peft import prepare_model_for_kbit_training
 
         net = prepare_model_for_kbit_training(net, use_gradient_checkpointing=config.activation_checkpointing)
     trainer_class = CompletionSFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
     trainer = trainer_class(
-        model=net, args=sft_config(config, output_dir, device, sampling), train_dataset=dataset,
-        processing_class=tokenizer, peft_config=_lora(config), callbacks=[LogLastStep(), *(callbacks or [])],
+        model=net,
+        args=sft_config(config, output_dir, device, sampling),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=_lora(config),
+        callbacks=[LogLastStep(), *(callbacks or [])],
     )
     if trainer.args.disable_tqdm:  # in a notebook: the losses go to train_log.csv and a plot, not the output
         trainer.remove_callback(PrinterCallback)
@@ -240,8 +271,10 @@ def check_prepared(prepared, dataset, max_length: int) -> None:
     lost = [qid for row, qid in enumerate(dataset["id"]) if row not in kept]
     if lost:
         shown = ", ".join(lost[:20]) + (f" and {len(lost) - 20} more" if len(lost) > 20 else "")
-        raise ValueError(f"{len(lost)} question(s) would lose their answer to truncation at max_length={max_length} "
-                         f"tokens: {shown}; raise max_length (--set max_length=N) or drop these questions")
+        raise ValueError(
+            f"{len(lost)} question(s) would lose their answer to truncation at max_length={max_length} "
+            f"tokens: {shown}; raise max_length (--set max_length=N) or drop these questions"
+        )
     if rows != list(range(len(dataset))):
         raise ValueError("the trainer's prepared dataset is not in the table's row order")
 
@@ -282,20 +315,27 @@ def order_tables(table: pd.DataFrame, epochs: int, recorder: OrderRecorder, data
     ``dataset_input_ids`` are the prepared dataset's token rows, in the table's row order.
     """
     ids = [str(i) for i in table["id"]]
-    planned = pd.DataFrame({
-        "position": range(len(ids) * epochs),
-        "epoch": [e + 1 for e in range(epochs) for _ in ids],
-        "row": list(range(len(ids))) * epochs,
-        "id": ids * epochs,
-    })
+    planned = pd.DataFrame(
+        {
+            "position": range(len(ids) * epochs),
+            "epoch": [e + 1 for e in range(epochs) for _ in ids],
+            "row": list(range(len(ids))) * epochs,
+            "id": ids * epochs,
+        }
+    )
     if "category" in table:
         planned["category"] = list(table["category"]) * epochs
     rows = map_to_rows(recorder.sequences, dataset_input_ids)
-    fed = pd.DataFrame({
-        "position": range(len(rows)), "step": recorder.steps, "micro_batch": recorder.micro_batches,
-        "row": pd.array(rows, dtype="Int64"), "id": [None if r is None else ids[r] for r in rows],
-        "n_tokens": [len(seq) for seq in recorder.sequences],
-    })
+    fed = pd.DataFrame(
+        {
+            "position": range(len(rows)),
+            "step": recorder.steps,
+            "micro_batch": recorder.micro_batches,
+            "row": pd.array(rows, dtype="Int64"),
+            "id": [None if r is None else ids[r] for r in rows],
+            "n_tokens": [len(seq) for seq in recorder.sequences],
+        }
+    )
     return planned, fed
 
 
@@ -305,9 +345,17 @@ def _train_log(log_history: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | None = None,
-          out_dir: str | Path | None = None, device: str | None = None, sampling: str = "sequential",
-          allow_order_mismatch: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
+def train(
+    table: pd.DataFrame,
+    model: str = "smollm2",
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    sampling: str = "sequential",
+    allow_order_mismatch: bool = False,
+    overwrite: bool = False,
+    callbacks: list | None = None,
+) -> TrainResult:
     """Fine-tune ``model`` on ``table`` in its row order and write the run folder ``out_dir``.
 
     Args:
@@ -325,8 +373,12 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
     """
     config = config or make_config(preset_for_model(model))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out_dir = output_folder(out_dir or RUNS_DIR / f"train-{datetime.now():%Y%m%d-%H%M%S}", "out_dir", overwrite,
-                            overwrite_flag="overwrite=True")
+    out_dir = output_folder(
+        out_dir or RUNS_DIR / f"train-{datetime.now():%Y%m%d-%H%M%S}",
+        "out_dir",
+        overwrite,
+        overwrite_flag="overwrite=True",
+    )
     recorder = OrderRecorder()
     with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()
@@ -351,23 +403,43 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
         steps = trainer.state.global_step
         peak_mb, peak_kind = _peak_memory_mb(device, was_reset)
         summary = {
-            "model": model, "device": device_name(device), "n_questions": len(table), "n_examples_fed": len(fed),
-            "epochs": config.num_train_epochs, "steps": steps, "micro_batches": recorder.n_forward,
-            "train_seconds": round(seconds, 3), "seconds_per_step": round(seconds / max(steps, 1), 4),
-            "tokens_seen": recorder.n_tokens, "tokens_per_second": round(recorder.n_tokens / seconds, 1),
+            "model": model,
+            "device": device_name(device),
+            "n_questions": len(table),
+            "n_examples_fed": len(fed),
+            "epochs": config.num_train_epochs,
+            "steps": steps,
+            "micro_batches": recorder.n_forward,
+            "train_seconds": round(seconds, 3),
+            "seconds_per_step": round(seconds / max(steps, 1), 4),
+            "tokens_seen": recorder.n_tokens,
+            "tokens_per_second": round(recorder.n_tokens / seconds, 1),
             "examples_per_second": round(len(fed) / seconds, 3),
-            "peak_memory_mb": round(peak_mb, 1), "peak_memory_kind": peak_kind,
-            "precision": ("4-bit NF4 weights, bf16 compute" if config.quantization == "4bit" else
-                          "bf16 autocast" if use_bf16(config, device) else "fp32"),
+            "peak_memory_mb": round(peak_mb, 1),
+            "peak_memory_kind": peak_kind,
+            "precision": (
+                "4-bit NF4 weights, bf16 compute"
+                if config.quantization == "4bit"
+                else "bf16 autocast"
+                if use_bf16(config, device)
+                else "fp32"
+            ),
             "final_loss": float(log["loss"].iloc[-1]) if len(log) else None,
             "mean_loss": float(output.training_loss),
-            "audit_ok": result["match"], "order_audit": result,
+            "audit_ok": result["match"],
+            "order_audit": result,
         }
         (tmp / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         run_config = {
-            "model": model, "model_path": model_path(model), "config": config.to_dict(), "sampling": sampling,
-            "sampler": type(trainer._get_train_sampler()).__name__, "device": device_name(device),
-            "n_questions": len(table), "versions": library_versions(), "git": git_revision(),
+            "model": model,
+            "model_path": model_path(model),
+            "config": config.to_dict(),
+            "sampling": sampling,
+            "sampler": type(trainer._get_train_sampler()).__name__,
+            "device": device_name(device),
+            "n_questions": len(table),
+            "versions": library_versions(),
+            "git": git_revision(),
             "created": datetime.now().isoformat(timespec="seconds"),
         }
         (tmp / "train_config.json").write_text(json.dumps(run_config, indent=2), encoding="utf-8")
@@ -375,5 +447,8 @@ def train(table: pd.DataFrame, model: str = "smollm2", config: TrainConfig | Non
         raise OrderAuditError(
             f"the fed order differs from the plan at position {result['first_mismatch']}: planned "
             f"{result['planned_at']}, fed {result['fed_at']} ({result['n_same_position']}/{result['n_planned']} "
-            f"positions agree); the run is kept in {out_dir} with audit_ok false")
-    return TrainResult(out_dir=out_dir, summary=summary, log=log, model=trainer.model, tokenizer=trainer.processing_class)
+            f"positions agree); the run is kept in {out_dir} with audit_ok false"
+        )
+    return TrainResult(
+        out_dir=out_dir, summary=summary, log=log, model=trainer.model, tokenizer=trainer.processing_class
+    )

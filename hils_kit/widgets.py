@@ -20,8 +20,10 @@ def question_html(row: pd.Series) -> str:
         f"<li>{'<b>' if l == row['answer'] else ''}{l}) {html.escape(str(o))}{'</b>' if l == row['answer'] else ''}</li>"
         for l, o in zip(LETTERS, row["options"])
     )
-    return (f"<p><code>{html.escape(str(row['id']))}</code> · {html.escape(str(row['category']))}</p>"
-            f"<p>{html.escape(str(row['question']))}</p><ul style='list-style:none'>{options}</ul>")
+    return (
+        f"<p><code>{html.escape(str(row['id']))}</code> · {html.escape(str(row['category']))}</p>"
+        f"<p>{html.escape(str(row['question']))}</p><ul style='list-style:none'>{options}</ul>"
+    )
 
 
 def question_browser(table: pd.DataFrame):

@@ -19,15 +19,17 @@ def make_questions(n: int = 24, categories=("Anatomy", "Pharmacology", "Surgery"
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        rows.append({
-            "id": f"q{i:03d}",
-            "question": f"Q{i:03d}: which option is number {i % 4 + 1}?",
-            "options": [f"option {k + 1} of {i}" for k in range(4)],
-            "answer": "ABCD"[i % 4],
-            "category": categories[i % len(categories)],
-            "dataset": "synthetic",
-            "difficulty": float(rng.random()),
-        })
+        rows.append(
+            {
+                "id": f"q{i:03d}",
+                "question": f"Q{i:03d}: which option is number {i % 4 + 1}?",
+                "options": [f"option {k + 1} of {i}" for k in range(4)],
+                "answer": "ABCD"[i % 4],
+                "category": categories[i % len(categories)],
+                "dataset": "synthetic",
+                "difficulty": float(rng.random()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

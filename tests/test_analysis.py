@@ -69,9 +69,14 @@ def test_paper_headline_gains_llm_labels():
     assert best.summary.loc["model", "max_column"] == "Tiny 1.1B"
     assert best.summary.loc["model", "mean"] == pytest.approx(0.935)  # the paper's 0.94 (mean of 4 two-decimal gains)
     assert best.per_column["best"].to_dict() == {
-        "Tiny 1.1B": "Blocked Curriculum", "Llama 2 7B": "Curriculum", "Llama 2 13B": "Interleaved Curriculum",
-        "Mistral 7B": "Interleaved Curriculum", "LEK": "Curriculum", "MedMCQA": "Interleaved Curriculum",
-        "MedQA": "Interleaved"}
+        "Tiny 1.1B": "Blocked Curriculum",
+        "Llama 2 7B": "Curriculum",
+        "Llama 2 13B": "Interleaved Curriculum",
+        "Mistral 7B": "Interleaved Curriculum",
+        "LEK": "Curriculum",
+        "MedMCQA": "Interleaved Curriculum",
+        "MedQA": "Interleaved",
+    }
     # the same rule across datasets gives 1.07, not the abstract's 1.02 (paper.md §6.5 discusses the gap)
     assert round(best.summary.loc["dataset", "mean"], 2) == 1.07
 
@@ -88,8 +93,14 @@ def test_paper_headline_gains_human_labels():
 
 def test_paper_win_counts_of_14():
     wins = win_counts([paper_table(TABLE_1A), paper_table(TABLE_1B)])
-    assert wins["wins"].to_dict() == {"Random Shuffle": 0, "Curriculum": 5, "Blocked": 0, "Blocked Curriculum": 2,
-                                      "Interleaved": 4, "Interleaved Curriculum": 3}
+    assert wins["wins"].to_dict() == {
+        "Random Shuffle": 0,
+        "Curriculum": 5,
+        "Blocked": 0,
+        "Blocked Curriculum": 2,
+        "Interleaved": 4,
+        "Interleaved Curriculum": 3,
+    }
     assert wins["share"].sum() == pytest.approx(1)  # 14 columns: the Mean column is not counted
     assert wins.loc["Curriculum", "share"] == pytest.approx(5 / 14)
 
@@ -124,10 +135,15 @@ def test_win_counts_share_ties():
 MODELS = {"smollm2": 0.30, "tiny": 0.20}
 DATASETS = {"medmcqa_test": 0.05, "medqa": 0.00, "mmlu_medical": 0.10}
 EFFECTS = {  # accuracy points over Random Shuffle per (strategy, label scenario)
-    ("random", "none"): 0, ("blocked", "none"): 1, ("interleaved", "none"): 3,
-    ("curriculum", "human"): 0, ("curriculum", "llm"): 2,
-    ("blocked_curriculum", "human"): -1, ("blocked_curriculum", "llm"): 1,
-    ("interleaved_curriculum", "human"): 2, ("interleaved_curriculum", "llm"): 4,
+    ("random", "none"): 0,
+    ("blocked", "none"): 1,
+    ("interleaved", "none"): 3,
+    ("curriculum", "human"): 0,
+    ("curriculum", "llm"): 2,
+    ("blocked_curriculum", "human"): -1,
+    ("blocked_curriculum", "llm"): 1,
+    ("interleaved_curriculum", "human"): 2,
+    ("interleaved_curriculum", "llm"): 4,
 }
 N_QUESTIONS = 100
 
@@ -141,7 +157,7 @@ def true_points(strategy, scenario, model, dataset):
 @pytest.fixture
 def run_dir(tmp_path):
     """Cells with results.json (replicate 0 is 1 point above the mean, replicate 1 one below) and predictions."""
-    for (strategy, scenario) in EFFECTS:
+    for strategy, scenario in EFFECTS:
         for model in MODELS:
             for replicate in (0, 1):
                 cell_id = f"{model}-{strategy}-{scenario}-r{replicate}"
@@ -151,16 +167,33 @@ def run_dir(tmp_path):
                 for dataset in DATASETS:
                     correct = round(true_points(strategy, scenario, model, dataset)) + (1 if replicate == 0 else -1)
                     accuracy = correct / N_QUESTIONS
-                    metrics[dataset] = {"n": N_QUESTIONS, "accuracy": accuracy,
-                                        "accuracy_ci": [accuracy - 0.05, accuracy + 0.05], "f1_macro": accuracy / 2}
+                    metrics[dataset] = {
+                        "n": N_QUESTIONS,
+                        "accuracy": accuracy,
+                        "accuracy_ci": [accuracy - 0.05, accuracy + 0.05],
+                        "f1_macro": accuracy / 2,
+                    }
                     right = np.arange(N_QUESTIONS) < correct  # the first `correct` questions are right
-                    pd.DataFrame({"id": [f"q{i:03d}" for i in range(N_QUESTIONS)], "answer": "A",
-                                  "pred": np.where(right, "A", "B"), "correct": right}).to_csv(
-                        cell_dir / f"predictions_{dataset}.csv", index=False)
-                cell = {"cell_id": cell_id, "model": model, "strategy": strategy, "variant": "strict",
-                        "scenario": scenario, "replicate": replicate, "seed": replicate}
-                (cell_dir / "results.json").write_text(json.dumps(
-                    {"cell": cell, "metrics": metrics, "train": {"seconds": 1.5, "audit_ok": True}}))
+                    pd.DataFrame(
+                        {
+                            "id": [f"q{i:03d}" for i in range(N_QUESTIONS)],
+                            "answer": "A",
+                            "pred": np.where(right, "A", "B"),
+                            "correct": right,
+                        }
+                    ).to_csv(cell_dir / f"predictions_{dataset}.csv", index=False)
+                cell = {
+                    "cell_id": cell_id,
+                    "model": model,
+                    "strategy": strategy,
+                    "variant": "strict",
+                    "scenario": scenario,
+                    "replicate": replicate,
+                    "seed": replicate,
+                }
+                (cell_dir / "results.json").write_text(
+                    json.dumps({"cell": cell, "metrics": metrics, "train": {"seconds": 1.5, "audit_ok": True}})
+                )
     return tmp_path
 
 
@@ -193,13 +226,16 @@ def test_collect_results_follows_the_runner_manifest(run_dir):
     assert long.attrs["missing_cells"] == [cells[1]]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["cell"].pop("strategy"), "cell.strategy"),
-    (lambda d: d["metrics"]["medqa"].pop("accuracy"), "metrics.medqa.accuracy"),
-    (lambda d: d["metrics"]["medqa"].update(accuracy=31.0), "metrics.medqa.accuracy"),
-    (lambda d: d.pop("metrics"), "'metrics'"),
-    (lambda d: d["cell"].update(scenario=None), "cell.scenario"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["cell"].pop("strategy"), "cell.strategy"),
+        (lambda d: d["metrics"]["medqa"].pop("accuracy"), "metrics.medqa.accuracy"),
+        (lambda d: d["metrics"]["medqa"].update(accuracy=31.0), "metrics.medqa.accuracy"),
+        (lambda d: d.pop("metrics"), "'metrics'"),
+        (lambda d: d["cell"].update(scenario=None), "cell.scenario"),
+    ],
+)
 def test_collect_results_malformed_names_file_and_field(run_dir, edit, message):
     path = run_dir / "cells" / "tiny-blocked-none-r1" / "results.json"
     data = json.loads(path.read_text())
@@ -223,8 +259,10 @@ def test_strategy_table_matches_design(run_dir):
         assert list(table.index) == PAPER_ROWS
         assert list(table.columns) == [*MODELS, *DATASETS, "Mean"]
         assert table.attrs["models"] == list(MODELS) and table.attrs["datasets"] == list(DATASETS)
-        for row, key in zip(PAPER_ROWS, ["random", "curriculum", "blocked", "blocked_curriculum", "interleaved",
-                                         "interleaved_curriculum"]):
+        for row, key in zip(
+            PAPER_ROWS,
+            ["random", "curriculum", "blocked", "blocked_curriculum", "interleaved", "interleaved_curriculum"],
+        ):
             source = scenario if (key, scenario) in EFFECTS else "none"
             cells = {(m, d): true_points(key, source, m, d) for m in MODELS for d in DATASETS}
             for m in MODELS:
@@ -258,14 +296,25 @@ def test_single_model_with_kit_dataset_names(run_dir):
 
 
 def test_scenario_cells_share_by_labels_used():
-    long = pd.DataFrame({"strategy": ["random", "blocked", "blocked", "curriculum", "anti_curriculum"],
-                         "scenario": ["none", "none", "llm_clusters", "llm", "none"]})
+    long = pd.DataFrame(
+        {
+            "strategy": ["random", "blocked", "blocked", "curriculum", "anti_curriculum"],
+            "scenario": ["none", "none", "llm_clusters", "llm", "none"],
+        }
+    )
     clusters = scenario_cells(long, "llm_clusters")
     assert sorted(zip(clusters["strategy"], clusters["source_scenario"])) == [
-        ("anti_curriculum", "none"), ("blocked", "llm_clusters"), ("curriculum", "llm"), ("random", "none")]
+        ("anti_curriculum", "none"),
+        ("blocked", "llm_clusters"),
+        ("curriculum", "llm"),
+        ("random", "none"),
+    ]
     human = scenario_cells(long, "human")  # blocked from "none" (human categories); no human-label curriculum
     assert sorted(zip(human["strategy"], human["source_scenario"])) == [
-        ("anti_curriculum", "none"), ("blocked", "none"), ("random", "none")]
+        ("anti_curriculum", "none"),
+        ("blocked", "none"),
+        ("random", "none"),
+    ]
     assert set(human["scenario"]) == {"human"}
     with pytest.raises(ValueError, match="no cells for scenario 'gpt'"):
         scenario_cells(long.iloc[3:4], "gpt")
@@ -301,11 +350,12 @@ def test_question_tests_pair_questions_and_correct_for_multiplicity(run_dir):
     long = collect_results(run_dir)
     tests = question_tests(long, "llm")
     assert len(tests) == 5 * 2 * 3 and set(tests["metric"]) == {"accuracy"}  # these predictions have no log-probs
-    row = tests[tests["comparison"].str.startswith("Interleaved −") & (tests["model"] == "tiny")
-                & (tests["dataset"] == "medqa")].iloc[0]
+    row = tests[
+        tests["comparison"].str.startswith("Interleaved −") & (tests["model"] == "tiny") & (tests["dataset"] == "medqa")
+    ].iloc[0]
     # replicate 0: 25 vs 21 right, replicate 1: 23 vs 19; per question (replicates averaged) 6 differ, all one way
     assert row["difference"] == pytest.approx(4) and row["n_questions"] == N_QUESTIONS
-    assert row["p_value"] == pytest.approx(2 / 2 ** 6) and row["test"].startswith("sign-flip")
+    assert row["p_value"] == pytest.approx(2 / 2**6) and row["test"].startswith("sign-flip")
     assert row["paired_over"] == "questions of medqa (replicates averaged)" and row["replicates"] == "2 vs 2"
     assert row["ci_low"] <= row["difference"] <= row["ci_high"]
     assert (tests["p_holm"] >= tests["p_value"]).all() and set(tests["holm_family"]) == {30}  # one family
@@ -338,10 +388,13 @@ def test_gain_intervals_from_replicates_or_ci(run_dir):
 def test_plots_render(run_dir):
     long = collect_results(run_dir)
     llm = strategy_table(long, "llm")
-    figures = [plot_strategy_table(llm), plot_strategy_table(llm, relative=False),
-               plot_gains(gain_intervals(long, "llm")),
-               plot_gains(mean_gain_per_strategy(paper_table(TABLE_1B))),
-               plot_label_sources(paper_table(TABLE_1A), paper_table(TABLE_1B))]
+    figures = [
+        plot_strategy_table(llm),
+        plot_strategy_table(llm, relative=False),
+        plot_gains(gain_intervals(long, "llm")),
+        plot_gains(mean_gain_per_strategy(paper_table(TABLE_1B))),
+        plot_label_sources(paper_table(TABLE_1A), paper_table(TABLE_1B)),
+    ]
     for fig in figures:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
@@ -355,6 +408,7 @@ def test_plots_render(run_dir):
 
 # -- k-fold: one figure per model × strategy × scenario × replicate, pooled from the folds' predictions ------------
 
+
 def _kfold_cell(root, strategy, replicate, part, dataset, correct):
     """A cell folder whose predictions on ``dataset`` are right where ``correct`` (dict id -> bool) says."""
     cell_id = f"tiny__{'none' if strategy == 'random' else 'llm'}__{strategy}__{part}__r{replicate}"
@@ -362,21 +416,39 @@ def _kfold_cell(root, strategy, replicate, part, dataset, correct):
     folder.mkdir(parents=True)
     ids = list(correct)
     right = np.array([correct[i] for i in ids])
-    pd.DataFrame({"id": ids, "category": "c", "answer": "A", "pred": np.where(right, "A", "B"), "correct": right,
-                  "p_A": np.where(right, 0.9, 0.1), "p_B": np.where(right, 0.1, 0.9)}).to_csv(
-        folder / f"predictions_{dataset}.csv", index=False)
-    cell = {"cell_id": cell_id, "model": "tiny", "strategy": strategy, "variant": "strict", "part": part,
-            "scenario": "none" if strategy == "random" else "llm", "replicate": replicate}
-    (folder / "results.json").write_text(json.dumps(
-        {"cell": cell, "metrics": {dataset: {"n": len(ids), "accuracy": float(right.mean())}}, "train": {}}))
+    pd.DataFrame(
+        {
+            "id": ids,
+            "category": "c",
+            "answer": "A",
+            "pred": np.where(right, "A", "B"),
+            "correct": right,
+            "p_A": np.where(right, 0.9, 0.1),
+            "p_B": np.where(right, 0.1, 0.9),
+        }
+    ).to_csv(folder / f"predictions_{dataset}.csv", index=False)
+    cell = {
+        "cell_id": cell_id,
+        "model": "tiny",
+        "strategy": strategy,
+        "variant": "strict",
+        "part": part,
+        "scenario": "none" if strategy == "random" else "llm",
+        "replicate": replicate,
+    }
+    (folder / "results.json").write_text(
+        json.dumps({"cell": cell, "metrics": {dataset: {"n": len(ids), "accuracy": float(right.mean())}}, "train": {}})
+    )
 
 
 def test_kfold_figures_pool_the_predictions_of_all_folds(tmp_path):
     # 2 folds of a 10-question set: fold0 tests q0-q5, fold1 q6-q9; external medqa is scored by the "full" models
     fold_ids = {"fold0": [f"q{i}" for i in range(6)], "fold1": [f"q{i}" for i in range(6, 10)]}
     right = {  # (strategy, replicate) -> questions answered right, over both folds
-        ("random", 0): {"q0", "q1", "q6"}, ("random", 1): {"q0", "q6", "q7", "q8"},
-        ("curriculum", 0): {"q0", "q1", "q2", "q3", "q6", "q7"}, ("curriculum", 1): {"q1", "q2", "q9"},
+        ("random", 0): {"q0", "q1", "q6"},
+        ("random", 1): {"q0", "q6", "q7", "q8"},
+        ("curriculum", 0): {"q0", "q1", "q2", "q3", "q6", "q7"},
+        ("curriculum", 1): {"q1", "q2", "q9"},
     }
     for (strategy, replicate), good in right.items():
         for part, ids in fold_ids.items():
@@ -405,5 +477,6 @@ def test_kfold_figures_pool_the_predictions_of_all_folds(tmp_path):
 
     shutil.rmtree(tmp_path / "cells" / "tiny__llm__curriculum__fold1__r1")
     partial = collect_results(tmp_path)
-    assert not ((partial["level"] == "pooled") & (partial["strategy"] == "curriculum")
-                & (partial["replicate"] == 1)).any()
+    assert not (
+        (partial["level"] == "pooled") & (partial["strategy"] == "curriculum") & (partial["replicate"] == 1)
+    ).any()

@@ -11,8 +11,18 @@ import pytest
 from hils_kit.paths import NOTEBOOKS_DIR, PROJ_ROOT
 
 PACKAGE = PROJ_ROOT / "hils_kit"
-CONTROL_FLOW = (ast.For, ast.While, ast.If, ast.IfExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
-                ast.Try, ast.With)
+CONTROL_FLOW = (
+    ast.For,
+    ast.While,
+    ast.If,
+    ast.IfExp,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.Try,
+    ast.With,
+)
 
 
 def module_name(path: Path) -> str:
@@ -45,7 +55,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = "done"

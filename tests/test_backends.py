@@ -34,8 +34,10 @@ def metrics(out: Path) -> dict:
     """Each cell's metrics in ``results.json``, without the timings (``seconds_per_question``)."""
     cells = out / "runs" / "smoke" / "cells"
     found = {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.iterdir())}
-    return {cell: {test: {k: v for k, v in values.items() if "seconds" not in k} for test, values in tests.items()}
-            for cell, tests in found.items()}
+    return {
+        cell: {test: {k: v for k, v in values.items() if "seconds" not in k} for test, values in tests.items()}
+        for cell, tests in found.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,19 @@ def ray_head():
     ray = shutil.which("ray", path=os.path.dirname(sys.executable))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     port = free_port()
-    command = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-               "--include-dashboard=false", "--disable-usage-stats"]
+    command = [
+        ray,
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
     for attempt in range(3):  # a heavily loaded machine can miss the raylet's start-up deadline
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         if started.returncode == 0:
@@ -110,12 +123,24 @@ def wait_for(condition, seconds: float, what: str):
 def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_run, ray_head, tmp_path):
     out = without_cells(local_run, tmp_path / "ray")
     cells = out / "runs" / "smoke" / "cells"
-    cli = [*HILS, "study", str(SMOKE), "--out", str(out), "--only", PAIR, "--backend", "ray", "--address", ray_head,
-           "--num-cpus", "2"]  # 2 CPUs a task on a 2-CPU head: one cell at a time
+    cli = [
+        *HILS,
+        "study",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--only",
+        PAIR,
+        "--backend",
+        "ray",
+        "--address",
+        ray_head,
+        "--num-cpus",
+        "2",
+    ]  # 2 CPUs a task on a 2-CPU head: one cell at a time
 
     # 1. no retries; the worker of the second cell dies mid-cell: it fails, the first cell stays done
-    study = subprocess.Popen([*cli, "--max-retries", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    study = subprocess.Popen([*cli, "--max-retries", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: (cells / FIRST / "DONE").exists(), 600, f"{FIRST} to finish")
         os.kill(wait_for(lambda: ray_worker_of(SECOND), 300, f"the Ray worker of {SECOND}"), signal.SIGKILL)
@@ -133,8 +158,13 @@ def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_
     assert "cells: 1 ran, 1 done before, 0 failed" in rerun.stdout
     assert (cells / FIRST / "DONE").read_text() == first_done
     for cell in (FIRST, SECOND):
-        for name in ("03_train_evaluate.ipynb", "results.json", "papermill.log", "predictions_medqa.csv",
-                     "train/order_fed.csv"):
+        for name in (
+            "03_train_evaluate.ipynb",
+            "results.json",
+            "papermill.log",
+            "predictions_medqa.csv",
+            "train/order_fed.csv",
+        ):
             assert (cells / cell / name).is_file(), f"{cell}/{name}"
         assert not (cells / cell / ADAPTER).exists()  # adapters stay on the worker unless --keep-adapters
     assert metrics(out) == metrics(local_run)
@@ -145,8 +175,25 @@ def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_
 def test_slurm_cells_through_submitit_match_the_local_backend(local_run, tmp_path):
     pytest.importorskip("submitit", reason="needs the slurm extra: pip install -e '.[slurm]'")
     out = without_cells(local_run, tmp_path / "slurm")
-    assert main(["study", str(SMOKE), "--out", str(out), "--only", PAIR, "--backend", "slurm",
-                 "--submitit-cluster", "local", "--time-min", "30"]) == 0
+    assert (
+        main(
+            [
+                "study",
+                str(SMOKE),
+                "--out",
+                str(out),
+                "--only",
+                PAIR,
+                "--backend",
+                "slurm",
+                "--submitit-cluster",
+                "local",
+                "--time-min",
+                "30",
+            ]
+        )
+        == 0
+    )
     assert metrics(out) == metrics(local_run)
     assert list((out / "runs" / "smoke" / "slurm").glob("*_log.out"))  # submitit's own logs, one per job
 
@@ -155,8 +202,12 @@ def test_a_ray_task_runs_its_cell_in_a_folder_of_its_own_and_returns_its_files(t
     config = study_from_dict({"name": "fixture", "models": ["tiny"], "preset": "tiny", "strategies": ["random"]})
     _, prepare, cells, _ = plan(config, Layout(tmp_path, "fixture"), FIXTURES)
     prepare.folder.mkdir(parents=True)
-    for name in ("train_holdout.csv", "test_holdout__medmcqa_test.csv", "test_holdout__medqa.csv",
-                 "test_holdout__mmlu_medical.csv"):
+    for name in (
+        "train_holdout.csv",
+        "test_holdout__medmcqa_test.csv",
+        "test_holdout__medqa.csv",
+        "test_holdout__mmlu_medical.csv",
+    ):
         (prepare.folder / name).write_text("id\n1\n")
     job = cells[0]
     result = run_cell(job, job.notebook.read_bytes(), pack(prepare.folder), keep_adapters=False)

@@ -61,12 +61,20 @@ OUTPUT_CASES = [
     Case("validate-empty", [*VALIDATE, "-o", ""], rf"-o '': {EMPTY} file name"),
     Case("validate-dot", [*VALIDATE, "-o", "."], rf"-o '\.': {DOT}"),
     Case("validate-dotdot", [*VALIDATE, "-o", ".."], rf"-o '\.\.': {DOT}"),
-    Case("validate-folder", [*VALIDATE, "-o", "foreign"], r"-o 'foreign': is an existing folder; give a file path, "
-                                                          r"e\.g\. foreign/out\.csv"),
+    Case(
+        "validate-folder",
+        [*VALIDATE, "-o", "foreign"],
+        r"-o 'foreign': is an existing folder; give a file path, "
+        r"e\.g\. foreign/out\.csv",
+    ),
     Case("validate-trailing-slash", [*VALIDATE, "-o", "new/"], r"-o 'new/': ends with '/', so it names a folder"),
     Case("validate-under-a-file", [*VALIDATE, "-o", "keep.txt/out.csv"], r"'keep\.txt' is a file, not a folder"),
-    Case("validate-rejects-path-is-a-folder", [*VALIDATE, "-o", "good.csv"],
-         r"-o \(its rejects file\) 'good\.rejects\.csv': is an existing folder", setup={"good.rejects.csv/": ""}),
+    Case(
+        "validate-rejects-path-is-a-folder",
+        [*VALIDATE, "-o", "good.csv"],
+        r"-o \(its rejects file\) 'good\.rejects\.csv': is an existing folder",
+        setup={"good.rejects.csv/": ""},
+    ),
     Case("validate-writes", [*VALIDATE, "-o", "out/good.csv"], files=("out/good.csv",), changes=("out",)),
     # hils order -o FILE
     Case("order-empty", [*ORDER, "-o", ""], rf"-o '': {EMPTY} file name"),
@@ -78,19 +86,38 @@ OUTPUT_CASES = [
     Case("order-link-to-folder", [*ORDER, "-o", "link"], r"-o 'link': is an existing folder \(a link to a folder\)"),
     Case("order-under-a-file", [*ORDER, "-o", "keep.txt/o.csv"], r"'keep\.txt' is a file, not a folder"),
     Case("order-new-nested-file", [*ORDER, "-o", "a/b/order.csv"], files=("a/b/order.csv",), changes=("a",)),
-    Case("order-replaces-its-file", [*ORDER, "-o", "old.csv"], files=("old.csv",), setup={"old.csv": "x"},
-         changes=("old.csv",)),
-    Case("order-removes-its-stale-rejects", [*ORDER, "-o", "old.csv"], files=("old.csv",), absent=("old.rejects.csv",),
-         setup={"old.rejects.csv": "file,line,field,reason,id\nq.csv,3,answer,empty,q1\n"},
-         changes=("old.csv", "old.rejects.csv")),
-    Case("order-keeps-a-foreign-rejects-named-file", [*ORDER, "-o", "old.csv"], files=("old.csv", "old.rejects.csv"),
-         setup={"old.rejects.csv": "my own notes\n"}, changes=("old.csv",)),
+    Case(
+        "order-replaces-its-file",
+        [*ORDER, "-o", "old.csv"],
+        files=("old.csv",),
+        setup={"old.csv": "x"},
+        changes=("old.csv",),
+    ),
+    Case(
+        "order-removes-its-stale-rejects",
+        [*ORDER, "-o", "old.csv"],
+        files=("old.csv",),
+        absent=("old.rejects.csv",),
+        setup={"old.rejects.csv": "file,line,field,reason,id\nq.csv,3,answer,empty,q1\n"},
+        changes=("old.csv", "old.rejects.csv"),
+    ),
+    Case(
+        "order-keeps-a-foreign-rejects-named-file",
+        [*ORDER, "-o", "old.csv"],
+        files=("old.csv", "old.rejects.csv"),
+        setup={"old.rejects.csv": "my own notes\n"},
+        changes=("old.csv",),
+    ),
     # hils label difficulty|categories -o FILE
     Case("label-difficulty-empty", [*DIFFICULTY, "-o", ""], rf"-o '': {EMPTY} file name"),
     Case("label-difficulty-dot", [*DIFFICULTY, "-o", "."], rf"-o '\.': {DOT}"),
     Case("label-difficulty-folder", [*DIFFICULTY, "-o", "foreign"], r"-o 'foreign': is an existing folder"),
-    Case("label-difficulty-sidecar-is-folder", [*DIFFICULTY, "-o", "labels.csv"],
-         r"-o \(its \.meta\.json\) 'labels\.meta\.json': is an existing folder", setup={"labels.meta.json/": ""}),
+    Case(
+        "label-difficulty-sidecar-is-folder",
+        [*DIFFICULTY, "-o", "labels.csv"],
+        r"-o \(its \.meta\.json\) 'labels\.meta\.json': is an existing folder",
+        setup={"labels.meta.json/": ""},
+    ),
     Case("label-difficulty-accepted", [*DIFFICULTY, "-o", "labels.csv"], REACHED),
     Case("label-categories-dotdot", [*CATEGORIES, "-o", ".."], rf"-o '\.\.': {DOT}"),
     Case("label-categories-folder", [*CATEGORIES, "-o", "empty"], r"-o 'empty': is an existing folder"),
@@ -116,14 +143,23 @@ OUTPUT_CASES = [
     Case("evaluate-foreign-with-overwrite", [*EVALUATE, "-o", "foreign", "--overwrite"], REACHED),
     Case("evaluate-kit-folder", [*EVALUATE, "-o", "kitrun"], REACHED),
     # hils study --out FOLDER
-    Case("study-out-empty", [*STUDY, "--out", ""], rf"--out '': {EMPTY} new folder name",
-         setup=study("models: [tiny]\n")),
+    Case(
+        "study-out-empty", [*STUDY, "--out", ""], rf"--out '': {EMPTY} new folder name", setup=study("models: [tiny]\n")
+    ),
     Case("study-out-dot", [*STUDY, "--out", "."], rf"--out '\.': {DOT}", setup=study("models: [tiny]\n")),
     Case("study-out-dotdot", [*STUDY, "--out", ".."], rf"--out '\.\.': {DOT}", setup=study("models: [tiny]\n")),
-    Case("study-out-a-file", [*STUDY, "--out", "keep.txt"], r"--out 'keep\.txt': is a file, not a folder",
-         setup=study("models: [tiny]\n")),
-    Case("study-out-foreign-folder", [*STUDY, "--out", "foreign"], rf"--out 'foreign': {FOREIGN}",
-         setup=study("models: [tiny]\n")),
+    Case(
+        "study-out-a-file",
+        [*STUDY, "--out", "keep.txt"],
+        r"--out 'keep\.txt': is a file, not a folder",
+        setup=study("models: [tiny]\n"),
+    ),
+    Case(
+        "study-out-foreign-folder",
+        [*STUDY, "--out", "foreign"],
+        rf"--out 'foreign': {FOREIGN}",
+        setup=study("models: [tiny]\n"),
+    ),
 ]
 
 STUDY_CASES = [
@@ -131,54 +167,146 @@ STUDY_CASES = [
     Case("study-comment-only", STUDY, r"the study file is empty", setup=study("# models: [tiny]\n\n# nothing\n")),
     Case("study-empty-mapping", STUDY, r"the study file is empty", setup=study("{}\n")),
     Case("study-binary", STUDY, r"study\.yaml: is not UTF-8 text", setup=study("\udcff\udcfe")),
-    Case("study-nan-learning-rate", STUDY, r"'learning_rate' should be a finite number, got nan",
-         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {learning_rate: .nan}\n")),
-    Case("study-inf-weight-decay", STUDY, r"'weight_decay' should be a finite number, got inf",
-         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {weight_decay: .inf}\n")),
-    Case("study-nan-test-fraction", STUDY, r"'split\.test_fraction' should be a finite number, got nan",
-         setup=study("models: [tiny]\nsplit: {kind: holdout, test_fraction: .nan}\n")),
-    Case("study-unknown-model", STUDY, r"'models' 'nobody/no-such-model': unknown model",
-         setup=study("models: [nobody/no-such-model]\npreset: tiny\n")),
-    Case("study-unknown-difficulty-model", STUDY, r"'difficulty_models' 'missing-folder': unknown model",
-         setup=study("models: [tiny]\ndifficulty_models: [missing-folder]\n")),
-    Case("study-unknown-test-set", STUDY, r"'test_sets\[1\]' 'medqq' is neither a kit data set",
-         setup=study("models: [tiny]\ntest_sets: [medqa, medqq]\n")),
-    Case("study-missing-train-data", STUDY, r"'train_data' 'data/lek\.csv' is neither a kit data set .* nor an "
-                                            r"existing file",
-         setup=study("models: [tiny]\ntrain_data: data/lek.csv\n")),
-    Case("study-missing-difficulty-file", STUDY, r"'difficulty_file' 'llm\.csv' is not an existing file",
-         setup=study("models: [tiny]\ndifficulty_file: llm.csv\n")),
-    Case("study-difficulty-file-without-column", STUDY, r"'difficulty_file' 'llm\.csv' needs columns id,difficulty",
-         setup=study("models: [tiny]\ndifficulty_file: llm.csv\n", **{"llm.csv": "id,score\na,1\n"})),
-    Case("study-unknown-train-format", STUDY, r"'train_format' 'xlsx' should be one of langtest",
-         setup=study("models: [tiny]\ntrain_format: xlsx\n")),
-    Case("study-train-format-needs-mapping", STUDY, r"'train_format' 'csv' needs a column mapping",
-         setup=study("models: [tiny]\ntrain_format: csv\n")),
-    Case("study-lora-dropout-one", STUDY, r"lora_dropout must be in \[0, 1\), got 1\.0",
-         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {lora_dropout: 1}\n")),
-    Case("study-lora-dropout-negative", STUDY, r"lora_dropout must be in \[0, 1\), got -0\.1",
-         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {lora_dropout: -0.1}\n")),
-    Case("study-unknown-optimiser", STUDY, r"'optim' 'adamw_fancy' is not a transformers optimiser",
-         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {optim: adamw_fancy}\n")),
-    Case("study-human-on-kit-data", STUDY, r"'scenarios' has 'human', but 'train_data' 'medmcqa' has no examinee "
-                                           r"shares", setup=study("models: [tiny]\nscenarios: [human]\n")),
-    Case("study-human-on-csv-without-shares", STUDY, r"'train_data' 'lek\.csv' has no examinee shares",
-         setup=study("models: [tiny]\nscenarios: [human]\ntrain_data: lek.csv\n",
-                     **{"lek.csv": f"{LEK_HEADER}\nq?,a,b,c,d,A,x\n"})),
-    Case("study-human-on-jsonl-without-shares", STUDY, r"'train_data' 'mm\.jsonl' has no examinee shares",
-         setup=study("models: [tiny]\nscenarios: [human]\ntrain_data: mm.jsonl\n",
-                     **{"mm.jsonl": '{"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 1}\n'})),
-    Case("study-category-order-empty", STUDY, r"'category_order' is an empty list",
-         setup=study("models: [tiny]\ncategory_order: []\n")),
-    Case("study-category-order-repeats", STUDY, r"'category_order' repeats \['Anatomy'\]",
-         setup=study("models: [tiny]\ncategory_order: [Anatomy, Surgery, Anatomy]\n")),
-    Case("study-category-order-incomplete", STUDY, r"'category_order' lacks 20 of the 21 categories of 'medmcqa'",
-         setup=study("models: [tiny]\ncategory_order: [Anatomy]\n")),
-    Case("study-category-order-list-with-clusters", STUDY, r"scenario 'llm_clusters' orders by text clusters",
-         setup=study("models: [tiny]\nscenarios: [llm_clusters]\nstrategies: [blocked]\n"
-                     "category_order: [Anatomy]\n")),
-    Case("study-category-order-unknown-name", STUDY, r"'category_order' 'biggest' should be one of size",
-         setup=study("models: [tiny]\ncategory_order: biggest\n")),
+    Case(
+        "study-nan-learning-rate",
+        STUDY,
+        r"'learning_rate' should be a finite number, got nan",
+        setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {learning_rate: .nan}\n"),
+    ),
+    Case(
+        "study-inf-weight-decay",
+        STUDY,
+        r"'weight_decay' should be a finite number, got inf",
+        setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {weight_decay: .inf}\n"),
+    ),
+    Case(
+        "study-nan-test-fraction",
+        STUDY,
+        r"'split\.test_fraction' should be a finite number, got nan",
+        setup=study("models: [tiny]\nsplit: {kind: holdout, test_fraction: .nan}\n"),
+    ),
+    Case(
+        "study-unknown-model",
+        STUDY,
+        r"'models' 'nobody/no-such-model': unknown model",
+        setup=study("models: [nobody/no-such-model]\npreset: tiny\n"),
+    ),
+    Case(
+        "study-unknown-difficulty-model",
+        STUDY,
+        r"'difficulty_models' 'missing-folder': unknown model",
+        setup=study("models: [tiny]\ndifficulty_models: [missing-folder]\n"),
+    ),
+    Case(
+        "study-unknown-test-set",
+        STUDY,
+        r"'test_sets\[1\]' 'medqq' is neither a kit data set",
+        setup=study("models: [tiny]\ntest_sets: [medqa, medqq]\n"),
+    ),
+    Case(
+        "study-missing-train-data",
+        STUDY,
+        r"'train_data' 'data/lek\.csv' is neither a kit data set .* nor an "
+        r"existing file",
+        setup=study("models: [tiny]\ntrain_data: data/lek.csv\n"),
+    ),
+    Case(
+        "study-missing-difficulty-file",
+        STUDY,
+        r"'difficulty_file' 'llm\.csv' is not an existing file",
+        setup=study("models: [tiny]\ndifficulty_file: llm.csv\n"),
+    ),
+    Case(
+        "study-difficulty-file-without-column",
+        STUDY,
+        r"'difficulty_file' 'llm\.csv' needs columns id,difficulty",
+        setup=study("models: [tiny]\ndifficulty_file: llm.csv\n", **{"llm.csv": "id,score\na,1\n"}),
+    ),
+    Case(
+        "study-unknown-train-format",
+        STUDY,
+        r"'train_format' 'xlsx' should be one of langtest",
+        setup=study("models: [tiny]\ntrain_format: xlsx\n"),
+    ),
+    Case(
+        "study-train-format-needs-mapping",
+        STUDY,
+        r"'train_format' 'csv' needs a column mapping",
+        setup=study("models: [tiny]\ntrain_format: csv\n"),
+    ),
+    Case(
+        "study-lora-dropout-one",
+        STUDY,
+        r"lora_dropout must be in \[0, 1\), got 1\.0",
+        setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {lora_dropout: 1}\n"),
+    ),
+    Case(
+        "study-lora-dropout-negative",
+        STUDY,
+        r"lora_dropout must be in \[0, 1\), got -0\.1",
+        setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {lora_dropout: -0.1}\n"),
+    ),
+    Case(
+        "study-unknown-optimiser",
+        STUDY,
+        r"'optim' 'adamw_fancy' is not a transformers optimiser",
+        setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {optim: adamw_fancy}\n"),
+    ),
+    Case(
+        "study-human-on-kit-data",
+        STUDY,
+        r"'scenarios' has 'human', but 'train_data' 'medmcqa' has no examinee "
+        r"shares",
+        setup=study("models: [tiny]\nscenarios: [human]\n"),
+    ),
+    Case(
+        "study-human-on-csv-without-shares",
+        STUDY,
+        r"'train_data' 'lek\.csv' has no examinee shares",
+        setup=study(
+            "models: [tiny]\nscenarios: [human]\ntrain_data: lek.csv\n",
+            **{"lek.csv": f"{LEK_HEADER}\nq?,a,b,c,d,A,x\n"},
+        ),
+    ),
+    Case(
+        "study-human-on-jsonl-without-shares",
+        STUDY,
+        r"'train_data' 'mm\.jsonl' has no examinee shares",
+        setup=study(
+            "models: [tiny]\nscenarios: [human]\ntrain_data: mm.jsonl\n",
+            **{"mm.jsonl": '{"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 1}\n'},
+        ),
+    ),
+    Case(
+        "study-category-order-empty",
+        STUDY,
+        r"'category_order' is an empty list",
+        setup=study("models: [tiny]\ncategory_order: []\n"),
+    ),
+    Case(
+        "study-category-order-repeats",
+        STUDY,
+        r"'category_order' repeats \['Anatomy'\]",
+        setup=study("models: [tiny]\ncategory_order: [Anatomy, Surgery, Anatomy]\n"),
+    ),
+    Case(
+        "study-category-order-incomplete",
+        STUDY,
+        r"'category_order' lacks 20 of the 21 categories of 'medmcqa'",
+        setup=study("models: [tiny]\ncategory_order: [Anatomy]\n"),
+    ),
+    Case(
+        "study-category-order-list-with-clusters",
+        STUDY,
+        r"scenario 'llm_clusters' orders by text clusters",
+        setup=study("models: [tiny]\nscenarios: [llm_clusters]\nstrategies: [blocked]\ncategory_order: [Anatomy]\n"),
+    ),
+    Case(
+        "study-category-order-unknown-name",
+        STUDY,
+        r"'category_order' 'biggest' should be one of size",
+        setup=study("models: [tiny]\ncategory_order: biggest\n"),
+    ),
 ]
 
 CASES = OUTPUT_CASES + STUDY_CASES
@@ -191,8 +319,13 @@ def snapshot(root: Path) -> dict:
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
-            out[rel] = ("link", os.readlink(path)) if path.is_symlink() else \
-                ("dir",) if path.is_dir() else ("file", path.read_bytes())
+            out[rel] = (
+                ("link", os.readlink(path))
+                if path.is_symlink()
+                else ("dir",)
+                if path.is_dir()
+                else ("file", path.read_bytes())
+            )
     return out
 
 
@@ -215,8 +348,13 @@ def scratch(tmp_path, monkeypatch):
     def stub(*args, **kwargs):
         raise ValueError(REACHED)
 
-    for target in ("hils_kit.training.train", "hils_kit.evaluation.evaluate", "hils_kit.difficulty.label_difficulty",
-                   "hils_kit.categories.label_categories", "hils_kit.models.load_model"):
+    for target in (
+        "hils_kit.training.train",
+        "hils_kit.evaluation.evaluate",
+        "hils_kit.difficulty.label_difficulty",
+        "hils_kit.categories.label_categories",
+        "hils_kit.models.load_model",
+    ):
         monkeypatch.setattr(target, stub)
     return work
 
@@ -257,8 +395,7 @@ def test_case(case, scratch, capsys):
 
 def test_the_table_covers_every_writing_command_and_enough_cases():
     commands = {c.command[0] if c.command[0] not in ("data", "label") else " ".join(c.command[:2]) for c in CASES}
-    assert commands == {"data validate", "order", "label difficulty", "label categories", "train", "evaluate",
-                        "study"}
+    assert commands == {"data validate", "order", "label difficulty", "label categories", "train", "evaluate", "study"}
     assert len(CASES) >= 35 and len({c.id for c in CASES}) == len(CASES)
 
 

@@ -65,7 +65,9 @@ def test_search_spaces_scaled_paper_and_custom():
     assert search_space("paper", 874) == {"n_neighbors": (8, 20), "n_components": (3, 15), "min_cluster_size": (25, 35)}
     assert search_space("paper", 874) == PAPER_SEARCH_SPACE
     custom = search_space({"n_neighbors": [6, 9]}, 400)
-    assert custom["n_neighbors"] == (6, 9) and custom["min_cluster_size"] == default_search_space(400)["min_cluster_size"]
+    assert (
+        custom["n_neighbors"] == (6, 9) and custom["min_cluster_size"] == default_search_space(400)["min_cluster_size"]
+    )
     with pytest.raises(ValueError, match="should be one of scaled, paper"):
         search_space("bayes", 400)
     with pytest.raises(ValueError, match="unknown cluster search parameter.*min_samples"):
@@ -133,7 +135,9 @@ def test_cli_categories_end_to_end(tmp_path, capsys):
     assert meta["encoder"] == "minilm" and meta["text"] == "question" and meta["embedding_dim"] == 384
     assert meta["search"] == "scaled" and meta["n_trials"] == 3
     assert meta["search_space"] == {k: list(v) for k, v in default_search_space(60).items()}
-    assert sum(meta["sizes"].values()) == 60 and meta["noise_share"] == pytest.approx(labels["was_noise"].mean(), abs=1e-4)
+    assert sum(meta["sizes"].values()) == 60 and meta["noise_share"] == pytest.approx(
+        labels["was_noise"].mean(), abs=1e-4
+    )
 
 
 def test_cli_categories_bad_inputs(tmp_path, capsys):
@@ -154,10 +158,12 @@ def test_a_study_labels_llm_clusters_with_the_sentence_encoder(tmp_path):
     from hils_kit.splits import sample_questions
 
     table = sample_questions(load_questions("medmcqa"), 60, seed=0)
-    pd.DataFrame({"id": table["id"], "difficulty": np.linspace(0, 1, len(table))}).to_csv(tmp_path / "d.csv",
-                                                                                            index=False)
-    labels = label_questions(table, ["llm_clusters"], tmp_path, ["unused"], difficulty_file=str(tmp_path / "d.csv"),
-                             cluster_trials=3)
+    pd.DataFrame({"id": table["id"], "difficulty": np.linspace(0, 1, len(table))}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    labels = label_questions(
+        table, ["llm_clusters"], tmp_path, ["unused"], difficulty_file=str(tmp_path / "d.csv"), cluster_trials=3
+    )
     assert list(labels.columns) == ["id", "difficulty_llm", "cluster"] and labels["cluster"].notna().all()
     meta = json.loads((tmp_path / "clusters.meta.json").read_text())
     assert meta["encoder"] == "minilm" and meta["n_trials"] == 3 and meta["search"] == "scaled"

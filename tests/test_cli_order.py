@@ -94,12 +94,35 @@ def test_strategy_that_needs_difficulty_without_one_exits_2(tmp_path, capsys):
 def test_labels_replace_columns_and_options_reach_the_order(questions, tmp_path, capsys):
     source = save_questions(questions, tmp_path / "small.csv")
     labels = tmp_path / "labels.csv"
-    pd.DataFrame({"id": questions["id"], "difficulty": np.linspace(1, 0, 24), "cluster": [i % 2 for i in range(24)]}
-                 ).to_csv(labels, index=False)
+    pd.DataFrame(
+        {"id": questions["id"], "difficulty": np.linspace(1, 0, 24), "cluster": [i % 2 for i in range(24)]}
+    ).to_csv(labels, index=False)
     out = tmp_path / "o.csv"
-    assert main(["order", str(source), "--strategy", "blocked_curriculum", "--labels", str(labels),
-                 "--category", "cluster", "--variant", "tiers", "--thresholds", "0.3,0.6", "--repeat", "2",
-                 "--seed", "5", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "order",
+                str(source),
+                "--strategy",
+                "blocked_curriculum",
+                "--labels",
+                str(labels),
+                "--category",
+                "cluster",
+                "--variant",
+                "tiers",
+                "--thresholds",
+                "0.3,0.6",
+                "--repeat",
+                "2",
+                "--seed",
+                "5",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ordered = read(out)
     assert load_questions(out)["id"].tolist() == ordered["id"].tolist()  # repeats reload (keyed by id and pass)
     assert runs(ordered["cluster"]) == [0, 1] and (ordered["id"].value_counts() == 2).all()
@@ -120,12 +143,17 @@ def test_rejects_go_beside_the_output(questions, tmp_path):
     assert "q999" in (tmp_path / "o.rejects.csv").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--strategy", "curriculum", "--labels", "LABELS", "--thresholds", "low,high", "--variant", "tiers"],
-     "--thresholds 'low,high'"),
-    (["--strategy", "curriculum", "--labels", "NOPE.csv"], "NOPE.csv"),
-    (["--strategy", "interleaved", "--rounds", "0"], "rounds must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--strategy", "curriculum", "--labels", "LABELS", "--thresholds", "low,high", "--variant", "tiers"],
+            "--thresholds 'low,high'",
+        ),
+        (["--strategy", "curriculum", "--labels", "NOPE.csv"], "NOPE.csv"),
+        (["--strategy", "interleaved", "--rounds", "0"], "rounds must be a whole number"),
+    ],
+)
 def test_bad_options_exit_2(questions, tmp_path, capsys, argv, message):
     source = save_questions(questions, tmp_path / "small.csv")
     labels = tmp_path / "labels.csv"

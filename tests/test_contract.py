@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
 import papermill
 import pytest
 
-from hils_kit.contract import (NOTEBOOK_PARAMS, SCENARIO, STRATEGIES, STRATEGY, CellParams, CellResults, convert,
-                               from_namespace, strategy_scenarios)
+from hils_kit.contract import (
+    NOTEBOOK_PARAMS,
+    SCENARIO,
+    STRATEGIES,
+    STRATEGY,
+    CellParams,
+    CellResults,
+    convert,
+    from_namespace,
+    strategy_scenarios,
+)
 from hils_kit.paths import NOTEBOOKS_DIR
 
 FIXTURES = Path(__file__).parent / "notebooks"
@@ -24,13 +34,14 @@ def test_help_notebook_lists_exactly_the_dataclass_fields_types_and_defaults(fol
     for f in fields:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         assert declared[f.name]["inferred_type_name"] == f.type, f.name
-        assert declared[f.name]["default"] == repr(default), f.name
+        assert ast.literal_eval(declared[f.name]["default"]) == default, f.name
         assert declared[f.name]["help"] == f.metadata["help"], f.name
 
 
 def test_a_notebook_validates_its_globals_through_its_dataclass():
-    params = from_namespace(CellParams, {"strategy": "blocked", "rounds": "4", "category_order": ["a", "b"],
-                                         "unrelated": object()})
+    params = from_namespace(
+        CellParams, {"strategy": "blocked", "rounds": "4", "category_order": ["a", "b"], "unrelated": object()}
+    )
     assert (params.strategy, params.rounds, params.category_order) == ("blocked", 4, ["a", "b"])
     with pytest.raises(ValueError, match=r"CellParams: 'strategy' has unknown value\(s\) \['blokced'\]"):
         from_namespace(CellParams, {"strategy": "blokced"})
@@ -40,16 +51,26 @@ def test_a_notebook_validates_its_globals_through_its_dataclass():
         from_namespace(CellParams, {"train_seed": float("nan")})
 
 
-@pytest.mark.parametrize("value, hint, expected", [
-    ("1e-4", float, 1e-4), (3, float, 3.0), ("8", int, 8), ("true", bool, True), ("False", bool, False),
-    ("null", bool | None, None), (None, str | None, None), (["a"], list[str], ["a"]),
-])
+@pytest.mark.parametrize(
+    "value, hint, expected",
+    [
+        ("1e-4", float, 1e-4),
+        (3, float, 3.0),
+        ("8", int, 8),
+        ("true", bool, True),
+        ("False", bool, False),
+        ("null", bool | None, None),
+        (None, str | None, None),
+        (["a"], list[str], ["a"]),
+    ],
+)
 def test_one_converter_for_yaml_papermill_and_command_line(value, hint, expected):
     assert convert(value, hint, "x") == expected
 
 
-@pytest.mark.parametrize("value, hint", [("yes", bool), ("8.5", int), (1, bool), ("inf", float), (2.5, int),
-                                         ("x", float), (True, int)])
+@pytest.mark.parametrize(
+    "value, hint", [("yes", bool), ("8.5", int), (1, bool), ("inf", float), (2.5, int), ("x", float), (True, int)]
+)
 def test_the_converter_refuses_ambiguous_values(value, hint):
     with pytest.raises(TypeError, match="'x' should be"):
         convert(value, hint, "x")
@@ -63,8 +84,11 @@ def test_vocabulary_is_defined_once():
 
 
 def test_cell_results_round_trip_and_refuse_malformed_files(tmp_path):
-    results = CellResults({"cell_id": "c", "model": "m", "strategy": "random", "scenario": "none", "replicate": 0},
-                          {"medqa": {"accuracy": 0.25}}, {"audit_ok": True})
+    results = CellResults(
+        {"cell_id": "c", "model": "m", "strategy": "random", "scenario": "none", "replicate": 0},
+        {"medqa": {"accuracy": 0.25}},
+        {"audit_ok": True},
+    )
     path = results.write(tmp_path)
     assert CellResults.read(path) == results
     path.write_text('{"cell": {"cell_id": "c"}, "metrics": {"x": {"accuracy": 0.2}}}')

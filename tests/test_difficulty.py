@@ -22,10 +22,10 @@ from hils_kit.difficulty import (
     sidecar_path,
 )
 from hils_kit.loaders import load_questions, save_questions
-from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS
-from hils_kit.tiers import tier_names as assign_tiers
 from hils_kit.prompts import format_prompt, letter_token_ids
 from hils_kit.questions import LETTERS
+from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS
+from hils_kit.tiers import tier_names as assign_tiers
 from tests.conftest import make_questions
 
 FIX = Path(__file__).parent / "fixtures"
@@ -83,8 +83,10 @@ def test_debiased_expected_accuracy_matches_hand_computation(sharp_model, table)
     want = []
     for r in table.itertuples():
         n, a = len(r.options), LETTERS.index(r.answer)
-        rotations = [hand_p_correct(model, tokenizer, r.question, r.options[s:] + r.options[:s], LETTERS[(a - s) % n])
-                     for s in range(n)]
+        rotations = [
+            hand_p_correct(model, tokenizer, r.question, r.options[s:] + r.options[:s], LETTERS[(a - s) % n])
+            for s in range(n)
+        ]
         want.append(np.mean(rotations))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, expected_accuracy(model, tokenizer, table), atol=0.01)
@@ -145,8 +147,15 @@ def test_bad_model_name_is_a_clear_error(table):
 
 
 def test_model_agreement():
-    labels = pd.DataFrame({"id": list("abcd"), "difficulty": 0.5, "p_correct_m1": [0.1, 0.2, 0.3, 0.4],
-                           "p_correct_m2": [0.4, 0.3, 0.2, 0.1], "p_correct_m3": [0.2, 0.4, 0.6, 0.8]})
+    labels = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "difficulty": 0.5,
+            "p_correct_m1": [0.1, 0.2, 0.3, 0.4],
+            "p_correct_m2": [0.4, 0.3, 0.2, 0.1],
+            "p_correct_m3": [0.2, 0.4, 0.6, 0.8],
+        }
+    )
     agreement = model_agreement(labels)
     assert agreement.mean_accuracy.to_dict() == pytest.approx({"m1": 0.25, "m2": 0.25, "m3": 0.5})
     assert agreement.correlation.loc["m1", "m2"] == pytest.approx(-1)
@@ -179,8 +188,22 @@ def test_human_difficulty_from_lek_statistics():
 def test_cli_difficulty_end_to_end(table, tmp_path, capsys):
     data = save_questions(table, tmp_path / "questions.csv")
     out = tmp_path / "labels.csv"
-    code = main(["label", "difficulty", str(data), "--models", "tiny", "--debias", "--limit", "4",
-                 "-o", str(out), "--cache", str(tmp_path / "cache")])
+    code = main(
+        [
+            "label",
+            "difficulty",
+            str(data),
+            "--models",
+            "tiny",
+            "--debias",
+            "--limit",
+            "4",
+            "-o",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "mean expected accuracy per model" in printed and "tiers by terciles" in printed
     labels = pd.read_csv(out)
@@ -209,6 +232,8 @@ def test_debiasing_maps_rotated_letters_back_on_smollm2():
     got = expected_accuracy(model, tokenizer, table, debias=True)
     for r, value in zip(table.itertuples(), got):
         a = LETTERS.index(r.answer)
-        rotations = [hand_p_correct(model, tokenizer, r.question, r.options[s:] + r.options[:s], LETTERS[(a - s) % 4])
-                     for s in range(4)]
+        rotations = [
+            hand_p_correct(model, tokenizer, r.question, r.options[s:] + r.options[:s], LETTERS[(a - s) % 4])
+            for s in range(4)
+        ]
         assert value == pytest.approx(np.mean(rotations), rel=1e-4)

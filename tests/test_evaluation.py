@@ -84,8 +84,10 @@ def test_evaluate_with_adapter(question_file, tmp_path):
     zero_shot = evaluate("tiny", test_sets=sets, out_dir=tmp_path / "none")
     with_zero = evaluate("tiny", adapter=tmp_path / "zero", test_sets=sets, out_dir=tmp_path / "zero_out")
     evaluate("tiny", adapter=tmp_path / "random", test_sets=sets, out_dir=tmp_path / "random_out")
-    probs = {d: pd.read_csv(tmp_path / d / "predictions_synth.csv")[COLUMNS[5:]].to_numpy()
-             for d in ("none", "zero_out", "random_out")}
+    probs = {
+        d: pd.read_csv(tmp_path / d / "predictions_synth.csv")[COLUMNS[5:]].to_numpy()
+        for d in ("none", "zero_out", "random_out")
+    }
     assert np.allclose(probs["zero_out"], probs["none"], atol=1e-6)
     assert with_zero["synth"]["accuracy"] == zero_shot["synth"]["accuracy"]
     assert not np.allclose(probs["random_out"], probs["none"], atol=1e-6)  # the adapter is really applied
@@ -95,13 +97,30 @@ def test_evaluate_with_adapter(question_file, tmp_path):
 
 def test_cli_end_to_end(question_file, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", "tiny", "--data", str(question_file), "--data", "mmlu_medical",
-                 "--limit", "8", "-o", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            "tiny",
+            "--data",
+            str(question_file),
+            "--data",
+            "mmlu_medical",
+            "--limit",
+            "8",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "accuracy [95% CI]" in printed and "synth" in printed and "mmlu_medical" in printed
-    assert sorted(p.name for p in out.iterdir()) == [".hils-kit", "metrics.json", "predictions_mmlu_medical.csv",
-                                                     "predictions_synth.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".hils-kit",
+        "metrics.json",
+        "predictions_mmlu_medical.csv",
+        "predictions_synth.csv",
+    ]
     assert json.loads((out / "metrics.json").read_text())["synth"]["n"] == 8
 
 

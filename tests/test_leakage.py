@@ -13,10 +13,12 @@ from hils_kit.loaders import load_questions, save_questions
 
 
 def test_keys_ignore_case_spacing_punctuation_and_option_order_but_not_other_options():
-    assert question_key("Which drug?  ", ["Atropine", "Neostigmine."]) == question_key("which DRUG", ["neostigmine",
-                                                                                                       "atropine"])
-    assert question_key("Which of the following is true?", ["a", "b"]) != \
-        question_key("Which of the following is true?", ["a", "c"])
+    assert question_key("Which drug?  ", ["Atropine", "Neostigmine."]) == question_key(
+        "which DRUG", ["neostigmine", "atropine"]
+    )
+    assert question_key("Which of the following is true?", ["a", "b"]) != question_key(
+        "Which of the following is true?", ["a", "c"]
+    )
 
 
 def test_drop_overlap_counts_and_error_mode():
@@ -35,15 +37,21 @@ def test_a_training_file_cut_from_medmcqa_no_longer_leaks_into_the_medmcqa_test_
     train = medmcqa.sample(40, random_state=0).assign(id=lambda t: "copy:" + t["id"].astype(str))  # new ids
     save_questions(train, tmp_path / "mine.csv")
     split = {"kind": "holdout", "test_fraction": 0.25, "seed": 0}
-    files = prepare_data(str(tmp_path / "mine.csv"), split, {"holdout": ["mine_test", "medmcqa"]}, ["medmcqa"],
-                         tmp_path / "prepare")
+    files = prepare_data(
+        str(tmp_path / "mine.csv"), split, {"holdout": ["mine_test", "medmcqa"]}, ["medmcqa"], tmp_path / "prepare"
+    )
     used = load_questions(tmp_path / "prepare" / "train_holdout.csv")  # 30 trained on, 10 held out
     assert files.set_index("label").loc["medmcqa", "overlap"] == 30  # every training question is in medmcqa
-    assert overlap_dropped(tmp_path / "prepare", "holdout", ["mine_test", "medmcqa"]) == {"mine_test": 0,
-                                                                                          "medmcqa": 30}
+    assert overlap_dropped(tmp_path / "prepare", "holdout", ["mine_test", "medmcqa"]) == {"mine_test": 0, "medmcqa": 30}
     test = load_questions(tmp_path / "prepare" / "test_holdout__medmcqa.csv")
     assert len(test) == len(medmcqa) - 30 and not (question_keys(test) & question_keys(used))
     assert json.loads((tmp_path / "prepare" / "overlap.json").read_text())["holdout/medmcqa"] == 30
     with pytest.raises(ValueError, match="test set 'medmcqa': 30 question"):
-        prepare_data(str(tmp_path / "mine.csv"), split, {"holdout": ["medmcqa"]}, ["medmcqa"], tmp_path / "p2",
-                     on_overlap="error")
+        prepare_data(
+            str(tmp_path / "mine.csv"),
+            split,
+            {"holdout": ["medmcqa"]},
+            ["medmcqa"],
+            tmp_path / "p2",
+            on_overlap="error",
+        )

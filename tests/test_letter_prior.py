@@ -5,8 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hils_kit.letter_prior import (balance_letters, gains_track_letters, letter_prior_table, prior_accuracy,
-                                   tail_letter_mix)
+from hils_kit.letter_prior import (
+    balance_letters,
+    gains_track_letters,
+    letter_prior_table,
+    prior_accuracy,
+    tail_letter_mix,
+)
 from hils_kit.orderings import order_questions
 from tests.conftest import make_questions
 
@@ -40,18 +45,39 @@ def test_gains_that_follow_the_letter_mix_are_called_out():
     rows = []
     for replicate in range(3):
         for strategy, acc, prior in (("random", 0.25, 0.25), ("blocked", 0.35, 0.34), ("curriculum", 0.20, 0.21)):
-            rows.append({"cell_id": f"{strategy}{replicate}", "strategy": strategy, "model": "m", "dataset": "d",
-                         "replicate": replicate, "accuracy": acc + replicate / 100,
-                         "letter_prior_accuracy": prior + replicate / 90})
+            rows.append(
+                {
+                    "cell_id": f"{strategy}{replicate}",
+                    "strategy": strategy,
+                    "model": "m",
+                    "dataset": "d",
+                    "replicate": replicate,
+                    "accuracy": acc + replicate / 100,
+                    "letter_prior_accuracy": prior + replicate / 90,
+                }
+            )
     result = gains_track_letters(pd.DataFrame(rows))
     assert result["pairs"] == 6 and result["correlation"] > 0.9
     assert "track the letter prior" in result["verdict"]
 
 
 def test_letter_prior_table_from_collected_rows():
-    long = pd.DataFrame([{"cell_id": "c", "strategy": "random", "model": "m", "dataset": "d", "replicate": 0,
-                          "accuracy": 0.3, "majority_baseline": 0.32, "predicted_letters": {"A": 9, "B": 1},
-                          "gold_letters": {"A": 3, "B": 7}, "train_tail_letters": {"A": 0.8, "B": 0.2}}])
+    long = pd.DataFrame(
+        [
+            {
+                "cell_id": "c",
+                "strategy": "random",
+                "model": "m",
+                "dataset": "d",
+                "replicate": 0,
+                "accuracy": 0.3,
+                "majority_baseline": 0.32,
+                "predicted_letters": {"A": 9, "B": 1},
+                "gold_letters": {"A": 3, "B": 7},
+                "train_tail_letters": {"A": 0.8, "B": 0.2},
+            }
+        ]
+    )
     row = letter_prior_table(long).iloc[0]
     assert row["letter_prior_accuracy"] == pytest.approx(0.34) and row["top_predicted"] == "A"
     assert row["top_predicted_share"] == pytest.approx(0.9) and row["tail_top_letter"] == "A"

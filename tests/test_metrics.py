@@ -8,15 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hils_kit.metrics import (bootstrap_distribution, bootstrap_interval, debiased_bootstrap,
-                              debiased_log_probabilities, debiased_predictions, gold_scores,
-                              majority_baseline, paired_bootstrap_difference, summarize)
+from hils_kit.metrics import (
+    bootstrap_distribution,
+    bootstrap_interval,
+    debiased_bootstrap,
+    debiased_log_probabilities,
+    debiased_predictions,
+    gold_scores,
+    majority_baseline,
+    paired_bootstrap_difference,
+    summarize,
+)
 
 
 def predictions(gold: str, pred: str, probs, categories=None) -> pd.DataFrame:
     probs = np.asarray(probs, dtype=float)
-    table = pd.DataFrame({"answer": list(gold), "pred": list(pred),
-                          "category": categories or ["c"] * len(gold)})
+    table = pd.DataFrame({"answer": list(gold), "pred": list(pred), "category": categories or ["c"] * len(gold)})
     for k, letter in enumerate("ABCDE"[: probs.shape[1]]):
         table[f"p_{letter}"] = probs[:, k]
     return table
@@ -33,8 +40,10 @@ def test_accuracy_f1_categories_and_letter_counts():
     support = {"A": 2, "B": 2, "C": 1, "D": 1}
     assert s["f1_macro"] == pytest.approx(np.mean(list(f1.values())))
     assert s["f1_weighted"] == pytest.approx(sum(f1[k] * support[k] for k in f1) / 6)
-    assert s["per_category"] == {"x": {"n": 3, "accuracy": pytest.approx(2 / 3)},
-                                 "y": {"n": 3, "accuracy": pytest.approx(2 / 3)}}
+    assert s["per_category"] == {
+        "x": {"n": 3, "accuracy": pytest.approx(2 / 3)},
+        "y": {"n": 3, "accuracy": pytest.approx(2 / 3)},
+    }
     assert s["predicted_letters"] == {"A": 2, "B": 3, "C": 1, "D": 0}
     assert s["gold_letters"] == {"A": 2, "B": 2, "C": 1, "D": 1}
     assert s["chance"] == pytest.approx(0.25)
@@ -149,8 +158,12 @@ def test_summary_means_of_gold_scores_with_intervals():
     table = predictions(gold, "".join("ABCD"[i] for i in probs.argmax(1)), probs)
     s = summarize(table, seed=1)
     scores = gold_scores(probs, list(gold))
-    for key, column in (("mean_p_gold", "p_gold"), ("mean_gold_logprob", "gold_logprob"),
-                        ("mean_gold_logprob_debiased", "gold_logprob_debiased"), ("mean_brier", "brier")):
+    for key, column in (
+        ("mean_p_gold", "p_gold"),
+        ("mean_gold_logprob", "gold_logprob"),
+        ("mean_gold_logprob_debiased", "gold_logprob_debiased"),
+        ("mean_brier", "brier"),
+    ):
         assert s[key] == pytest.approx(scores[column].mean())
         low, high = s[f"{key}_ci"]
         assert low < s[key] < high
@@ -169,6 +182,7 @@ def test_vectorised_debiased_bootstrap_equals_recomputing_each_resample():
     accuracy, gold_logprob = debiased_bootstrap(probs, gold_index, 200, seed=4, chunk=64)
     slow_accuracy = bootstrap_distribution(lambda i: (debiased_predictions(probs[i]) == gold[i]).mean(), 40, 200, 4)
     slow_logprob = bootstrap_distribution(
-        lambda i: debiased_log_probabilities(probs[i])[np.arange(40), gold_index[i]].mean(), 40, 200, 4)
+        lambda i: debiased_log_probabilities(probs[i])[np.arange(40), gold_index[i]].mean(), 40, 200, 4
+    )
     assert (accuracy == slow_accuracy).all()
     assert gold_logprob == pytest.approx(slow_logprob, rel=1e-9)

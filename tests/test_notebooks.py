@@ -54,8 +54,9 @@ def test_prepare_writes_split_questions_and_labels(smoke):
 
 def test_every_cell_trained_in_its_planned_order_and_was_evaluated(smoke):
     cells = sorted((smoke[0] / "runs" / "smoke" / "cells").iterdir())
-    assert sorted(json.loads((c / "results.json").read_text())["cell"]["strategy"] for c in cells) == \
-        sorted(s for s in STRATEGIES if s != "anti_curriculum")
+    assert sorted(json.loads((c / "results.json").read_text())["cell"]["strategy"] for c in cells) == sorted(
+        s for s in STRATEGIES if s != "anti_curriculum"
+    )
     for cell in cells:
         results = json.loads((cell / "results.json").read_text())
         assert results["train"]["audit_ok"] is True and results["train"]["n_examples_fed"] == 24
@@ -75,8 +76,14 @@ def test_every_cell_trained_in_its_planned_order_and_was_evaluated(smoke):
 def test_analysis_and_index(smoke):
     out = smoke[0]
     table = pd.read_csv(out / "runs" / "smoke" / "analysis" / "table_llm.csv", index_col=0)
-    assert list(table.index) == ["Random Shuffle", "Curriculum", "Blocked", "Blocked Curriculum", "Interleaved",
-                                 "Interleaved Curriculum"]
+    assert list(table.index) == [
+        "Random Shuffle",
+        "Curriculum",
+        "Blocked",
+        "Blocked Curriculum",
+        "Interleaved",
+        "Interleaved Curriculum",
+    ]
     assert list(table.columns) == ["tiny", "medmcqa_test", "medqa", "mmlu_medical", "Mean"]
     index = (out / "reports" / "smoke" / "index.html").read_text()
     assert "Interleaved Curriculum" in index and "6/6" in index
@@ -92,6 +99,7 @@ def test_rerun_resumes_without_redoing_cells(smoke, capsys):
 
 
 # -- the paper's design: k-fold pooled over folds, real replicates, and the paper grid's shape ------------------------
+
 
 @pytest.fixture(scope="module")
 def kfold_smoke(tmp_path_factory):
@@ -112,8 +120,10 @@ def test_kfold_study_runs_through_every_notebook_and_pools_the_folds(kfold_smoke
     assert (out / "reports" / "smoke_kfold" / "index.html").is_file()
     pooled = {}
     for replicate in (0, 1):
-        folds = [json.loads((run / "cells" / f"tiny__llm__curriculum__fold{f}__r{replicate}" / "results.json")
-                            .read_text()) for f in (0, 1)]
+        folds = [
+            json.loads((run / "cells" / f"tiny__llm__curriculum__fold{f}__r{replicate}" / "results.json").read_text())
+            for f in (0, 1)
+        ]
         correct = sum(r["metrics"]["medmcqa"]["accuracy"] * r["metrics"]["medmcqa"]["n"] for r in folds)
         pooled[replicate] = 100 * correct / sum(r["metrics"]["medmcqa"]["n"] for r in folds)
     assert table.loc["Curriculum", "medmcqa"] == pytest.approx((pooled[0] + pooled[1]) / 2, abs=0.01)
@@ -121,11 +131,18 @@ def test_kfold_study_runs_through_every_notebook_and_pools_the_folds(kfold_smoke
 
 def test_replicates_are_independent_runs(kfold_smoke):
     cells = kfold_smoke[0] / "runs" / "smoke_kfold" / "cells"
-    runs = [json.loads((cells / f"tiny__llm__curriculum__full__r{r}" / "results.json").read_text())["cell"]
-            for r in (0, 1)]
+    runs = [
+        json.loads((cells / f"tiny__llm__curriculum__full__r{r}" / "results.json").read_text())["cell"] for r in (0, 1)
+    ]
     assert [(c["order_seed"], c["train_seed"]) for c in runs] == [(0, 42), (1, 43)]  # the preset seed 42 + r
-    adapters = [hashlib.md5((cells / f"tiny__llm__curriculum__full__r{r}" / "train" / "adapter" /
-                             "adapter_model.safetensors").read_bytes()).hexdigest() for r in (0, 1)]
+    adapters = [
+        hashlib.md5(
+            (
+                cells / f"tiny__llm__curriculum__full__r{r}" / "train" / "adapter" / "adapter_model.safetensors"
+            ).read_bytes()
+        ).hexdigest()
+        for r in (0, 1)
+    ]
     assert adapters[0] != adapters[1]  # a strict curriculum has one order: only the training seed differs
 
 
@@ -138,8 +155,15 @@ def write_lek_standin(path, n: int = 24) -> None:
         right = 50 + (i * 7) % 45
         shares = {letter: (100 - right) / 3 for letter in "ABCD"}
         shares[row["answer"]] = right
-        rows.append({"prompt": row["question"], **dict(zip("ABCD", row["options"])), "Answer": row["answer"],
-                     "Category": row["category"], **{f"%{k}": round(v, 2) for k, v in shares.items()}})
+        rows.append(
+            {
+                "prompt": row["question"],
+                **dict(zip("ABCD", row["options"])),
+                "Answer": row["answer"],
+                "Category": row["category"],
+                **{f"%{k}": round(v, 2) for k, v in shares.items()},
+            }
+        )
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
@@ -147,9 +171,19 @@ def test_the_paper_grid_shape_runs_end_to_end_on_the_tiny_model(tmp_path):
     """paper.yaml's shape: k-fold + full, human and LLM difficulty, six strategies (27 cells of a few questions)."""
     write_lek_standin(tmp_path / "lek.csv")
     paper = yaml.safe_load((PARAMS_DIR / "studies" / "paper.yaml").read_text())
-    study = {**paper, "name": "paper_tiny", "models": ["tiny"], "preset": "tiny", "train_data": str(tmp_path / "lek.csv"),
-             "split": {"kind": "kfold", "k": 2, "seed": 0, "include_full": True}, "test_sets": ["medqa"],
-             "test_limit": 6, "difficulty_models": ["tiny"], "difficulty_file": None, "replicates": 1}
+    study = {
+        **paper,
+        "name": "paper_tiny",
+        "models": ["tiny"],
+        "preset": "tiny",
+        "train_data": str(tmp_path / "lek.csv"),
+        "split": {"kind": "kfold", "k": 2, "seed": 0, "include_full": True},
+        "test_sets": ["medqa"],
+        "test_limit": 6,
+        "difficulty_models": ["tiny"],
+        "difficulty_file": None,
+        "replicates": 1,
+    }
     (tmp_path / "paper_tiny.yaml").write_text(yaml.safe_dump(study))
     assert main(["study", str(tmp_path / "paper_tiny.yaml"), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
     run = tmp_path / "out" / "runs" / "paper_tiny"
@@ -167,7 +201,8 @@ def test_paper_study_dry_run_lists_its_grid_and_writes_nothing(tmp_path, monkeyp
     (tmp_path / "data").mkdir()
     write_lek_standin(tmp_path / "data" / "lek.csv")
     pd.DataFrame({"Index": range(24), "llm_difficulty": np.linspace(0.1, 0.9, 24)}).to_csv(
-        tmp_path / "data" / "llm_difficulty_lek.csv", index=False)
+        tmp_path / "data" / "llm_difficulty_lek.csv", index=False
+    )
     cache = tmp_path / "hub"
     for repo in yaml.safe_load((PARAMS_DIR / "studies" / "paper.yaml").read_text())["models"]:
         snapshot = cache / f"models--{repo.replace('/', '--')}" / "snapshots" / "0" / "config.json"

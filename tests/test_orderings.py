@@ -28,8 +28,14 @@ def tables(draw, min_size: int = 1, max_size: int = 40) -> pd.DataFrame:
     cats = rng.choice(CATEGORIES[:k], size=n, p=rng.dirichlet(np.ones(k)))
     ties = draw(st.sampled_from(["none", "some", "all"]))
     diffs = {"none": rng.random(n), "some": rng.integers(0, 5, n) / 4, "all": np.full(n, 0.5)}[ties]
-    return pd.DataFrame({"id": [f"q{i:03d}" for i in range(n)], "category": cats, "difficulty": diffs,
-                         "extra": [f"x{i}" for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "id": [f"q{i:03d}" for i in range(n)],
+            "category": cats,
+            "difficulty": diffs,
+            "extra": [f"x{i}" for i in range(n)],
+        }
+    )
 
 
 def runs(values) -> list:
@@ -148,19 +154,42 @@ def test_pacing_stages_grow_and_hold_the_easiest_questions(table, pools, seed):
 
 def test_figure_1_example_interleaved_curriculum():
     # Figure 1: three categories (M, S, P), three rounds, difficulty rising from round to round
-    table = pd.DataFrame({"id": [f"{c}{d}" for c in "MSP" for d in range(6)],
-                          "category": [c for c in "MSP" for _ in range(6)],
-                          "difficulty": [d / 10 + 0.01 * k for k, c in enumerate("MSP") for d in (5, 0, 3, 1, 4, 2)]})
+    table = pd.DataFrame(
+        {
+            "id": [f"{c}{d}" for c in "MSP" for d in range(6)],
+            "category": [c for c in "MSP" for _ in range(6)],
+            "difficulty": [d / 10 + 0.01 * k for k, c in enumerate("MSP") for d in (5, 0, 3, 1, 4, 2)],
+        }
+    )
     ordered = order_questions(table, "interleaved_curriculum", category_order=["M", "S", "P"])
-    assert list(ordered["id"]) == ["M1", "M3", "S1", "S3", "P1", "P3", "M5", "M2", "S5", "S2", "P5", "P2",
-                                   "M4", "M0", "S4", "S0", "P4", "P0"]
+    assert list(ordered["id"]) == [
+        "M1",
+        "M3",
+        "S1",
+        "S3",
+        "P1",
+        "P3",
+        "M5",
+        "M2",
+        "S5",
+        "S2",
+        "P5",
+        "P2",
+        "M4",
+        "M0",
+        "S4",
+        "S0",
+        "P4",
+        "P0",
+    ]
     assert list(ordered["round"]) == [1] * 6 + [2] * 6 + [3] * 6
 
 
 def test_other_seeds_give_other_orders_where_there_is_randomness():
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"id": [f"q{i}" for i in range(60)], "category": list("abc" * 20),
-                          "difficulty": rng.permutation(60) / 60})
+    table = pd.DataFrame(
+        {"id": [f"q{i}" for i in range(60)], "category": list("abc" * 20), "difficulty": rng.permutation(60) / 60}
+    )
     for strategy, variant in ALL:
         a = order_questions(table, strategy, variant=variant, seed=0)["id"].tolist()
         b = order_questions(table, strategy, variant=variant, seed=1)["id"].tolist()
@@ -169,8 +198,10 @@ def test_other_seeds_give_other_orders_where_there_is_randomness():
         else:
             assert a != b, (strategy, variant)
     ties = table.assign(difficulty=0.5)
-    assert (order_questions(ties, "curriculum", seed=0)["id"].tolist()
-            != order_questions(ties, "curriculum", seed=1)["id"].tolist())
+    assert (
+        order_questions(ties, "curriculum", seed=0)["id"].tolist()
+        != order_questions(ties, "curriculum", seed=1)["id"].tolist()
+    )
 
 
 def test_same_seed_gives_the_same_within_block_order_across_strategies():
@@ -213,8 +244,9 @@ def test_tiers_and_paper_thresholds():
 def test_variant_is_ignored_by_strategies_without_difficulty():
     table = pd.DataFrame({"id": range(9), "category": list("aabbbcccc")})
     for strategy in ("random", "blocked", "interleaved"):
-        pd.testing.assert_frame_equal(order_questions(table, strategy, variant="tiers"),
-                                      order_questions(table, strategy))
+        pd.testing.assert_frame_equal(
+            order_questions(table, strategy, variant="tiers"), order_questions(table, strategy)
+        )
 
 
 def test_columns_of_an_earlier_order_are_replaced():
@@ -224,19 +256,27 @@ def test_columns_of_an_earlier_order_are_replaced():
     assert again["difficulty"].is_monotonic_increasing
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(strategy="spaced"), "unknown strategy 'spaced'"),
-    (dict(strategy="blocked", variant="emh"), "unknown variant 'emh'"),
-    (dict(strategy="interleaved", rounds=0), "rounds must be a whole number"),
-    (dict(strategy="random", repeat=1.5), "repeat must be a whole number"),
-    (dict(strategy="curriculum", thresholds=(0.2, 0.4)), "thresholds apply to variant 'tiers' only"),
-    (dict(strategy="curriculum", variant="tiers", thresholds=(0.8, 0.4)), "must not exceed"),
-    (dict(strategy="curriculum", variant="tiers", thresholds="lek"), "thresholds 'lek'"),
-    (dict(strategy="interleaved_curriculum", variant="tiers", rounds=4), "one round per tier"),
-    (dict(strategy="curriculum", difficulty="llm_difficulty"),
-     "strategy 'curriculum' needs difficulty column 'llm_difficulty'"),
-    (dict(strategy="blocked", category="cluster_label"), "strategy 'blocked' needs category column 'cluster_label'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(strategy="spaced"), "unknown strategy 'spaced'"),
+        (dict(strategy="blocked", variant="emh"), "unknown variant 'emh'"),
+        (dict(strategy="interleaved", rounds=0), "rounds must be a whole number"),
+        (dict(strategy="random", repeat=1.5), "repeat must be a whole number"),
+        (dict(strategy="curriculum", thresholds=(0.2, 0.4)), "thresholds apply to variant 'tiers' only"),
+        (dict(strategy="curriculum", variant="tiers", thresholds=(0.8, 0.4)), "must not exceed"),
+        (dict(strategy="curriculum", variant="tiers", thresholds="lek"), "thresholds 'lek'"),
+        (dict(strategy="interleaved_curriculum", variant="tiers", rounds=4), "one round per tier"),
+        (
+            dict(strategy="curriculum", difficulty="llm_difficulty"),
+            "strategy 'curriculum' needs difficulty column 'llm_difficulty'",
+        ),
+        (
+            dict(strategy="blocked", category="cluster_label"),
+            "strategy 'blocked' needs category column 'cluster_label'",
+        ),
+    ],
+)
 def test_bad_arguments_are_refused_clearly(kwargs, message):
     table = pd.DataFrame({"id": ["a", "b"], "category": ["x", "y"], "difficulty": [0.1, 0.2]})
     with pytest.raises(ValueError, match=message):
@@ -245,8 +285,11 @@ def test_bad_arguments_are_refused_clearly(kwargs, message):
 
 def test_missing_labels_are_refused_with_the_column_strategy_and_ids():
     table = pd.DataFrame({"id": ["a", "b", "c"], "category": ["x", None, "y"], "difficulty": [0.1, None, "hard"]})
-    with pytest.raises(ValueError, match=r"'blocked_curriculum' needs a number in difficulty column "
-                                         r"'difficulty'.*2 of 3 .*e\.g\. b, c"):
+    with pytest.raises(
+        ValueError,
+        match=r"'blocked_curriculum' needs a number in difficulty column "
+        r"'difficulty'.*2 of 3 .*e\.g\. b, c",
+    ):
         order_questions(table.assign(category="x"), "blocked_curriculum")
     with pytest.raises(ValueError, match=r"'interleaved' needs a category.*is empty for 1 of 3 \(e\.g\. b\)"):
         order_questions(table, "interleaved")

@@ -11,12 +11,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hils_kit.paths import (MARKER, OutputPathError, atomic_path, claim_folder, made_by_kit, output_file,
-                            output_folder)
+from hils_kit.paths import MARKER, OutputPathError, atomic_path, claim_folder, made_by_kit, output_file, output_folder
 
 # targets relative to the working folder ``work`` of the scratch tree (see make_tree)
-TARGETS = ["", ".", "..", "sub/.", "sub/..", "foreign", "empty", "kit", "file.txt", "link_file", "link_dir",
-           "dangling", "new.txt", "new_dir/deeper/out", "file.txt/x", "readonly/out", "../outside.txt"]
+TARGETS = [
+    "",
+    ".",
+    "..",
+    "sub/.",
+    "sub/..",
+    "foreign",
+    "empty",
+    "kit",
+    "file.txt",
+    "link_file",
+    "link_dir",
+    "dangling",
+    "new.txt",
+    "new_dir/deeper/out",
+    "file.txt/x",
+    "readonly/out",
+    "../outside.txt",
+]
 WRITERS = ["file", "folder", "fail", "nothing"]
 
 
@@ -87,8 +103,12 @@ def inside(rel: str, regions: list[str]) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(target=st.sampled_from(TARGETS), writer=st.sampled_from(WRITERS), overwrite=st.booleans(),
-       content=st.text(min_size=1, max_size=40))
+@given(
+    target=st.sampled_from(TARGETS),
+    writer=st.sampled_from(WRITERS),
+    overwrite=st.booleans(),
+    content=st.text(min_size=1, max_size=40),
+)
 def test_atomic_path_changes_only_its_target_and_writes_it_whole_or_not_at_all(target, writer, overwrite, content):
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -159,14 +179,17 @@ def test_a_failed_write_removes_the_parent_folders_it_made(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("path, message", [
-    ("", "an empty path"),
-    (".", "names a folder such as '.'"),
-    ("..", "names a folder such as '.'"),
-    ("out/", "ends with '/'"),
-    ("folder", "is an existing folder"),
-    ("file.csv/x.csv", "'file.csv' is a file, not a folder"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("", "an empty path"),
+        (".", "names a folder such as '.'"),
+        ("..", "names a folder such as '.'"),
+        ("out/", "ends with '/'"),
+        ("folder", "is an existing folder"),
+        ("file.csv/x.csv", "'file.csv' is a file, not a folder"),
+    ],
+)
 def test_output_file_refusals(tmp_path, monkeypatch, path, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
@@ -186,8 +209,11 @@ def test_output_folder_accepts_new_empty_and_kit_folders_and_refuses_the_rest(tm
     for ok in ("new/run", "empty", "kit"):
         assert output_folder(ok, "-o") == Path(ok)
     assert output_folder("theirs", "-o", overwrite=True) == Path("theirs")
-    with pytest.raises(OutputPathError, match="-o 'theirs': the folder exists, is not empty and was not made by "
-                                              "the kit; give a new folder, or pass --overwrite"):
+    with pytest.raises(
+        OutputPathError,
+        match="-o 'theirs': the folder exists, is not empty and was not made by "
+        "the kit; give a new folder, or pass --overwrite",
+    ):
         output_folder("theirs", "-o")
     with pytest.raises(OutputPathError, match="-o 'file': is a file, not a folder"):
         output_folder("file", "-o", overwrite=True)

@@ -9,16 +9,23 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hils_kit.power import (discordance_rate, mde_accuracy_points, mde_paired_mean, power_summary, power_table,
-                            questions_needed, replicate_variance, replicates_needed)
+from hils_kit.power import (
+    discordance_rate,
+    mde_accuracy_points,
+    mde_paired_mean,
+    power_summary,
+    power_table,
+    questions_needed,
+    replicate_variance,
+    replicates_needed,
+)
 
 Z_ALPHA, Z_POWER = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
 
 
 @pytest.mark.parametrize("difference, discordance", [(0.01, 0.3), (0.05, 0.2), (0.1, 0.15), (0.02, 0.05)])
 def test_questions_needed_is_connors_formula(difference, discordance):
-    connor = (Z_ALPHA * math.sqrt(discordance) + Z_POWER * math.sqrt(discordance - difference ** 2)) ** 2 \
-        / difference ** 2
+    connor = (Z_ALPHA * math.sqrt(discordance) + Z_POWER * math.sqrt(discordance - difference**2)) ** 2 / difference**2
     assert questions_needed(difference, discordance) == math.ceil(connor)
 
 
@@ -58,7 +65,7 @@ def test_replicate_noise_raises_the_mde_and_replicates_lower_it():
     assert base < mde_accuracy_points(0.2, 400, replicates=4, replicate_variance=0.0004) < noisy
     # with tau2: MDE² (in shares) solves the same condition; check one value by hand
     delta = noisy / 100
-    v0, v1 = 0.2 / 400 + 0.0008, (0.2 - delta ** 2) / 400 + 0.0008
+    v0, v1 = 0.2 / 400 + 0.0008, (0.2 - delta**2) / 400 + 0.0008
     assert Z_ALPHA * math.sqrt(v0) + Z_POWER * math.sqrt(v1) == pytest.approx(delta)
 
 
@@ -73,10 +80,15 @@ def test_questions_and_replicates_needed_with_run_noise():
     assert replicates_needed(0.05, 0.2, n_questions=1000, replicate_variance=0.0) == 1
 
 
-@pytest.mark.parametrize("n, effect", [
-    # statsmodels 0.14 TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8): detectable d = mean / sd
-    (10, 0.9960019107624178), (50, 0.4041829997377859), (200, 0.19906465946973934),
-])
+@pytest.mark.parametrize(
+    "n, effect",
+    [
+        # statsmodels 0.14 TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8): detectable d = mean / sd
+        (10, 0.9960019107624178),
+        (50, 0.4041829997377859),
+        (200, 0.19906465946973934),
+    ],
+)
 def test_mde_paired_mean_matches_statsmodels(n, effect):
     differences = np.random.default_rng(n).normal(0.1, 0.7, n)
     # statsmodels solves to about 1e-6
@@ -103,22 +115,30 @@ def test_replicate_variance_recovers_a_known_run_shift():
     n, reps, shift_sd = 3000, 30, 0.05
     p = rng.uniform(0.2, 0.6, n)[:, None] + rng.normal(0, shift_sd, reps)[None, :]
     correct = rng.random((n, reps)) < p
-    assert replicate_variance(correct) == pytest.approx(shift_sd ** 2, rel=0.35)
+    assert replicate_variance(correct) == pytest.approx(shift_sd**2, rel=0.35)
     # no run shift: only question-level flips, which the component leaves out
     flips = rng.random((n, reps)) < rng.uniform(0.2, 0.6, n)[:, None]
     assert replicate_variance(flips) < 0.1 * flips.mean(axis=0).var(ddof=1) + 1e-6
     assert math.isnan(replicate_variance([1, 0, 1]))
 
 
-def long_predictions(rng, datasets=("medqa", "medmcqa"), strategies=("random", "curriculum", "blocked"),
-                     n=60, reps=2):
+def long_predictions(rng, datasets=("medqa", "medmcqa"), strategies=("random", "curriculum", "blocked"), n=60, reps=2):
     rows = []
     for dataset in datasets:
         for strategy in strategies:
             for replicate in range(reps):
-                rows.append(pd.DataFrame({
-                    "dataset": dataset, "strategy": strategy, "replicate": replicate, "id": [f"q{i}" for i in range(n)],
-                    "correct": rng.random(n) < 0.3, "gold_logprob": rng.normal(-1.4, 0.4, n)}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "dataset": dataset,
+                            "strategy": strategy,
+                            "replicate": replicate,
+                            "id": [f"q{i}" for i in range(n)],
+                            "correct": rng.random(n) < 0.3,
+                            "gold_logprob": rng.normal(-1.4, 0.4, n),
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -127,8 +147,16 @@ def test_power_table_one_row_per_test_set_pooling_the_comparisons():
     table = power_table(long, baseline="random")
     assert table["dataset"].tolist() == ["medqa", "medmcqa"]
     assert table["compared"].tolist() == ["curriculum, blocked"] * 2
-    for column in ("mde_accuracy_points", "mde_gold_logprob", "questions_needed_1pt", "replicates_needed_1pt",
-                   "discordance", "replicate_variance", "n_questions", "accuracy_method"):
+    for column in (
+        "mde_accuracy_points",
+        "mde_gold_logprob",
+        "questions_needed_1pt",
+        "replicates_needed_1pt",
+        "discordance",
+        "replicate_variance",
+        "n_questions",
+        "accuracy_method",
+    ):
         assert column in table
     medqa = long[long["dataset"] == "medqa"]
 
@@ -136,14 +164,19 @@ def test_power_table_one_row_per_test_set_pooling_the_comparisons():
         part = medqa[medqa["strategy"] == strategy]
         return part.pivot(index="id", columns="replicate", values=column).sort_index().to_numpy(dtype=float)
 
-    discordances = [discordance_rate(matrix(s, "correct"), matrix("random", "correct"))
-                    for s in ("curriculum", "blocked")]
+    discordances = [
+        discordance_rate(matrix(s, "correct"), matrix("random", "correct")) for s in ("curriculum", "blocked")
+    ]
     assert table.loc[0, "discordance"] == pytest.approx(np.mean(discordances))
     assert table.loc[0, "n_questions"] == 60 and table.loc[0, "replicates"] == 2
     # a single comparison gives exactly power_summary
     one = power_table(long[long["strategy"] != "blocked"], baseline="random").iloc[0]
-    summary = power_summary(matrix("curriculum", "correct"), matrix("random", "correct"),
-                            matrix("curriculum", "gold_logprob"), matrix("random", "gold_logprob"))
+    summary = power_summary(
+        matrix("curriculum", "correct"),
+        matrix("random", "correct"),
+        matrix("curriculum", "gold_logprob"),
+        matrix("random", "gold_logprob"),
+    )
     for key in ("discordance", "replicate_variance", "mde_accuracy_points", "mde_gold_logprob", "questions_needed_1pt"):
         assert one[key] == pytest.approx(summary[key])
 

@@ -17,7 +17,8 @@ from hils_kit.reports import notebook_html, write_index
 from hils_kit.study import study_from_dict
 
 PNG = base64.b64decode(  # one pixel
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 CHROMIUM = shutil.which("chromium")
 
 
@@ -28,11 +29,28 @@ def executed_notebook(path):
     nb.cells = [
         new_markdown_cell("# Train and evaluate\nThe effective parameters come first."),
         new_code_cell("print('accuracy', 41 + 1)", outputs=[new_output("stream", name="stdout", text="accuracy 42\n")]),
-        new_code_cell("plot()", outputs=[new_output("display_data", data={"image/png": base64.b64encode(PNG).decode(),
-                                                                          "text/plain": "<Figure>"})]),
-        new_code_cell("bar()", outputs=[new_output("display_data", data={
-            "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
-            "text/plain": "progress 100%"})]),
+        new_code_cell(
+            "plot()",
+            outputs=[
+                new_output("display_data", data={"image/png": base64.b64encode(PNG).decode(), "text/plain": "<Figure>"})
+            ],
+        ),
+        new_code_cell(
+            "bar()",
+            outputs=[
+                new_output(
+                    "display_data",
+                    data={
+                        "application/vnd.jupyter.widget-view+json": {
+                            "model_id": "abc",
+                            "version_major": 2,
+                            "version_minor": 0,
+                        },
+                        "text/plain": "progress 100%",
+                    },
+                )
+            ],
+        ),
     ]
     nbformat.write(nb, path)
     return path
@@ -53,27 +71,47 @@ def test_notebook_html_keeps_outputs_drops_code_and_needs_no_network(tmp_path):
 @pytest.fixture
 def index(tmp_path):
     """An index for a study where one cell finished, one failed, and 04 wrote a table and a figure."""
-    config = study_from_dict({"name": "demo", "description": "Two cells & a <failure>.", "models": ["tiny"],
-                              "strategies": ["random", "curriculum"]})
+    config = study_from_dict(
+        {
+            "name": "demo",
+            "description": "Two cells & a <failure>.",
+            "models": ["tiny"],
+            "strategies": ["random", "curriculum"],
+        }
+    )
     layout = Layout(tmp_path, "demo")
     explore, prepare, cells, analysis = plan(config, layout, tmp_path / "notebooks")
     for job in (explore, cells[0]):
         job.output.parent.mkdir(parents=True, exist_ok=True)
         notebook_html(executed_notebook(job.output), job.report)
-    outcomes = [Outcome(explore, "done", 30), Outcome(prepare, "cached", 90), Outcome(cells[0], "done", 600),
-                Outcome(cells[1], "failed", 60, "RuntimeError: CUDA out of memory <bad>"),
-                Outcome(analysis, "done", 20)]
+    outcomes = [
+        Outcome(explore, "done", 30),
+        Outcome(prepare, "cached", 90),
+        Outcome(cells[0], "done", 600),
+        Outcome(cells[1], "failed", 60, "RuntimeError: CUDA out of memory <bad>"),
+        Outcome(analysis, "done", 20),
+    ]
     analysis_dir = layout.run_dir / "analysis"
     analysis_dir.mkdir(parents=True)
     (analysis_dir / "table_llm.csv").write_text("strategy,medqa,mmlu_medical\nrandom,31.25,40\ncurriculum,35,38.5\n")
     (analysis_dir / "gains_llm.png").write_bytes(PNG)
-    (analysis_dir / "artefacts.json").write_text(json.dumps({  # what 04_analysis lists, in its order
-        "findings": ["medqa (tiny, 12 questions): only differences of 20 points or more were detectable."],
-        "artefacts": [{"kind": "table", "scenario": "llm", "title": "Accuracy (%) by strategy, llm labels",
-                       "file": "table_llm.csv"},
-                      {"kind": "gains_plot", "scenario": "llm", "title": "accuracy by strategy",
-                       "file": "gains_llm.png"},
-                      {"kind": "wins", "scenario": "", "title": "not written", "file": "wins.csv"}]}))
+    (analysis_dir / "artefacts.json").write_text(
+        json.dumps(
+            {  # what 04_analysis lists, in its order
+                "findings": ["medqa (tiny, 12 questions): only differences of 20 points or more were detectable."],
+                "artefacts": [
+                    {
+                        "kind": "table",
+                        "scenario": "llm",
+                        "title": "Accuracy (%) by strategy, llm labels",
+                        "file": "table_llm.csv",
+                    },
+                    {"kind": "gains_plot", "scenario": "llm", "title": "accuracy by strategy", "file": "gains_llm.png"},
+                    {"kind": "wins", "scenario": "", "title": "not written", "file": "wins.csv"},
+                ],
+            }
+        )
+    )
     manifest = write_manifest(config, outcomes, layout.manifest, 812.0)
     return write_index(manifest, layout.reports_dir / "index.html"), cells
 
@@ -85,8 +123,8 @@ def test_index_has_summary_results_failures_and_links(index):
     assert "<b>1/2</b><span>cells done</span>" in page and "<b>13.5 min</b><span>this run</span>" in page
     assert "Failed runs (1)" in page and "CUDA out of memory &lt;bad&gt;" in page
     assert f'<a href="../../runs/demo/cells/{cells[1].name}/papermill.log">log</a>' in page
-    assert "<th>random</th><td class=\"num\">31.2</td><td class=\"num best\">40.0</td>" in page
-    assert "<th>curriculum</th><td class=\"num best\">35.0</td>" in page
+    assert '<th>random</th><td class="num">31.2</td><td class="num best">40.0</td>' in page
+    assert '<th>curriculum</th><td class="num best">35.0</td>' in page
     assert 'src="data:image/png;base64,' in page and "accuracy by strategy" in page
     assert page.index("only differences of 20 points") < page.index("Accuracy (%) by strategy")  # findings first
     assert "not written" not in page  # an artefact listed but missing is skipped
@@ -97,10 +135,19 @@ def test_index_has_summary_results_failures_and_links(index):
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 def test_index_renders_in_headless_chromium(index, tmp_path):
     path, _ = index
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chromium'}"]
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ]
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert '<td class="num best">35.0</td>' in dom
     assert "Failed runs (1)" in dom

@@ -31,8 +31,11 @@ strategies: [random, curriculum, blocked]
 train_limit: 8
 test_limit: 4
 """
-RANDOM, CURRICULUM, BLOCKED = ("tiny__none__random__holdout__r0", "tiny__llm__curriculum__holdout__r0",
-                               "tiny__none__blocked__holdout__r0")
+RANDOM, CURRICULUM, BLOCKED = (
+    "tiny__none__random__holdout__r0",
+    "tiny__llm__curriculum__holdout__r0",
+    "tiny__none__blocked__holdout__r0",
+)
 
 
 def fingerprints(config, out):
@@ -70,8 +73,11 @@ def test_a_notebook_must_declare_every_parameter_the_runner_passes(tmp_path):
     params = next(cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", []))
     params.source = "\n".join(line for line in params.source.splitlines() if not line.startswith("seed"))
     nbformat.write(nb, tmp_path / "03_train_evaluate.ipynb")
-    with pytest.raises(ValueError, match=r"03_train_evaluate.ipynb: the cell tagged 'parameters' does not declare "
-                                         r"seed \("):
+    with pytest.raises(
+        ValueError,
+        match=r"03_train_evaluate.ipynb: the cell tagged 'parameters' does not declare "
+        r"seed \(",
+    ):
         check_parameters(cells[0])
     with pytest.raises(FileNotFoundError, match="notebook not found"):
         check_parameters(plan(config, Layout(tmp_path, "fixture"), tmp_path / "nowhere")[0])
@@ -98,8 +104,9 @@ def papermill_times(notebook: Path) -> tuple[datetime.datetime, datetime.datetim
 
 def printed_gpu(notebook: Path) -> str:
     """What the fixture printed as its ``CUDA_VISIBLE_DEVICES``."""
-    text = "".join(out.get("text", "") for cell in nbformat.read(notebook, as_version=4).cells
-                   for out in cell.get("outputs", []))
+    text = "".join(
+        out.get("text", "") for cell in nbformat.read(notebook, as_version=4).cells for out in cell.get("outputs", [])
+    )
     return re.search(r"CUDA_VISIBLE_DEVICES: (\S+)", text).group(1)
 
 
@@ -137,19 +144,28 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
     monkeypatch.setattr(executors, "visible_gpus", lambda: ["0", "1"])
     run = run_study(load_study(study_file), out=out, notebooks=FIXTURES, workers=2, say=lambda line: None)
     assert {o.job.name: o.status for o in run.outcomes} == {
-        "01_data_exploration": "cached", "02_difficulty_labeling": "cached", RANDOM: "cached",
-        CURRICULUM: "done", BLOCKED: "failed", "04_analysis": "done"}
+        "01_data_exploration": "cached",
+        "02_difficulty_labeling": "cached",
+        RANDOM: "cached",
+        CURRICULUM: "done",
+        BLOCKED: "failed",
+        "04_analysis": "done",
+    }
     assert not run.ok and (cells / RANDOM / "DONE").read_text() == done_first
     failed = json.loads((cells / BLOCKED / "FAILED").read_text())
     assert failed["error"] == f"RuntimeError: fixture failure in {BLOCKED}"
     assert not (cells / BLOCKED / "DONE").exists() and (cells / BLOCKED / "03_train_evaluate.ipynb").exists()
-    (start_a, end_a), (start_b, end_b) = (papermill_times(cells / c / "03_train_evaluate.ipynb")
-                                          for c in (CURRICULUM, BLOCKED))
+    (start_a, end_a), (start_b, end_b) = (
+        papermill_times(cells / c / "03_train_evaluate.ipynb") for c in (CURRICULUM, BLOCKED)
+    )
     assert start_a < end_b and start_b < end_a  # the two cells overlapped
     assert [printed_gpu(cells / c / "03_train_evaluate.ipynb") for c in (CURRICULUM, BLOCKED)] == ["0", "1"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert {c["cell_id"]: c["status"] for c in manifest["cells"]} == {
-        RANDOM: "done", CURRICULUM: "done", BLOCKED: "failed"}
+        RANDOM: "done",
+        CURRICULUM: "done",
+        BLOCKED: "failed",
+    }
     table = (run_dir / "analysis" / "table_llm.csv").read_text().splitlines()
     assert table == ["strategy,medmcqa_test,medqa,mmlu_medical", "curriculum,35.0,35.0,35.0", "random,30.0,30.0,30.0"]
     long = collect_results(run_dir)  # the layout of results.json that hils_kit.analysis reads
@@ -157,8 +173,14 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
     index = run.index.read_text()
     assert "Failed runs (1)" in index and f"fixture failure in {BLOCKED}" in index
     assert "<th>curriculum</th>" in index and "<th>random</th>" in index
-    for name in ("01_data_exploration", "02_difficulty_labeling", "04_analysis",
-                 f"cells/{RANDOM}", f"cells/{CURRICULUM}", f"cells/{BLOCKED}"):
+    for name in (
+        "01_data_exploration",
+        "02_difficulty_labeling",
+        "04_analysis",
+        f"cells/{RANDOM}",
+        f"cells/{CURRICULUM}",
+        f"cells/{BLOCKED}",
+    ):
         assert (reports / f"{name}.html").exists()
         assert f'href="{name}.html"' in index
 

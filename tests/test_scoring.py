@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import make_questions
 from hils_kit.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
+from tests.conftest import make_questions
 
 
 def mixed_table() -> pd.DataFrame:
@@ -65,8 +65,9 @@ def test_scoring_turns_dropout_off_and_restores_train_mode(tiny_model):
     table = mixed_table().head(6)
     base = letter_probabilities(model, tok, table)
     # random (non-zero) LoRA weights with heavy dropout: in train mode two passes would differ
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_dropout=0.9, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_dropout=0.9, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     try:
         peft_model.train()
         first = letter_probabilities(peft_model, tok, table)

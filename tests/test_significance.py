@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hils_kit.significance import (add_holm, holm_adjust, mcnemar_exact, replicate_bootstrap_difference,
-                                   sign_flip_test)
+from hils_kit.significance import add_holm, holm_adjust, mcnemar_exact, replicate_bootstrap_difference, sign_flip_test
 
 
 def pairs_from_table(both: int, a_only: int, b_only: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -17,11 +16,14 @@ def pairs_from_table(both: int, a_only: int, b_only: int, neither: int) -> tuple
     return np.array(a), np.array(b)
 
 
-@pytest.mark.parametrize("table, expected", [
-    # statsmodels 0.14 mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue
-    ((5, 10, 2, 3), 0.03857421875),
-    ((50, 7, 19, 24), 0.028959274291992188),
-])
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        # statsmodels 0.14 mcnemar([[both, a_only], [b_only, neither]], exact=True).pvalue
+        ((5, 10, 2, 3), 0.03857421875),
+        ((50, 7, 19, 24), 0.028959274291992188),
+    ],
+)
 def test_mcnemar_exact_matches_statsmodels(table, expected):
     out = mcnemar_exact(*pairs_from_table(*table))
     assert out["p_value"] == pytest.approx(expected, rel=1e-9)
@@ -32,8 +34,10 @@ def test_mcnemar_exact_matches_statsmodels(table, expected):
 
 def test_mcnemar_exact_without_disagreement_and_bad_input():
     assert mcnemar_exact([1, 0, 1], [1, 0, 1])["p_value"] == 1.0
-    assert mcnemar_exact([True, False], [False, True], paired_over="questions of medqa")["paired_over"] \
+    assert (
+        mcnemar_exact([True, False], [False, True], paired_over="questions of medqa")["paired_over"]
         == "questions of medqa"
+    )
     with pytest.raises(ValueError, match="equal-length"):
         mcnemar_exact([1, 0], [1])
     with pytest.raises(ValueError, match="True/False or 1/0"):
@@ -44,8 +48,9 @@ def test_sign_flip_exact_matches_scipy_permutation_test():
     rng = np.random.default_rng(3)
     a, b = rng.normal(0.3, 1, 11), rng.normal(0, 1, 11)
     b[4] = a[4]  # a zero difference changes nothing
-    expected = stats.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis),
-                                      permutation_type="samples", n_resamples=np.inf).pvalue
+    expected = stats.permutation_test(
+        (a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples", n_resamples=np.inf
+    ).pvalue
     out = sign_flip_test(a, b)
     assert out["method"] == "exact"
     assert out["p_value"] == pytest.approx(expected, rel=1e-9)
@@ -59,8 +64,9 @@ def test_sign_flip_monte_carlo_is_seeded_and_close_to_exact():
     monte_carlo = sign_flip_test(a, b, n_resamples=20_000, seed=1, exact_up_to=0)
     assert exact["method"] == "exact" and monte_carlo["method"].startswith("Monte Carlo")
     assert monte_carlo["p_value"] == pytest.approx(exact["p_value"], abs=0.01)
-    assert sign_flip_test(a, b, n_resamples=2000, seed=1, exact_up_to=0) == \
-        sign_flip_test(a, b, n_resamples=2000, seed=1, exact_up_to=0)
+    assert sign_flip_test(a, b, n_resamples=2000, seed=1, exact_up_to=0) == sign_flip_test(
+        a, b, n_resamples=2000, seed=1, exact_up_to=0
+    )
 
 
 def test_sign_flip_extremes():
@@ -103,12 +109,15 @@ def test_replicate_bootstrap_refuses_different_questions_and_nan():
         replicate_bootstrap_difference(np.array([[0, 0], [0, 0], [0, np.nan]]), np.zeros((3, 2)))
 
 
-@pytest.mark.parametrize("p, expected", [
-    # statsmodels 0.14 multipletests(p, method="holm")[1]
-    ([0.01, 0.04, 0.03], [0.03, 0.06, 0.06]),
-    ([0.001, 0.2, 0.011, 0.04, 0.5, 0.03], [0.006, 0.4, 0.055, 0.12, 0.5, 0.12]),
-    ([0.05, 0.05, 0.01], [0.1, 0.1, 0.03]),
-])
+@pytest.mark.parametrize(
+    "p, expected",
+    [
+        # statsmodels 0.14 multipletests(p, method="holm")[1]
+        ([0.01, 0.04, 0.03], [0.03, 0.06, 0.06]),
+        ([0.001, 0.2, 0.011, 0.04, 0.5, 0.03], [0.006, 0.4, 0.055, 0.12, 0.5, 0.12]),
+        ([0.05, 0.05, 0.01], [0.1, 0.1, 0.03]),
+    ],
+)
 def test_holm_matches_statsmodels(p, expected):
     assert holm_adjust(p) == pytest.approx(expected)
 

@@ -6,8 +6,17 @@ import pytest
 
 from hils_kit import study
 from hils_kit.contract import CellParams
-from hils_kit.study import (StudyConfig, analysis_parameters, cell_parameters, expand_cells, exploration_parameters,
-                            load_study, part_test_sets, prepare_parameters, study_from_dict)
+from hils_kit.study import (
+    StudyConfig,
+    analysis_parameters,
+    cell_parameters,
+    expand_cells,
+    exploration_parameters,
+    load_study,
+    part_test_sets,
+    prepare_parameters,
+    study_from_dict,
+)
 
 
 def write(tmp_path, text: str, name: str = "demo.yaml"):
@@ -33,14 +42,17 @@ def test_unknown_key_is_refused_with_file_and_key(tmp_path):
         load_study(write(tmp_path, "split: {kind: kfold, folds: 3}\n"))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("rounds: three\n", r"'rounds' should be an integer, got str 'three'"),
-    ("models: smollm2\n", r"'models' should be a list of strings, got str"),
-    ("models: [smollm2, 3]\n", r"'models\[1\]' should be a string, got int"),
-    ("debias: 1\n", r"'debias' should be true/false"),
-    ("split: {kind: holdout, test_fraction: lots}\n", r"'split\.test_fraction' should be a number"),
-    ("preset: [a, b]\n", r"'preset' should be a string or a mapping of string to string"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("rounds: three\n", r"'rounds' should be an integer, got str 'three'"),
+        ("models: smollm2\n", r"'models' should be a list of strings, got str"),
+        ("models: [smollm2, 3]\n", r"'models\[1\]' should be a string, got int"),
+        ("debias: 1\n", r"'debias' should be true/false"),
+        ("split: {kind: holdout, test_fraction: lots}\n", r"'split\.test_fraction' should be a number"),
+        ("preset: [a, b]\n", r"'preset' should be a string or a mapping of string to string"),
+    ],
+)
 def test_wrong_types_are_refused_naming_the_key_and_the_expected_type(tmp_path, text, message):
     with pytest.raises(ValueError, match=r"demo\.yaml: " + message):
         load_study(write(tmp_path, text))
@@ -63,22 +75,28 @@ def test_top_level_must_be_a_mapping(tmp_path):
         load_study(write(tmp_path, "- name: x\n- models: [tiny]\n"))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"strategies": ["random", "curiculum"]}, r"'strategies' has unknown value\(s\) \['curiculum'\]"),
-    ({"scenarios": ["llm", "experts"]}, r"'scenarios' has unknown value"),
-    ({"models": ["a", "b"], "preset": {"a": "tiny"}}, r"'preset' has no entry for model\(s\) \['b'\]"),
-    ({"split": {"kind": "holdout", "k": 3}}, r"'split\.k' does not apply to kind holdout"),
-    ({"split": {"kind": "bootstrap"}}, r"'split\.kind' 'bootstrap' should be one of holdout, kfold"),
-    ({"split": {"kind": "kfold", "include_full": True}, "test_sets": []}, r"needs external 'test_sets'"),
-    ({"replicates": 0}, r"'replicates' should be at least 1"),
-    ({"name": "my study"}, r"'name' 'my study' must be a folder name"),
-    ({"models": ["org/m", "org m"]}, r"'models' .* repeat a model"),
-    ({"variant": "emh"}, r"'variant' 'emh' should be one of strict, tiers"),
-    ({"category_order": "random"}, r"'category_order' 'random' should be one of size"),
-    ({"preset": "gpt-5"}, r"'preset' / 'train_overrides' for model 'smollm2': unknown preset 'gpt-5'"),
-    ({"train_overrides": {"learning_rat": 1e-4}}, r"unknown training setting 'learning_rat'"),
-    ({"train_overrides": {"num_train_epochs": "two"}}, r"training setting 'num_train_epochs' should be an integer, got str 'two'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"strategies": ["random", "curiculum"]}, r"'strategies' has unknown value\(s\) \['curiculum'\]"),
+        ({"scenarios": ["llm", "experts"]}, r"'scenarios' has unknown value"),
+        ({"models": ["a", "b"], "preset": {"a": "tiny"}}, r"'preset' has no entry for model\(s\) \['b'\]"),
+        ({"split": {"kind": "holdout", "k": 3}}, r"'split\.k' does not apply to kind holdout"),
+        ({"split": {"kind": "bootstrap"}}, r"'split\.kind' 'bootstrap' should be one of holdout, kfold"),
+        ({"split": {"kind": "kfold", "include_full": True}, "test_sets": []}, r"needs external 'test_sets'"),
+        ({"replicates": 0}, r"'replicates' should be at least 1"),
+        ({"name": "my study"}, r"'name' 'my study' must be a folder name"),
+        ({"models": ["org/m", "org m"]}, r"'models' .* repeat a model"),
+        ({"variant": "emh"}, r"'variant' 'emh' should be one of strict, tiers"),
+        ({"category_order": "random"}, r"'category_order' 'random' should be one of size"),
+        ({"preset": "gpt-5"}, r"'preset' / 'train_overrides' for model 'smollm2': unknown preset 'gpt-5'"),
+        ({"train_overrides": {"learning_rat": 1e-4}}, r"unknown training setting 'learning_rat'"),
+        (
+            {"train_overrides": {"num_train_epochs": "two"}},
+            r"training setting 'num_train_epochs' should be an integer, got str 'two'",
+        ),
+    ],
+)
 def test_invalid_values_are_refused(data, message):
     with pytest.raises(ValueError, match=message):
         study_from_dict(data, source="s.yaml")
@@ -102,8 +120,12 @@ def test_holdout_expansion_runs_each_strategy_once_per_set_of_labels_it_uses():
 
 
 def test_kfold_expansion_adds_folds_and_the_full_part():
-    config = StudyConfig(models=["tiny"], split=study_from_dict({"split": {"kind": "kfold", "k": 4}}).split,
-                         strategies=["random", "curriculum"], scenarios=["llm"])
+    config = StudyConfig(
+        models=["tiny"],
+        split=study_from_dict({"split": {"kind": "kfold", "k": 4}}).split,
+        strategies=["random", "curriculum"],
+        scenarios=["llm"],
+    )
     cells = expand_cells(config)
     assert [c.part for c in cells if c.strategy == "random"] == ["fold0", "fold1", "fold2", "fold3", "full"]
     assert len(cells) == 5 * 2
@@ -114,18 +136,33 @@ def test_kfold_expansion_adds_folds_and_the_full_part():
 
 
 def test_cell_ids_are_readable_and_stable():
-    config = study_from_dict({"models": ["HuggingFaceTB/SmolLM2-135M-Instruct"], "strategies": ["curriculum"],
-                              "scenarios": ["llm"], "replicates": 2})
+    config = study_from_dict(
+        {
+            "models": ["HuggingFaceTB/SmolLM2-135M-Instruct"],
+            "strategies": ["curriculum"],
+            "scenarios": ["llm"],
+            "replicates": 2,
+        }
+    )
     ids = [c.id for c in expand_cells(config)]
-    assert ids == ["HuggingFaceTB-SmolLM2-135M-Instruct__llm__curriculum__holdout__r0",
-                   "HuggingFaceTB-SmolLM2-135M-Instruct__llm__curriculum__holdout__r1"]
+    assert ids == [
+        "HuggingFaceTB-SmolLM2-135M-Instruct__llm__curriculum__holdout__r0",
+        "HuggingFaceTB-SmolLM2-135M-Instruct__llm__curriculum__holdout__r1",
+    ]
     assert ids == [c.id for c in expand_cells(config)]
 
 
 def test_notebook_parameters_follow_the_contract(tmp_path):
-    config = study_from_dict({"models": ["a", "b"], "preset": {"a": "tiny", "b": "llama2-7b"},
-                              "train_data": "data/lek.csv", "test_sets": ["medqa"],
-                              "strategies": ["interleaved_curriculum"], "replicates": 2})
+    config = study_from_dict(
+        {
+            "models": ["a", "b"],
+            "preset": {"a": "tiny", "b": "llama2-7b"},
+            "train_data": "data/lek.csv",
+            "test_sets": ["medqa"],
+            "strategies": ["interleaved_curriculum"],
+            "replicates": 2,
+        }
+    )
     cell = expand_cells(config)[-1]
     params = cell_parameters(config, cell, tmp_path / "prepare", tmp_path / "cell")
     assert isinstance(params, CellParams)
@@ -142,13 +179,27 @@ def test_notebook_parameters_follow_the_contract(tmp_path):
 
 
 def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors():
-    plain = study_from_dict({"models": ["tiny"], "preset": "tiny", "strategies": ["random", "curriculum"],
-                             "replicates": 3, "train_overrides": {"seed": 7}})
+    plain = study_from_dict(
+        {
+            "models": ["tiny"],
+            "preset": "tiny",
+            "strategies": ["random", "curriculum"],
+            "replicates": 3,
+            "train_overrides": {"seed": 7},
+        }
+    )
     seeds = {(c.strategy, c.replicate): study.replicate_seeds(plain, c) for c in expand_cells(plain)}
     assert [seeds[("curriculum", r)]["train_seed"] for r in range(3)] == [7, 8, 9]  # a strict curriculum too
     assert [seeds[("random", r)]["order_seed"] for r in range(3)] == [0, 1, 2]
-    paper = study_from_dict({"models": ["tiny"], "preset": "tiny", "strategies": ["random", "curriculum"],
-                             "variant": "paper", "replicates": 5})
+    paper = study_from_dict(
+        {
+            "models": ["tiny"],
+            "preset": "tiny",
+            "strategies": ["random", "curriculum"],
+            "variant": "paper",
+            "replicates": 5,
+        }
+    )
     runs = {(c.strategy, c.replicate): study.replicate_seeds(paper, c) for c in expand_cells(paper)}
     assert [runs[("curriculum", r)]["variant"] for r in range(5)] == ["strict", "tiers", "tiers", "tiers", "tiers"]
     assert [runs[("curriculum", r)]["order_seed"] for r in range(5)] == [0, 42, 123, 456, 789]
@@ -163,22 +214,30 @@ def test_load_study_checks_what_the_study_points_at_and_gives_data_files_as_abso
     (tmp_path / "data" / "lek.csv").write_text("prompt,A,B,Answer,Category,%A,%B\nq?,x,y,A,c,60,40\n")
     (tmp_path / "llm.csv").write_text("id,difficulty\n")
     (tmp_path / "my-model").mkdir()
-    config = load_study(write(tmp_path, "models: [my-model, tiny]\npreset: tiny\ntrain_data: data/lek.csv\n"
-                                        "test_sets: [medqa]\nscenarios: [human, llm]\ndifficulty_file: llm.csv\n"))
+    config = load_study(
+        write(
+            tmp_path,
+            "models: [my-model, tiny]\npreset: tiny\ntrain_data: data/lek.csv\n"
+            "test_sets: [medqa]\nscenarios: [human, llm]\ndifficulty_file: llm.csv\n",
+        )
+    )
     assert config.train_data == str(tmp_path / "data" / "lek.csv")
     assert config.difficulty_file == str(tmp_path / "llm.csv")
     assert config.test_sets == ["medqa"] and config.models == ["my-model", "tiny"]
     assert part_test_sets(config, "holdout") == ["lek_test", "medqa"]
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("lek.csv", "prompt,A,B,Answer,%A,%B\n", True),
-    ("kit.csv", "id,question,options,answer,human_p_correct\n", True),
-    ("plain.csv", "id,question,options,answer\n", False),
-    ("shares.jsonl", '\n{"question": "q", "%A": 50, "%B": 50}\n', True),
-    ("array.json", '[{"question": "q", "opa": "a", "cop": 1}]', False),
-    ("broken.jsonl", "{not json\n", None),
-])
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("lek.csv", "prompt,A,B,Answer,%A,%B\n", True),
+        ("kit.csv", "id,question,options,answer,human_p_correct\n", True),
+        ("plain.csv", "id,question,options,answer\n", False),
+        ("shares.jsonl", '\n{"question": "q", "%A": 50, "%B": 50}\n', True),
+        ("array.json", '[{"question": "q", "opa": "a", "cop": 1}]', False),
+        ("broken.jsonl", "{not json\n", None),
+    ],
+)
 def test_examinee_shares_are_read_from_the_header_or_first_record(tmp_path, name, text, expected):
     path = tmp_path / name
     path.write_text(text)
@@ -190,7 +249,10 @@ def test_numbers_must_be_finite_and_settings_valid_without_touching_the_disk():
         study_from_dict({"split": {"kind": "holdout", "test_fraction": "nan"}}, source="s.yaml")
     with pytest.raises(ValueError, match=r"'learning_rate' should be a finite number, got inf"):
         study_from_dict({"train_overrides": {"learning_rate": float("inf")}})
-    with pytest.raises(ValueError, match=r"'optim' 'adamw_torhc' is not a transformers optimiser \(did you mean "
-                                         r"adamw_torch"):
+    with pytest.raises(
+        ValueError,
+        match=r"'optim' 'adamw_torhc' is not a transformers optimiser \(did you mean "
+        r"adamw_torch",
+    ):
         study_from_dict({"train_overrides": {"optim": "adamw_torhc"}})
     assert study_from_dict({"train_overrides": {"optim": "sgd", "lora_dropout": 0}}).train_overrides["optim"] == "sgd"

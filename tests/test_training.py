@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import make_questions
 from hils_kit import training
 from hils_kit.cli import main
 from hils_kit.loaders import save_questions
@@ -17,21 +16,31 @@ from hils_kit.order_audit import OrderAuditError
 from hils_kit.paths import MARKER, mark_folder
 from hils_kit.presets import PRESETS, make_config
 from hils_kit.training import build_trainer, train
+from tests.conftest import make_questions
 
-RUN_FILES = {"adapter", "train_config.json", "train_log.csv", "train_summary.json", "order_planned.csv",
-             "order_fed.csv", MARKER}
+RUN_FILES = {
+    "adapter",
+    "train_config.json",
+    "train_log.csv",
+    "train_summary.json",
+    "order_planned.csv",
+    "order_fed.csv",
+    MARKER,
+}
 
 
 def ordered_table() -> pd.DataFrame:
     """20 rows: ids in reverse, with q007 repeated, so the order is neither the id order nor unique."""
     reversed_ids = make_questions(19).iloc[::-1].reset_index(drop=True)
-    return pd.concat([reversed_ids.iloc[:5], reversed_ids[reversed_ids["id"] == "q007"], reversed_ids.iloc[5:]],
-                     ignore_index=True)
+    return pd.concat(
+        [reversed_ids.iloc[:5], reversed_ids[reversed_ids["id"] == "q007"], reversed_ids.iloc[5:]], ignore_index=True
+    )
 
 
 def tiny_config(**overrides):
-    return make_config("tiny", {"per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, "bf16": False,
-                                **overrides})
+    return make_config(
+        "tiny", {"per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, "bf16": False, **overrides}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +135,10 @@ def test_failure_during_training_leaves_the_old_folder_untouched(monkeypatch, tm
     monkeypatch.setattr(training.SFTTrainer, "train", boom)
     with pytest.raises(RuntimeError, match="boom"):
         train(make_questions(6), model="tiny", config=make_config("tiny"), out_dir=out)
-    assert [p.name for p in tmp_path.iterdir()] == ["run"] and sorted(p.name for p in out.iterdir()) == [MARKER, "old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and sorted(p.name for p in out.iterdir()) == [
+        MARKER,
+        "old.txt",
+    ]
 
 
 def test_config_errors_and_coercion():
@@ -145,23 +157,43 @@ def test_4bit_without_bitsandbytes_is_a_clear_error(monkeypatch, tmp_path):
     real = training.util.find_spec
     monkeypatch.setattr(training.util, "find_spec", lambda name: None if name == "bitsandbytes" else real(name))
     with pytest.raises(ValueError, match="needs the bitsandbytes package.*quantization=none"):
-        train(make_questions(4), model="tiny", config=make_config("tiny", {"quantization": "4bit"}),
-              out_dir=tmp_path / "run")
+        train(
+            make_questions(4),
+            model="tiny",
+            config=make_config("tiny", {"quantization": "4bit"}),
+            out_dir=tmp_path / "run",
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_qlora_4bit_trains_through_the_cli_and_its_adapter_evaluates(tmp_path, capsys):
     save_questions(make_questions(8), tmp_path / "train.csv")
     out = tmp_path / "run"
-    assert main(["train", str(tmp_path / "train.csv"), "--model", "tiny", "--set", "quantization=4bit",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["train", str(tmp_path / "train.csv"), "--model", "tiny", "--set", "quantization=4bit", "-o", str(out)])
+        == 0
+    )
     assert "order audit: fed order equals the plan (8/8 positions)" in capsys.readouterr().out
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["audit_ok"] and summary["precision"] == "4-bit NF4 weights, bf16 compute"
     assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == PRESETS["tiny"]["lora_r"]
     save_questions(make_questions(6, seed=5), tmp_path / "test.csv")
-    assert main(["evaluate", "--model", "tiny", "--adapter", str(out / "adapter"), "--data", str(tmp_path / "test.csv"),
-                 "-o", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "tiny",
+                "--adapter",
+                str(out / "adapter"),
+                "--data",
+                str(tmp_path / "test.csv"),
+                "-o",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "eval" / "metrics.json").exists()
 
 
@@ -191,8 +223,21 @@ def test_cli_trains_in_file_order(tmp_path, capsys):
     table = make_questions(8).iloc[::-1]
     save_questions(table, tmp_path / "ordered.csv")
     out = tmp_path / "run"
-    assert main(["train", str(tmp_path / "ordered.csv"), "--model", "tiny", "--set", "per_device_train_batch_size=3",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "ordered.csv"),
+                "--model",
+                "tiny",
+                "--set",
+                "per_device_train_batch_size=3",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "order audit: fed order equals the plan (8/8 positions)" in printed and "tokens/s" in printed
     assert pd.read_csv(out / "order_fed.csv")["id"].tolist() == table["id"].tolist()
@@ -204,8 +249,9 @@ def test_learning_curve_probe_scores_held_out_questions_during_training(tmp_path
     from hils_kit.learning_curve import CURVE_FILE, probe_callbacks, save_curve
 
     probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2)
-    result = train(make_questions(16), model="tiny", config=make_config("tiny"), out_dir=tmp_path / "run",
-                   callbacks=probe)
+    result = train(
+        make_questions(16), model="tiny", config=make_config("tiny"), out_dir=tmp_path / "run", callbacks=probe
+    )
     curve = save_curve(probe, tmp_path / "run")
     assert curve["step"].tolist() == [0, 2, 4] and curve["examples_seen"].tolist() == [0, 8, 16]
     assert (curve["gold_logprob"] < 0).all() and curve["p_gold"].between(0, 1).all()

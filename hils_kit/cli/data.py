@@ -38,6 +38,7 @@ def non_negative_int(flag: str):
     >>> non_negative_int("--seed")("3")
     3
     """
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -46,6 +47,7 @@ def non_negative_int(flag: str):
         if value < 0:
             raise argparse.ArgumentTypeError(f"{flag} must be 0 or more, not {value}")
         return value
+
     parse.__name__ = "non-negative integer"
     return parse
 
@@ -56,6 +58,7 @@ def positive_number(flag: str):
     >>> positive_number("--difficulty-scale")("100")
     100.0
     """
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -64,18 +67,29 @@ def positive_number(flag: str):
         if not 0 < value < float("inf"):
             raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
         return value
+
     parse.__name__ = "positive number"
     return parse
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="file format (detected when omitted)")
-    p.add_argument("--cop-base", type=int, choices=(0, 1), metavar="0|1",
-                   help="MedMCQA 'cop' counts options from 0 (hub datasets exports) or 1 (official JSON); needed "
-                        "only when the file has no cop 0 or 4 to tell")
-    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
-                   help="column mapping for csv/jsonl, e.g. --map question=stem --map options=o1,o2,o3 "
-                        "--map answer=key --map category=topic --map id=qid")
+    p.add_argument(
+        "--cop-base",
+        type=int,
+        choices=(0, 1),
+        metavar="0|1",
+        help="MedMCQA 'cop' counts options from 0 (hub datasets exports) or 1 (official JSON); needed "
+        "only when the file has no cop 0 or 4 to tell",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="column mapping for csv/jsonl, e.g. --map question=stem --map options=o1,o2,o3 "
+        "--map answer=key --map category=topic --map id=qid",
+    )
 
 
 def parse_mapping(items: list[str]) -> dict | None:
@@ -84,7 +98,9 @@ def parse_mapping(items: list[str]) -> dict | None:
     for item in items:
         field, sep, column = item.partition("=")
         if not sep or not column or field not in {"id", "question", "options", "answer", "category"}:
-            raise ValueError(f"--map '{item}': use FIELD=COLUMN with FIELD one of id, question, options, answer, category")
+            raise ValueError(
+                f"--map '{item}': use FIELD=COLUMN with FIELD one of id, question, options, answer, category"
+            )
         mapping[field] = column.split(",") if field == "options" and "," in column else column
     return mapping or None
 
@@ -100,8 +116,10 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     result = read_questions(args.name, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     table = result.table
-    print(f"{args.name}: {len(table):,} questions in {table['category'].nunique()} categories"
-          f" ({len(result.rejects)} rows refused)")
+    print(
+        f"{args.name}: {len(table):,} questions in {table['category'].nunique()} categories"
+        f" ({len(result.rejects)} rows refused)"
+    )
     print("\ncategories:")
     for cat, n in table["category"].value_counts().items():
         print(f"  {cat:<32} {n:>6,}")
@@ -115,8 +133,11 @@ def cmd_show(args) -> int:
         print(f"\nexaminee statistics: mean share correct {table['human_p_correct'].mean():.3f}")
     print("\nsamples:")
     for _, row in table.sample(min(args.samples, len(table)), random_state=0).iterrows():
-        print(json.dumps({k: row[k] for k in ("id", "category", "question", "options", "answer")},
-                         ensure_ascii=False)[:400])
+        print(
+            json.dumps({k: row[k] for k in ("id", "category", "question", "options", "answer")}, ensure_ascii=False)[
+                :400
+            ]
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """``hils order``: write a question set in the training order of a learning strategy.
 
-    hils order medmcqa --strategy interleaved_curriculum --labels difficulty.csv -o runs/order.csv
+hils order medmcqa --strategy interleaved_curriculum --labels difficulty.csv -o runs/order.csv
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import pandas as pd
 from hils_kit.cli.data import _source_options, non_negative_int, parse_mapping, positive_number, write_output_rejects
 from hils_kit.labels import read_labels
 from hils_kit.loaders import read_questions, save_questions
-from hils_kit.tiers import THRESHOLDS
-from hils_kit.orderings import (CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS,
-                                order_questions)
+from hils_kit.orderings import CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS, order_questions
 from hils_kit.paths import output_file
 from hils_kit.questions import rejects_path
+from hils_kit.tiers import THRESHOLDS
 
 log = logging.getLogger(__name__)
 PROTECTED = ("question", "options", "answer", "dataset")
@@ -25,34 +24,62 @@ PROTECTED = ("question", "options", "answer", "dataset")
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "order", help="write questions in the order of a learning strategy",
+        "order",
+        help="write questions in the order of a learning strategy",
         description="Order a question set by a learning strategy (paper §2, Figure 1) and write it as the kit's "
-                    "CSV with every column plus 'position' (0-based) and the structure columns "
-                    "(block, round, tier, pass).",
+        "CSV with every column plus 'position' (0-based) and the structure columns "
+        "(block, round, tier, pass).",
         epilog="Strategies that use difficulty (curriculum, blocked_curriculum, interleaved_curriculum, "
-               "anti_curriculum) need a difficulty column, higher = harder: in the data or from --labels.")
+        "anti_curriculum) need a difficulty column, higher = harder: in the data or from --labels.",
+    )
     p.add_argument("data", metavar="DATA", help="data set name (see `hils data list`) or a question file")
     _source_options(p)
-    p.add_argument("--strategy", required=True, choices=STRATEGIES, metavar="NAME",
-                   help=f"one of: {', '.join(STRATEGIES)}")
-    p.add_argument("--labels", metavar="FILE",
-                   help="labels CSV merged onto the data: keyed by 'id' (id,difficulty,...; its columns replace "
-                        "same-named ones) or the authors' Index,llm_difficulty (Index = 0-based data row)")
-    p.add_argument("--difficulty-scale", type=positive_number("--difficulty-scale"), default=1.0, metavar="S",
-                   help="divide the labels' difficulty by S first, e.g. 100 for percent (default 1: in [0, 1])")
+    p.add_argument(
+        "--strategy", required=True, choices=STRATEGIES, metavar="NAME", help=f"one of: {', '.join(STRATEGIES)}"
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="labels CSV merged onto the data: keyed by 'id' (id,difficulty,...; its columns replace "
+        "same-named ones) or the authors' Index,llm_difficulty (Index = 0-based data row)",
+    )
+    p.add_argument(
+        "--difficulty-scale",
+        type=positive_number("--difficulty-scale"),
+        default=1.0,
+        metavar="S",
+        help="divide the labels' difficulty by S first, e.g. 100 for percent (default 1: in [0, 1])",
+    )
     p.add_argument("--difficulty", default="difficulty", metavar="COL", help="difficulty column (default difficulty)")
-    p.add_argument("--category", default="category", metavar="COL",
-                   help="category column (default category; e.g. cluster_label)")
-    p.add_argument("--variant", default="strict", choices=VARIANTS,
-                   help="strict: sorted by difficulty; tiers: easy/medium/hard, shuffled inside (default strict)")
-    p.add_argument("--thresholds", metavar="LO,HI",
-                   help=f"tier cut points for --variant tiers: LO,HI or {' or '.join(THRESHOLDS)} "
-                        f"({', '.join(f'{k}={v[0]},{v[1]}' for k, v in THRESHOLDS.items())}); terciles by default")
+    p.add_argument(
+        "--category", default="category", metavar="COL", help="category column (default category; e.g. cluster_label)"
+    )
+    p.add_argument(
+        "--variant",
+        default="strict",
+        choices=VARIANTS,
+        help="strict: sorted by difficulty; tiers: easy/medium/hard, shuffled inside (default strict)",
+    )
+    p.add_argument(
+        "--thresholds",
+        metavar="LO,HI",
+        help=f"tier cut points for --variant tiers: LO,HI or {' or '.join(THRESHOLDS)} "
+        f"({', '.join(f'{k}={v[0]},{v[1]}' for k, v in THRESHOLDS.items())}); terciles by default",
+    )
     p.add_argument("--rounds", type=int, default=3, metavar="N", help="interleaving rounds (default 3)")
-    p.add_argument("--category-order", default="size", choices=CATEGORY_ORDERS,
-                   help="order of the category blocks: size (largest first, default), name, shuffle (by seed)")
-    p.add_argument("--repeat", type=int, default=1, metavar="M",
-                   help="show each block M times, the repeats reshuffled (default 1; ids then repeat)")
+    p.add_argument(
+        "--category-order",
+        default="size",
+        choices=CATEGORY_ORDERS,
+        help="order of the category blocks: size (largest first, default), name, shuffle (by seed)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="M",
+        help="show each block M times, the repeats reshuffled (default 1; ids then repeat)",
+    )
     p.add_argument("--seed", type=non_negative_int("--seed"), default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="output CSV (rejects go beside it)")
     p.set_defaults(func=cmd_order)
@@ -70,8 +97,13 @@ def parse_thresholds(text: str | None):
     return lo, hi
 
 
-def merge_labels(table: pd.DataFrame, labels_file: str | Path, scale: float = 1.0, data_rows: int | None = None,
-                 difficulty: str = "difficulty") -> pd.DataFrame:
+def merge_labels(
+    table: pd.DataFrame,
+    labels_file: str | Path,
+    scale: float = 1.0,
+    data_rows: int | None = None,
+    difficulty: str = "difficulty",
+) -> pd.DataFrame:
     """``table`` with the columns of ``labels_file`` (see :mod:`hils_kit.labels`); every question needs a label."""
     labels = read_labels(labels_file, table, scale=scale, data_rows=data_rows, value=difficulty)
     protected = [c for c in labels.columns if c in PROTECTED]
@@ -88,21 +120,34 @@ def cmd_order(args) -> int:
     result = read_questions(args.data, format=args.format, mapping=parse_mapping(args.map), cop_base=args.cop_base)
     table = result.table
     if args.labels:
-        table = merge_labels(table, args.labels, scale=args.difficulty_scale, data_rows=result.data_rows,
-                             difficulty=args.difficulty)
+        table = merge_labels(
+            table, args.labels, scale=args.difficulty_scale, data_rows=result.data_rows, difficulty=args.difficulty
+        )
     if args.strategy in NEEDS_DIFFICULTY and args.difficulty not in table:
-        raise ValueError(f"{args.data}: strategy '{args.strategy}' needs difficulty column '{args.difficulty}', which "
-                         f"the data does not have: give --labels FILE with columns id,{args.difficulty}, or name "
-                         f"another column with --difficulty")
+        raise ValueError(
+            f"{args.data}: strategy '{args.strategy}' needs difficulty column '{args.difficulty}', which "
+            f"the data does not have: give --labels FILE with columns id,{args.difficulty}, or name "
+            f"another column with --difficulty"
+        )
     ordered = order_questions(
-        table, args.strategy, difficulty=args.difficulty, category=args.category, variant=args.variant,
-        rounds=args.rounds, seed=args.seed, category_order=args.category_order,
-        thresholds=parse_thresholds(args.thresholds), repeat=args.repeat)
+        table,
+        args.strategy,
+        difficulty=args.difficulty,
+        category=args.category,
+        variant=args.variant,
+        rounds=args.rounds,
+        seed=args.seed,
+        category_order=args.category_order,
+        thresholds=parse_thresholds(args.thresholds),
+        repeat=args.repeat,
+    )
     ordered["position"] = range(len(ordered))
     save_questions(ordered, args.output)
     where = write_output_rejects(result.rejects, args.output)
     shape = ", ".join(f"{ordered[c].nunique()} {c}s" for c in ("block", "round", "tier") if c in ordered)
-    print(f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
-          + (f" ({shape})" if shape else "")
-          + (f"; {len(result.rejects)} refused rows in {where}" if where else ""))
+    print(
+        f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
+        + (f" ({shape})" if shape else "")
+        + (f"; {len(result.rejects)} refused rows in {where}" if where else "")
+    )
     return 0

@@ -1,9 +1,9 @@
 """``hils study``: run or resume a study, then write its HTML reports.
 
-    hils study params/studies/default.yaml --workers 2
-    hils study default --only '*curriculum*' --dry-run
-    hils study paper --backend ray --address ray-head:6379
-    hils study paper --backend slurm --partition gpu --time-min 600
+hils study params/studies/default.yaml --workers 2
+hils study default --only '*curriculum*' --dry-run
+hils study paper --backend ray --address ray-head:6379
+hils study paper --backend slurm --partition gpu --time-min 600
 """
 
 from __future__ import annotations
@@ -18,41 +18,69 @@ CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem
 
 
 def register(commands) -> None:
-    p = commands.add_parser("study", help="run a study: notebooks 01-04 over every cell, then HTML reports",
-                            description="Run (or resume) a study. Finished runs are kept and skipped; a run whose "
-                                        "parameters changed is redone.")
+    p = commands.add_parser(
+        "study",
+        help="run a study: notebooks 01-04 over every cell, then HTML reports",
+        description="Run (or resume) a study. Finished runs are kept and skipped; a run whose "
+        "parameters changed is redone.",
+    )
     p.add_argument("study", help="study YAML, or the name of one in params/studies/")
     p.add_argument("--workers", type=int, default=1, help="cells run side by side, one GPU each (default 1)")
-    p.add_argument("--out", help="folder for params/, runs/ and reports/: the project root (default), a new "
-                                 "folder, or one an earlier `hils study --out` made")
-    p.add_argument("--overwrite", action="store_true",
-                   help="let --out name an existing folder the kit did not make (only the study's own files "
-                        "under params/, runs/ and reports/ are written)")
+    p.add_argument(
+        "--out",
+        help="folder for params/, runs/ and reports/: the project root (default), a new "
+        "folder, or one an earlier `hils study --out` made",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out name an existing folder the kit did not make (only the study's own files "
+        "under params/, runs/ and reports/ are written)",
+    )
     p.add_argument("--only", metavar="PATTERN", help="run only the cells whose id matches this glob")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list the runs and a papermill command for one; write and run nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs and a papermill command for one; write and run nothing"
+    )
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of the four notebooks")
     backend = p.add_argument_group("backends", "where the cells run; 01, 02 and 04 always run here")
-    backend.add_argument("--backend", choices=BACKENDS, default="local",
-                         help="local: this machine (--workers); ray: one Ray task per cell; slurm: a job array "
-                              "through submitit (default local)")
-    backend.add_argument("--address", help="ray: the cluster to join (default $RAY_ADDRESS, else a Ray instance "
-                                           "started here for this study)")
+    backend.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: this machine (--workers); ray: one Ray task per cell; slurm: a job array "
+        "through submitit (default local)",
+    )
+    backend.add_argument(
+        "--address",
+        help="ray: the cluster to join (default $RAY_ADDRESS, else a Ray instance started here for this study)",
+    )
     backend.add_argument("--num-cpus", type=float, default=1, help="ray: CPUs per cell task (default 1)")
-    backend.add_argument("--max-retries", type=int, default=3,
-                         help="ray: reruns of a cell whose worker died (notebook errors are never retried; "
-                              "default 3)")
-    backend.add_argument("--shared-fs", action="store_true",
-                         help="ray: workers read and write the study folders in place (default: 02's output "
-                              "goes to the task, the cell's files come back to this machine)")
-    backend.add_argument("--keep-adapters", action="store_true",
-                         help="ray without --shared-fs: bring the trained adapters back too")
+    backend.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="ray: reruns of a cell whose worker died (notebook errors are never retried; default 3)",
+    )
+    backend.add_argument(
+        "--shared-fs",
+        action="store_true",
+        help="ray: workers read and write the study folders in place (default: 02's output "
+        "goes to the task, the cell's files come back to this machine)",
+    )
+    backend.add_argument(
+        "--keep-adapters", action="store_true", help="ray without --shared-fs: bring the trained adapters back too"
+    )
     for key in CLUSTER_FLAGS:
         kind = str if key == "partition" else int
-        backend.add_argument(f"--{key.replace('_', '-')}", type=kind, dest=key,
-                             help=f"slurm: overrides the study's cluster.{key}")
-    backend.add_argument("--submitit-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
-                         help="slurm: 'local' runs the same jobs as local processes, without SLURM (default slurm)")
+        backend.add_argument(
+            f"--{key.replace('_', '-')}", type=kind, dest=key, help=f"slurm: overrides the study's cluster.{key}"
+        )
+    backend.add_argument(
+        "--submitit-cluster",
+        choices=SUBMITIT_CLUSTERS,
+        default="slurm",
+        help="slurm: 'local' runs the same jobs as local processes, without SLURM (default slurm)",
+    )
     p.set_defaults(func=cmd_study)
 
 
@@ -80,8 +108,13 @@ def cell_backend(args, config, out: Path):
     if args.backend == "ray":
         from hils_kit.ray_backend import RayExecutor
 
-        return RayExecutor(address=args.address, num_cpus=args.num_cpus, max_retries=args.max_retries,
-                           shared_fs=args.shared_fs, keep_adapters=args.keep_adapters)
+        return RayExecutor(
+            address=args.address,
+            num_cpus=args.num_cpus,
+            max_retries=args.max_retries,
+            shared_fs=args.shared_fs,
+            keep_adapters=args.keep_adapters,
+        )
     if args.backend == "slurm":
         import dataclasses
 
@@ -104,8 +137,15 @@ def cmd_study(args) -> int:
     if not args.dry_run and out != PROJ_ROOT:
         claim_folder(out, "hils study")
     try:
-        run = run_study(config, out=out, notebooks=args.notebooks, workers=args.workers, only=args.only,
-                        dry_run=args.dry_run, backend=None if args.dry_run else cell_backend(args, config, out))
+        run = run_study(
+            config,
+            out=out,
+            notebooks=args.notebooks,
+            workers=args.workers,
+            only=args.only,
+            dry_run=args.dry_run,
+            backend=None if args.dry_run else cell_backend(args, config, out),
+        )
     except KeyboardInterrupt:
         print("hils study: interrupted; finished runs are kept, run the same command to resume")
         return 130

@@ -1,7 +1,7 @@
 """``hils train``: fine-tune a model on an ordered question file, in its row order, and audit the order.
 
-    hils train runs/order/curriculum.csv -o runs/train-curriculum
-    hils train ordered.csv --model tiny --preset tiny --set learning_rate=5e-4 --limit 64 -o /tmp/run
+hils train runs/order/curriculum.csv -o runs/train-curriculum
+hils train ordered.csv --model tiny --preset tiny --set learning_rate=5e-4 --limit 64 -o /tmp/run
 """
 
 from __future__ import annotations
@@ -14,25 +14,38 @@ from hils_kit.presets import PRESETS, describe_settings
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "train", help="LoRA/QLoRA fine-tuning in the file's row order, with an audit of the fed order",
+        "train",
+        help="LoRA/QLoRA fine-tuning in the file's row order, with an audit of the fed order",
         description="Fine-tune a model on ORDERED (the kit CSV that `hils order` writes) in its row order\n"
-                    "and write a run folder: adapter/, train_config.json, train_log.csv, train_summary.json,\n"
-                    "order_planned.csv and order_fed.csv (what the model was really fed, audited against the plan).",
-        epilog="presets: " + ", ".join(f"{name} ({p['model']})" for name, p in PRESETS.items())
-               + "\n\nsettings for --set:\n" + describe_settings(),
+        "and write a run folder: adapter/, train_config.json, train_log.csv, train_summary.json,\n"
+        "order_planned.csv and order_fed.csv (what the model was really fed, audited against the plan).",
+        epilog="presets: "
+        + ", ".join(f"{name} ({p['model']})" for name, p in PRESETS.items())
+        + "\n\nsettings for --set:\n"
+        + describe_settings(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("ordered", help="ordered question file (kit CSV from `hils order`)")
     p.add_argument("--model", help="model name or folder (default: the preset's model, else smollm2)")
     p.add_argument("--preset", choices=list(PRESETS), help="training preset (default: the one made for the model)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override a training setting, e.g. --set learning_rate=1e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="override a training setting, e.g. --set learning_rate=1e-4 (repeatable)",
+    )
     p.add_argument("--limit", type=int, help="train on the first N questions of the order only")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.add_argument("-o", "--output", required=True,
-                   help="run folder to write: a new one, or one the kit made (replaced whole)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into an existing folder the kit did not make, replacing only the files a run writes")
+    p.add_argument(
+        "-o", "--output", required=True, help="run folder to write: a new one, or one the kit made (replaced whole)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an existing folder the kit did not make, replacing only the files a run writes",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -60,8 +73,10 @@ def cmd_train(args) -> int:
     table = load_questions(args.ordered)
     if table.attrs.get("rejects"):
         rejects = table.attrs["rejects"]
-        raise ValueError(f"{args.ordered}: {len(rejects)} row(s) refused (first: {rejects[0]}); training on "
-                         "a silently shorter order is not allowed, fix the file")
+        raise ValueError(
+            f"{args.ordered}: {len(rejects)} row(s) refused (first: {rejects[0]}); training on "
+            "a silently shorter order is not allowed, fix the file"
+        )
     if args.limit is not None:
         if args.limit < 1:
             raise ValueError(f"--limit must be at least 1, got {args.limit}")
@@ -72,8 +87,9 @@ def cmd_train(args) -> int:
     from hils_kit.training import train
 
     try:
-        result = train(table, model=model, config=config, out_dir=args.output, device=args.device,
-                       overwrite=args.overwrite)
+        result = train(
+            table, model=model, config=config, out_dir=args.output, device=args.device, overwrite=args.overwrite
+        )
     except OrderAuditError as err:
         print(f"hils: error: {err}", file=sys.stderr)
         return 1
@@ -82,10 +98,13 @@ def cmd_train(args) -> int:
     print(f"\nrun folder: {result.out_dir}")
     print(f"device: {s['device']}")
     print(f"steps: {s['steps']} ({s['n_examples_fed']} examples in {s['micro_batches']} micro-batches)")
-    print(f"time: {s['train_seconds']:.1f} s ({s['seconds_per_step']:.3f} s/step, "
-          f"{s['tokens_per_second']:.0f} tokens/s)")
+    print(
+        f"time: {s['train_seconds']:.1f} s ({s['seconds_per_step']:.3f} s/step, {s['tokens_per_second']:.0f} tokens/s)"
+    )
     print(f"peak memory: {s['peak_memory_mb']:.0f} MB ({s['peak_memory_kind']})")
     print(f"loss: final {s['final_loss']:.4f}, mean {s['mean_loss']:.4f}")
-    print(f"order audit: {'fed order equals the plan' if s['audit_ok'] else 'MISMATCH'} "
-          f"({audit['n_same_position']}/{audit['n_planned']} positions)")
+    print(
+        f"order audit: {'fed order equals the plan' if s['audit_ok'] else 'MISMATCH'} "
+        f"({audit['n_same_position']}/{audit['n_planned']} positions)"
+    )
     return 0
