@@ -81,3 +81,26 @@ def test_letter_prior_table_from_collected_rows():
     row = letter_prior_table(long).iloc[0]
     assert row["letter_prior_accuracy"] == pytest.approx(0.34) and row["top_predicted"] == "A"
     assert row["top_predicted_share"] == pytest.approx(0.9) and row["tail_top_letter"] == "A"
+
+
+def test_hils_train_balance_letters_keeps_the_order_audited(tmp_path, capsys):
+    from hils_kit.cli import main
+    from hils_kit.loaders import save_questions
+
+    save_questions(make_questions(8).assign(answer="A"), tmp_path / "ordered.csv")
+    code = main(
+        [
+            "train",
+            str(tmp_path / "ordered.csv"),
+            "--model",
+            "tiny",
+            "--preset",
+            "tiny",
+            "--balance-letters",
+            "-o",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 0 and "gold letters balanced" in capsys.readouterr().out
+    planned = pd.read_csv(tmp_path / "run" / "order_planned.csv")
+    assert planned["id"].tolist() == make_questions(8)["id"].tolist()  # same questions, same order, audited

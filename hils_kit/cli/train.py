@@ -39,6 +39,11 @@ def register(commands) -> None:
     p.add_argument("--limit", type=int, help="train on the first N questions of the order only")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument(
+        "--balance-letters",
+        action="store_true",
+        help="rotate each question's options so the gold letters cycle A, B, C, ... along the (unchanged) order",
+    )
+    p.add_argument(
         "-o", "--output", required=True, help="run folder to write: a new one, or one the kit made (replaced whole)"
     )
     p.add_argument(
@@ -81,6 +86,11 @@ def cmd_train(args) -> int:
         if args.limit < 1:
             raise ValueError(f"--limit must be at least 1, got {args.limit}")
         table = table.head(args.limit)
+    if args.balance_letters:
+        from hils_kit.letter_prior import balance_letters, tail_letter_mix
+
+        table = balance_letters(table)
+        print(f"gold letters balanced along the order; last 10%: {tail_letter_mix(table)}")
     print(f"training {model} (preset {preset or 'none'}) on {len(table)} questions from {args.ordered}")
 
     from hils_kit.order_audit import OrderAuditError
