@@ -26,7 +26,7 @@ study: $(STAMP)
 	$(VENV)/bin/hils study params/studies/default.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 # ruff on the package, tests, benchmarks and notebooks (CI runs it before the tests)
 lint: $(STAMP)

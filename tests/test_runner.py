@@ -71,12 +71,12 @@ def test_a_notebook_must_declare_every_parameter_the_runner_passes(tmp_path):
     _, _, cells, _ = plan(config, Layout(tmp_path, "fixture"), tmp_path)
     nb = nbformat.read(FIXTURES / "03_train_evaluate.ipynb", as_version=4)
     params = next(cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", []))
-    params.source = "\n".join(line for line in params.source.splitlines() if not line.startswith("seed"))
+    params.source = "\n".join(line for line in params.source.splitlines() if not line.startswith("order_seed"))
     nbformat.write(nb, tmp_path / "03_train_evaluate.ipynb")
     with pytest.raises(
         ValueError,
         match=r"03_train_evaluate.ipynb: the cell tagged 'parameters' does not declare "
-        r"seed \(",
+        r"order_seed \(",
     ):
         check_parameters(cells[0])
     with pytest.raises(FileNotFoundError, match="notebook not found"):
