@@ -65,11 +65,11 @@ class StudyAnalysis:
 
 SECTIONS = {  # notebook section -> artefact kinds
     "tables": ("table", "table_plot"),
-    "gains": ("best_gains", "gains_plot"),
+    "gains": ("best_gains", "gains_plot", "power"),
     "wins": ("wins",),
     "curves": ("learning_curves",),
     "label_sources": ("label_sources", "label_sources_plot"),
-    "tests": ("paired_tests", "power"),
+    "tests": ("paired_tests",),
     "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
@@ -111,6 +111,10 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
             plot_gains(A.gain_intervals(long, scenario), title=artefact_title("gains_plot", scenario)),
             scenario,
         )
+    if compared:  # what the study could have detected, beside the gains
+        power = pd.concat([A.power_analysis(long, scenario) for scenario in compared], ignore_index=True)
+        add("power", power)
+        result.findings[:0] = detectable(power)
     add("wins", A.win_counts(list(tables.values())))
     for scenario in scenarios:
         curves = learning_curves(long, scenario)
@@ -121,9 +125,6 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"]))
     if compared:
         add("paired_tests", paired_tests(long, compared))
-        power = pd.concat([A.power_analysis(long, scenario) for scenario in compared], ignore_index=True)
-        add("power", power)
-        result.findings[:0] = detectable(power)
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(
@@ -187,7 +188,9 @@ def detectable(power: pd.DataFrame) -> list[str]:
         else:
             text = head + "too few questions on which the models disagree to detect any accuracy difference"
         if pd.notna(gold) and np.isfinite(gold):
-            text += f"; {gold:.3f} nats of gold-letter log-prob"
+            text += (
+                f"; on the same questions a difference of {gold:.3f} nats in mean gold-letter log-prob was detectable"
+            )
         if pd.notna(need) and np.isfinite(need):
             text += f"; one accuracy point needs about {need:,.0f} questions"
         lines.append(text + ".")
