@@ -1,24 +1,27 @@
 """Time the kit's letter scorer against the paper's per-option method on the same model and questions.
 
     .venv/bin/python benchmarks/bench_scoring.py [--model smollm2] [--n 64] [--data medmcqa] [--batch-size 8]
-                                                 [--threads T] [-o FILE]
+                                                 [--paper-batch-size N] [--threads T] [-o FILE]
 
-Both score the same seeded, category-stratified sample with the same prompts and the same number of
-questions per forward pass (the paper's code used 8 questions × 5 options), alternating chunk by chunk
-(2 batches each) so that a busy machine slows both alike. The kit scores in bf16 autocast where the CPU
-has native bf16 (``--precision``), the paper's method in fp32. The kit: one left-padded
-forward per question, last-position logits only, softmax over the option letters
+Both score the same seeded, category-stratified sample with the same prompts, alternating chunk by chunk
+(2 kit batches at a time) so that a busy machine slows all alike. The kit scores in bf16 autocast where the CPU
+has native bf16 (``--precision``), the paper's method in fp32. The kit: the prompts' shared prefix once, then
+one left-padded forward per question, last-position logits only, softmax over the option letters
 (:func:`hils_kit.scoring.letter_probabilities`). The paper: one right-padded sequence per (question,
 option), full logits, mean cross-entropy over the whole sequence, lowest wins
-(:func:`hils_kit.scoring.per_option_losses`). The per-option losses are turned into normalised letter
-probabilities (:func:`hils_kit.scoring.probabilities_from_losses`) to compare them with the kit's.
+(:func:`hils_kit.scoring.per_option_losses`), timed twice: with the paper code's own batching
+(``--paper-batch-size``; default as its ``inference.py`` ran: MedMCQA one question, i.e. 4 sequences, per
+forward pass; other sets 8 questions) and with the kit's batch size (``--batch-size`` questions per pass).
+The per-option losses are turned into normalised letter probabilities
+(:func:`hils_kit.scoring.probabilities_from_losses`) to compare them with the kit's.
 
 Progress lines go to stderr; stdout gets only the JSON.
 
-Prints one JSON object: model, n, seconds and questions/s of each, the speed ratio, whether the
-predictions are identical, the largest difference between the two sets of probabilities, the machine's
-load average before and after (on a shared CPU, other jobs slow the kit's small forward passes more
-than the reference's large ones), and versions. Exits 1 when the predictions differ.
+Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
+the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the predictions are
+identical, the largest difference between the two sets of probabilities, the machine's load average before
+and after (on a shared CPU, other jobs slow the kit's small forward passes more than the reference's large
+ones), and versions. Exits 1 when the predictions differ.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default="medmcqa", help="data set name or question file (default medmcqa)")
     parser.add_argument(
         "--batch-size", type=int, default=8, help="questions per forward pass, both methods (default 8)"
+    )
+    parser.add_argument(
+        "--paper-batch-size",
+        type=int,
+        help="questions per forward pass of the paper's method as its code ran (default: 1 for medmcqa, else 8)",
     )
     parser.add_argument("--template", default="paper", help="prompt template (default paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question sample (default 0)")
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.precision == "auto"
         else args.precision == "bf16"
     )
+    paper_batch = args.paper_batch_size or (1 if args.data == "medmcqa" else 8)
     (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
     load_before = os.getloadavg()[0]
     with contextlib.redirect_stdout(sys.stderr):
@@ -76,11 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
         warm = table.head(2)  # first calls pay one-off costs (allocations, kernel selection)
         letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, bf16=bf16)
         per_option_losses(model, tokenizer, warm, args.template, args.batch_size)
+        per_option_losses(model, tokenizer, warm, args.template, paper_batch)
 
-        # alternate the two methods chunk by chunk, so both see the same machine load
+        # alternate the methods chunk by chunk, so all see the same machine load
         width = int(table["options"].map(len).max())
         fast, losses = np.full((len(table), width), np.nan), np.full((len(table), width), np.nan)
-        fast_s = ref_s = 0.0
+        same_batch = np.full((len(table), width), np.nan)
+        fast_s = ref_s = same_s = 0.0
         chunk = 2 * args.batch_size
         for start in range(0, len(table), chunk):
             part = table.iloc[start : start + chunk]
@@ -89,8 +100,11 @@ def main(argv: list[str] | None = None) -> dict:
             fast[rows, :w] = letter_probabilities(model, tokenizer, part, args.template, args.batch_size, bf16=bf16)
             fast_s += time.perf_counter() - t
             t = time.perf_counter()
-            losses[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
+            losses[rows, :w] = per_option_losses(model, tokenizer, part, args.template, paper_batch)
             ref_s += time.perf_counter() - t
+            t = time.perf_counter()
+            same_batch[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
+            same_s += time.perf_counter() - t
     reference = probabilities_from_losses(losses, tokenizer, table, args.template)
 
     result = {
@@ -98,16 +112,21 @@ def main(argv: list[str] | None = None) -> dict:
         "data": args.data,
         "n": len(table),
         "batch_size": args.batch_size,
+        "paper_batch_size": paper_batch,
         "kit_precision": "bf16 autocast" if bf16 else "fp32",
         "native_bf16": native_bf16(str(next(model.parameters()).device.type)),
         "kit_seconds": round(fast_s, 3),
         "paper_seconds": round(ref_s, 3),
         "kit_questions_per_s": round(len(table) / fast_s, 3),
         "paper_questions_per_s": round(len(table) / ref_s, 3),
+        "paper_same_batch_seconds": round(same_s, 3),
+        "paper_same_batch_questions_per_s": round(len(table) / same_s, 3),
         "speed_ratio": round(ref_s / fast_s, 2),
+        "speed_ratio_same_batch": round(same_s / fast_s, 2),
         "identical_predictions": bool((predict(fast) == predict(-losses)).all()),
         "same_predictions": int((predict(fast) == predict(-losses)).sum()),
         "max_abs_prob_diff": float(np.nanmax(np.abs(fast - reference))),
+        "paper_batchings_agree": bool((predict(-same_batch) == predict(-losses)).all()),
         "device": str(next(model.parameters()).device),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs slow both

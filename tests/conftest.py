@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic question table and the tiny local model."""
+"""Shared fixtures: a small synthetic question table, the tiny local model and the smoke study's run."""
 
 from __future__ import annotations
 
@@ -44,3 +44,14 @@ def tiny_model():
     from hils_kit.models import load_model
 
     return load_model("tiny")
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """``(out, exit code)`` of ``hils study smoke.yaml`` run once per session on the local backend (one worker):
+    the notebook tests read it, the Ray and SLURM tests compare their cells with it."""
+    from hils_kit.cli import main
+    from hils_kit.paths import PARAMS_DIR
+
+    out = tmp_path_factory.mktemp("smoke")
+    return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])

@@ -89,3 +89,25 @@ def test_notebooks_are_thin_and_committed_without_outputs(notebook):
             if isinstance(node, CONTROL_FLOW):
                 lines.add((cell.id, node.lineno))
     assert len(lines) <= 10, f"{notebook.name}: {len(lines)} lines of control flow; move logic into hils_kit"
+
+
+def notebook_imports(notebook: Path) -> list[str]:
+    """The ``hils_kit`` modules a notebook's code cells import."""
+    code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    return sorted(
+        node.module
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hils_kit")
+    )
+
+
+@pytest.mark.parametrize("notebook", ["01_data_exploration", "04_analysis"])
+def test_notebooks_that_load_no_model_import_no_model_library(notebook):
+    """01 and 04 start in a few seconds: no torch, transformers or peft behind their imports (about 10 s each)."""
+    import subprocess
+    import sys
+
+    modules = notebook_imports(NOTEBOOKS_DIR / f"{notebook}.ipynb")
+    probe = f"import sys; import {', '.join(modules)}; print(sorted({{'torch', 'transformers', 'peft'}} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert modules and loaded == "[]"

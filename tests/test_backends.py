@@ -31,9 +31,10 @@ HILS = [sys.executable, "-c", "import sys; from hils_kit.cli import main; sys.ex
 
 
 def metrics(out: Path) -> dict:
-    """Each cell's metrics in ``results.json``, without the timings (``seconds_per_question``)."""
+    """The metrics in ``results.json`` of the two cells of ``PAIR``, without the timings (``seconds_per_question``)."""
     cells = out / "runs" / "smoke" / "cells"
-    found = {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.iterdir())}
+    found = {cell.name: json.loads((cell / "results.json").read_text())["metrics"] for cell in sorted(cells.glob(PAIR))}
+    assert sorted(found) == sorted([FIRST, SECOND])
     return {
         cell: {test: {k: v for k, v in values.items() if "seconds" not in k} for test, values in tests.items()}
         for cell, tests in found.items()
@@ -41,15 +42,15 @@ def metrics(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    """01, 02, two cells and 04 of the smoke study on the local backend."""
-    out = tmp_path_factory.mktemp("local")
-    assert main(["study", str(SMOKE), "--out", str(out), "--only", PAIR]) == 0
+def local_run(smoke_study):
+    """The smoke study on the local backend (01, 02, six cells, 04), shared with the notebook tests."""
+    out, code = smoke_study
+    assert code == 0
     return out
 
 
 def without_cells(local: Path, target: Path) -> Path:
-    """A copy of the local run whose cells have not run yet (01, 02 and 04 stay done)."""
+    """A copy of the local run whose cells have not run yet (01 and 02 stay done)."""
     shutil.copytree(local, target)
     shutil.rmtree(target / "runs" / "smoke" / "cells")
     return target

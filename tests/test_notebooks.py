@@ -23,10 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    code = main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])
-    return out, code
+def smoke(smoke_study):
+    return smoke_study
 
 
 def test_smoke_study_runs_every_notebook(smoke):
@@ -98,52 +96,7 @@ def test_rerun_resumes_without_redoing_cells(smoke, capsys):
     assert {p: p.stat().st_mtime for p in dones} == dones
 
 
-# -- the paper's design: k-fold pooled over folds, real replicates, and the paper grid's shape ------------------------
-
-
-@pytest.fixture(scope="module")
-def kfold_smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("kfold")
-    code = main(["study", str(PARAMS_DIR / "studies" / "smoke_kfold.yaml"), "--out", str(out), "--workers", "2"])
-    return out, code
-
-
-def test_kfold_study_runs_through_every_notebook_and_pools_the_folds(kfold_smoke):
-    out, code = kfold_smoke
-    assert code == 0
-    run = out / "runs" / "smoke_kfold"
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert len(manifest["cells"]) == 12 and {c["status"] for c in manifest["cells"]} == {"done"}
-    table = pd.read_csv(run / "analysis" / "table_llm.csv", index_col=0)
-    assert list(table.columns) == ["tiny", "medmcqa", "medqa", "Mean"]  # pooled own test set, then the external one
-    assert list(table.index) == ["Random Shuffle", "Curriculum"]
-    assert (out / "reports" / "smoke_kfold" / "index.html").is_file()
-    pooled = {}
-    for replicate in (0, 1):
-        folds = [
-            json.loads((run / "cells" / f"tiny__llm__curriculum__fold{f}__r{replicate}" / "results.json").read_text())
-            for f in (0, 1)
-        ]
-        correct = sum(r["metrics"]["medmcqa"]["accuracy"] * r["metrics"]["medmcqa"]["n"] for r in folds)
-        pooled[replicate] = 100 * correct / sum(r["metrics"]["medmcqa"]["n"] for r in folds)
-    assert table.loc["Curriculum", "medmcqa"] == pytest.approx((pooled[0] + pooled[1]) / 2, abs=0.01)
-
-
-def test_replicates_are_independent_runs(kfold_smoke):
-    cells = kfold_smoke[0] / "runs" / "smoke_kfold" / "cells"
-    runs = [
-        json.loads((cells / f"tiny__llm__curriculum__full__r{r}" / "results.json").read_text())["cell"] for r in (0, 1)
-    ]
-    assert [(c["order_seed"], c["train_seed"]) for c in runs] == [(0, 42), (1, 43)]  # the preset seed 42 + r
-    adapters = [
-        hashlib.md5(
-            (
-                cells / f"tiny__llm__curriculum__full__r{r}" / "train" / "adapter" / "adapter_model.safetensors"
-            ).read_bytes()
-        ).hexdigest()
-        for r in (0, 1)
-    ]
-    assert adapters[0] != adapters[1]  # a strict curriculum has one order: only the training seed differs
+# -- the paper's design: k-fold pooled over folds, human and LLM labels, real replicates ----------------------------
 
 
 def write_lek_standin(path, n: int = 24) -> None:
@@ -167,32 +120,75 @@ def write_lek_standin(path, n: int = 24) -> None:
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-def test_the_paper_grid_shape_runs_end_to_end_on_the_tiny_model(tmp_path):
-    """paper.yaml's shape: k-fold + full, human and LLM difficulty, six strategies (27 cells of a few questions)."""
-    write_lek_standin(tmp_path / "lek.csv")
+@pytest.fixture(scope="module")
+def paper_design(tmp_path_factory):
+    """paper.yaml on the tiny model: a LEK-format file in 2 folds + full-data models, human and LLM difficulty,
+    Random Shuffle and Curriculum, two runs per cell as the authors ran them (strict, then tiers): 18 cells."""
+    tmp = tmp_path_factory.mktemp("paper")
+    write_lek_standin(tmp / "lek.csv")
     paper = yaml.safe_load((PARAMS_DIR / "studies" / "paper.yaml").read_text())
     study = {
         **paper,
         "name": "paper_tiny",
         "models": ["tiny"],
         "preset": "tiny",
-        "train_data": str(tmp_path / "lek.csv"),
+        "train_data": str(tmp / "lek.csv"),
         "split": {"kind": "kfold", "k": 2, "seed": 0, "include_full": True},
         "test_sets": ["medqa"],
         "test_limit": 6,
         "difficulty_models": ["tiny"],
         "difficulty_file": None,
-        "replicates": 1,
+        "strategies": ["random", "curriculum"],
+        "replicates": 2,
     }
-    (tmp_path / "paper_tiny.yaml").write_text(yaml.safe_dump(study))
-    assert main(["study", str(tmp_path / "paper_tiny.yaml"), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
-    run = tmp_path / "out" / "runs" / "paper_tiny"
-    assert len(json.loads((run / "manifest.json").read_text())["cells"]) == 27
+    (tmp / "paper_tiny.yaml").write_text(yaml.safe_dump(study))
+    code = main(["study", str(tmp / "paper_tiny.yaml"), "--out", str(tmp / "out"), "--workers", "2"])
+    return tmp / "out", code
+
+
+def test_paper_design_runs_through_every_notebook_and_pools_the_folds(paper_design):
+    out, code = paper_design
+    assert code == 0
+    run = out / "runs" / "paper_tiny"
+    manifest = json.loads((run / "manifest.json").read_text())
+    # (2 folds + full) x (random + curriculum by human and by LLM difficulty) x 2 runs
+    assert len(manifest["cells"]) == 18 and {c["status"] for c in manifest["cells"]} == {"done"}
+    assert (out / "reports" / "paper_tiny" / "index.html").is_file()
     for scenario in ("human", "llm"):
         table = pd.read_csv(run / "analysis" / f"table_{scenario}.csv", index_col=0)
-        assert len(table) == 6 and list(table.columns) == ["tiny", "lek", "medqa", "Mean"]
+        assert list(table.columns) == ["tiny", "lek", "medqa", "Mean"]  # pooled own test set, then the external one
+        assert list(table.index) == ["Random Shuffle", "Curriculum"]
     deltas = pd.read_csv(run / "analysis" / "label_sources.csv", index_col=0)
-    assert list(deltas.index) == ["Curriculum", "Blocked Curriculum", "Interleaved Curriculum"]
+    assert list(deltas.index) == ["Curriculum"]
+    pooled = {}
+    for replicate in (0, 1):
+        folds = [
+            json.loads((run / "cells" / f"tiny__llm__curriculum__fold{f}__r{replicate}" / "results.json").read_text())
+            for f in (0, 1)
+        ]
+        correct = sum(r["metrics"]["lek"]["accuracy"] * r["metrics"]["lek"]["n"] for r in folds)
+        pooled[replicate] = 100 * correct / sum(r["metrics"]["lek"]["n"] for r in folds)
+    table = pd.read_csv(run / "analysis" / "table_llm.csv", index_col=0)
+    assert table.loc["Curriculum", "lek"] == pytest.approx((pooled[0] + pooled[1]) / 2, abs=0.01)
+
+
+def test_replicates_are_independent_runs(paper_design):
+    cells = paper_design[0] / "runs" / "paper_tiny" / "cells"
+    folder = [cells / f"tiny__llm__curriculum__full__r{r}" for r in (0, 1)]
+    runs = [json.loads((f / "results.json").read_text())["cell"] for f in folder]
+    # the authors' runs: the strict order first, then tiered orders with their seeds; the preset seed 42 + r
+    assert [(c["variant"], c["order_seed"], c["train_seed"]) for c in runs] == [("strict", 0, 42), ("tiers", 42, 43)]
+    adapters = [
+        hashlib.md5((f / "train" / "adapter" / "adapter_model.safetensors").read_bytes()).hexdigest() for f in folder
+    ]
+    assert adapters[0] != adapters[1]
+    orders = [pd.read_csv(cells / f"tiny__none__random__full__r{r}" / "train" / "order_fed.csv")["id"] for r in (0, 1)]
+    assert sorted(orders[0]) == sorted(orders[1]) and list(orders[0]) != list(orders[1])  # two shuffles
+
+
+def test_kfold_smoke_study_lists_its_cells(capsys):
+    assert main(["study", str(PARAMS_DIR / "studies" / "smoke_kfold.yaml"), "--dry-run"]) == 0
+    assert "study smoke_kfold: 12 cells" in capsys.readouterr().out
 
 
 def test_paper_study_dry_run_lists_its_grid_and_writes_nothing(tmp_path, monkeypatch, capsys):

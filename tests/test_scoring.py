@@ -58,6 +58,31 @@ def test_batched_equals_unbatched(tiny_model):
     assert (predict(one) == predict(many)).all()
 
 
+def test_shared_prefix_cache_changes_nothing(tiny_model, monkeypatch):
+    import hils_kit.scoring as scoring
+    from hils_kit.prompts import prompts_of
+
+    model, tok = tiny_model
+    table = mixed_table()
+    assert scoring.shared_prefix(tok(prompts_of(table))["input_ids"]) >= scoring.MIN_SHARED_TOKENS
+    fed = []  # token positions the model computes, per call
+    hook = model.get_input_embeddings().register_forward_hook(lambda mod, args, out: fed.append(args[0].numel()))
+    try:
+        shared = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        n_shared, fed[:] = sum(fed), []
+        monkeypatch.setattr(model.config, "sliding_window", 8, raising=False)  # too small a window: no sharing
+        windowed = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        n_windowed, fed[:] = sum(fed), []
+        monkeypatch.setattr(scoring, "MIN_SHARED_TOKENS", 10**9)
+        whole = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        n_whole = sum(fed)
+    finally:
+        hook.remove()
+    assert n_shared < 0.8 * n_whole  # the prefix really is computed once
+    assert np.allclose(shared, whole, atol=1e-6, equal_nan=True)
+    assert n_windowed == n_whole and np.array_equal(windowed, whole, equal_nan=True)
+
+
 def test_scoring_turns_dropout_off_and_restores_train_mode(tiny_model):
     from peft import LoraConfig, get_peft_model
 

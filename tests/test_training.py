@@ -246,7 +246,8 @@ def test_cli_trains_in_file_order(tmp_path, capsys):
 
 
 def test_learning_curve_probe_scores_held_out_questions_during_training(tmp_path):
-    from hils_kit.learning_curve import CURVE_FILE, probe_callbacks, save_curve
+    from hils_kit.learning_curve import CURVE_FILE
+    from hils_kit.probe import probe_callbacks, save_curve
 
     probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2)
     result = train(
