@@ -17,6 +17,10 @@ The per-option losses are turned into normalised letter probabilities
 
 Progress lines go to stderr; stdout gets only the JSON.
 
+The kit's arithmetic rate is reported beside the GEMM peak of its dtype measured in the same run
+(``kit_flop_per_s``: 2 FLOP per weight of the decoder's linear layers per token computed, the shared prefix counted once
+per call; the attention's own FLOPs left out), which says how much faster the kit could still get.
+
 Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
 the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the predictions are
 identical, the largest difference between the two sets of probabilities, the machine's load average before
@@ -63,12 +67,20 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
+    from machine import gemm_peak
 
     from hils_kit.evaluation import resolve_test_sets
     from hils_kit.models import load_model, native_bf16
     from hils_kit.paths import write_text_atomic
+    from hils_kit.prompts import prompts_of
     from hils_kit.provenance import library_versions
-    from hils_kit.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
+    from hils_kit.scoring import (
+        letter_probabilities,
+        per_option_losses,
+        predict,
+        probabilities_from_losses,
+        shared_prefix,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +118,14 @@ def main(argv: list[str] | None = None) -> dict:
             same_batch[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
             same_s += time.perf_counter() - t
     reference = probabilities_from_losses(losses, tokenizer, table, args.template)
+    peak = gemm_peak("bfloat16" if bf16 else "float32")
+    head = model.get_output_embeddings()  # applied at one position per question only: left out
+    linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    computed = 0  # tokens the kit ran through the layers: per chunk, its prefix once and every prompt's rest
+    for start in range(0, len(table), chunk):
+        encoded = tokenizer(prompts_of(table.iloc[start : start + chunk], args.template))["input_ids"]
+        computed += sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded)
+    kit_flop_per_s = 2 * linear_weights * computed / fast_s
 
     result = {
         "model": args.model,
@@ -123,6 +143,10 @@ def main(argv: list[str] | None = None) -> dict:
         "paper_same_batch_questions_per_s": round(len(table) / same_s, 3),
         "speed_ratio": round(ref_s / fast_s, 2),
         "speed_ratio_same_batch": round(same_s / fast_s, 2),
+        "kit_tokens_computed": computed,
+        "kit_flop_per_s": round(kit_flop_per_s / 1e9, 1) * 1e9,
+        "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9,
+        "kit_fraction_of_gemm_peak": round(kit_flop_per_s / peak, 3),
         "identical_predictions": bool((predict(fast) == predict(-losses)).all()),
         "same_predictions": int((predict(fast) == predict(-losses)).sum()),
         "max_abs_prob_diff": float(np.nanmax(np.abs(fast - reference))),

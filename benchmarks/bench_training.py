@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import dataclasses
 import gc
 import json
@@ -40,36 +39,8 @@ import platform
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 TARGETS = {"kit_vs_bare": 0.8, "kit_vs_paper": 3.0, "kit_peak_rss_mb": 2.5 * 1024}
-
-
-def gemm_peak(dtype, size: int = 2048, repeats: int = 3) -> float:
-    """Best of ``repeats`` ``size``³ matmuls in ``dtype``, in FLOP/s."""
-    import torch
-
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def reset_peak_rss() -> None:
-    """Free what earlier phases left (glibc keeps freed heap otherwise), then restart the peak RSS count."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss_mb() -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
 
 
 def tokenised(table, tokenizer, config):
@@ -89,6 +60,7 @@ def tokenised(table, tokenizer, config):
 def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, optim: str = "adamw_torch") -> dict:
     """A plain LoRA loop over ``rows`` in batches of the config's size; ``pad_to`` pads every example to that length."""
     import torch
+    from machine import peak_rss_mb, reset_peak_rss
     from peft import get_peft_model
 
     from hils_kit.models import load_model
@@ -218,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
+    from machine import gemm_peak
 
     from hils_kit.loaders import load_questions
     from hils_kit.models import load_tokenizer, native_bf16
@@ -248,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     phases = {name: phase for name, phase in phases.items() if name in wanted}
     runs = {name: [] for name in phases}
     with contextlib.redirect_stdout(sys.stderr):
-        peak = gemm_peak(torch.bfloat16 if bf16 else torch.float32) if device == "cpu" else None
+        peak = gemm_peak("bfloat16" if bf16 else "float32") if device == "cpu" else None
         for r in range(args.rounds):
             for name in list(phases) if r % 2 == 0 else list(phases)[::-1]:
                 load = os.getloadavg()[0]

@@ -279,21 +279,6 @@ def check_prepared(prepared, dataset, max_length: int) -> None:
         raise ValueError("the trainer's prepared dataset is not in the table's row order")
 
 
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
-
-
-def _fixed_mmap_threshold(size: int = 128 * 1024) -> None:
-    """Make glibc serve every allocation over ``size`` bytes with its own mapping, returned to the system on free.
-
-    glibc starts at this threshold (128 KiB) but raises it up to 32 MiB each time a mapped block is freed, after
-    which activation-sized tensors come from the heap and their memory stays with the process when freed: about
-    0.4 GB of SmolLM2's peak RSS in training. Fixing the threshold keeps it (``benchmarks/bench_training.py``:
-    peak RSS 2.58 -> 2.16 GB, same losses). A no-op off glibc.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size)
-
-
 def _reset_peak_memory(device: str) -> bool:
     """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible.
 
@@ -395,8 +380,6 @@ def train(
         overwrite_flag="overwrite=True",
     )
     recorder = OrderRecorder()
-    if not device.startswith("cuda"):
-        _fixed_mmap_threshold()
     with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()
         trainer = build_trainer(table, model, config, tmp, device, sampling, callbacks=[recorder, *(callbacks or [])])
