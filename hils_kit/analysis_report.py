@@ -120,15 +120,12 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         curves = learning_curves(long, scenario)
         if not curves.empty:
             add("learning_curves", plot_curves(curves, title=f"learning curves, {scenario} labels"), scenario)
-    # the curricula run with both label sources (a study may run only some of the three)
-    both = [
-        s
-        for s in A.CURRICULUM_STRATEGIES
-        if {"human", "llm"} <= set(compared) and all(strategy_name(s) in tables[k].index for k in ("human", "llm"))
-    ]
-    if both:
-        add("label_sources", A.label_source_deltas(tables["human"], tables["llm"], both).round(2))
-        add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"], strategies=both))
+    if {"human", "llm"} <= set(tables):  # the curricula run with both label sources (a study may run some)
+        both = [s for s in A.CURRICULUM_STRATEGIES if all(strategy_name(s) in tables[k].index for k in tables)]
+        if both:
+            add("label_sources", A.label_source_deltas(tables["human"], tables["llm"], both).round(2))
+        if both and {"human", "llm"} <= set(compared):  # the plot shows gains over Random Shuffle
+            add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"], strategies=both))
     if compared:
         add("paired_tests", paired_tests(long, compared))
     same = sorted(set(difficulty_models) & set(long["model"]))

@@ -3,9 +3,10 @@
 The tokens every prompt starts with (the paper's instruction, about 31 of MedMCQA's 86 tokens per prompt)
 are run once per call and their key/value cache is shared by every batch. The rest of each prompt is
 left-padded into length-sorted batches (longest first, so little padding; the results come back in the
-table's order), with position ids that ignore the padding, and only the last position's logits are computed. The probability of each letter is the softmax of the logits of
-`` A`` … restricted to the question's own letters, which is exactly the paper's rule (lowest loss of
-``prompt + letter`` among the options) in one pass instead of one per option.
+table's order), with position ids that ignore the padding, and only the last position's logits are
+computed. The probability of each letter is the softmax of the logits of `` A`` … restricted to the
+question's own letters, which is exactly the paper's rule (lowest loss of ``prompt + letter`` among the
+options) in one pass instead of one per option.
 
 :func:`per_option_losses` is the paper's own method (one sequence per option, mean cross-entropy over the
 whole sequence), kept as the reference that tests and ``benchmarks/bench_scoring.py`` compare against.
