@@ -48,11 +48,10 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory):
-    """``(out, exit code)`` of ``hils study smoke.yaml`` run once per session on the local backend (two workers;
-    ``tests/test_runner.py`` runs the one-worker path): the notebook tests read it, the Ray and SLURM tests
-    compare their cells with it."""
+    """``(out, exit code)`` of ``hils study smoke.yaml`` run once per session on the local backend (one worker):
+    the notebook tests read it, the Ray and SLURM tests compare their cells with it."""
     from hils_kit.cli import main
     from hils_kit.paths import PARAMS_DIR
 
     out = tmp_path_factory.mktemp("smoke")
-    return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out), "--workers", "2"])
+    return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])
