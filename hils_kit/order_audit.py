@@ -24,7 +24,8 @@ class OrderAuditError(RuntimeError):
 
 
 class OrderRecorder(TrainerCallback):
-    """Records the unpadded ``input_ids`` of every training micro-batch, with its optimizer step.
+    """Records the unpadded ``input_ids`` of every training micro-batch (a padding-free row split back into its
+    examples by its ``position_ids``), with its optimizer step.
 
     ``sequences[i]`` is the i-th example the model was fed, ``steps[i]`` the optimizer step (1-based) it
     contributed to and ``micro_batches[i]`` the forward pass (0-based) it was part of.
@@ -55,12 +56,19 @@ class OrderRecorder(TrainerCallback):
         if not module.training:
             return
         input_ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-        mask = kwargs.get("attention_mask")
+        mask, positions = kwargs.get("attention_mask"), kwargs.get("position_ids")
         for i, row in enumerate(input_ids):
-            kept = row if mask is None else row[mask[i].bool()]
-            self.sequences.append(tuple(kept.tolist()))
-            self.steps.append(self._state.global_step + 1)
-            self.micro_batches.append(self.n_forward)
+            if mask is not None:
+                examples = [row[mask[i].bool()]]
+            elif positions is not None:  # a padding-free row: an example starts wherever the position is 0
+                starts = (positions[i] == 0).nonzero().flatten().tolist() + [len(row)]
+                examples = [row[a:b] for a, b in zip(starts, starts[1:]) if b > a]
+            else:
+                examples = [row]
+            for example in examples:
+                self.sequences.append(tuple(example.tolist()))
+                self.steps.append(self._state.global_step + 1)
+                self.micro_batches.append(self.n_forward)
         self.n_forward += 1
 
     @property
@@ -70,7 +78,7 @@ class OrderRecorder(TrainerCallback):
 
 
 def map_to_rows(sequences: list, dataset_input_ids: list) -> list[int | None]:
-    """The dataset row of each fed sequence (``None`` when it matches no row, e.g. a packed row).
+    """The dataset row of each fed sequence (``None`` when it matches no row, e.g. a row packed across questions).
 
     Rows with identical tokens are handed out in dataset order, cycling for further epochs, so a question
     that appears twice maps to its first position, then its second.

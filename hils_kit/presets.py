@@ -79,6 +79,14 @@ class TrainConfig:
         default=False,
         metadata={"help": "recompute activations in the backward pass (less memory, slower); for large models on GPU"},
     )
+    padding_free: bool = field(
+        default=True,
+        metadata={
+            "help": "feed a micro-batch as one row, its questions back to back (positions restart per question, "
+            "attention stays inside it): the padded batch's loss without computing padding; models whose "
+            "attention cannot keep packed questions apart get padded batches"
+        },
+    )
 
     def __post_init__(self):
         if self.quantization not in QUANTIZATIONS:

@@ -49,6 +49,12 @@ from hils_kit.provenance import git_revision, library_versions
 HAS_SAMPLING_FLAG = Version(transformers.__version__) >= Version("5.2.0")
 SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the audit catches shuffling
 
+# model types whose attention masks transformers builds in masking_utils, which reads the position ids of a
+# padding-free row and keeps its questions apart (checked against padded batches in tests/test_training.py)
+PACKED_MODEL_TYPES = frozenset(
+    {"llama", "mistral", "mixtral", "gemma", "gemma2", "gemma3", "gemma3_text", "qwen2", "qwen3", "phi3", "olmo2"}
+)
+
 # peft's model wrapper reads a deprecated attribute on every build; the warning says nothing about this run
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
@@ -69,9 +75,8 @@ class CompletionSFTTrainer(SFTTrainer):
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = labels[:, 1:] != -100  # the logit at position p predicts the token at p + 1
         targets = labels[:, 1:][keep[:, :-1]]
-        outputs = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False, logits_to_keep=keep
-        )
+        batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+        outputs = model(**batch, use_cache=False, logits_to_keep=keep)
         logits = outputs.logits.float()
         n_items = targets.numel() if num_items_in_batch is None else num_items_in_batch
         loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(n_items).clamp(
@@ -81,7 +86,8 @@ class CompletionSFTTrainer(SFTTrainer):
         with torch.no_grad():
             self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets).float().mean().item())
         if mode == "train":
-            self._total_train_tokens += int(inputs["attention_mask"].sum())
+            mask = inputs.get("attention_mask")
+            self._total_train_tokens += int(inputs["input_ids"].numel() if mask is None else mask.sum())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return (loss, outputs) if return_outputs else loss
 
@@ -187,8 +193,14 @@ def use_bf16(config: TrainConfig, device: str) -> bool:
     return native_bf16(device) if config.bf16 is None else config.bf16
 
 
-def sft_config(config: TrainConfig, output_dir: str | Path, device: str, sampling: str = "sequential") -> SFTConfig:
-    """The ``SFTConfig`` of a run: every setting that could reorder, drop or merge examples pinned off."""
+def sft_config(
+    config: TrainConfig, output_dir: str | Path, device: str, sampling: str = "sequential", padding_free: bool = False
+) -> SFTConfig:
+    """The ``SFTConfig`` of a run: every setting that could reorder, drop or merge examples pinned off.
+
+    TRL truncates nothing (``max_length=None``): :func:`check_prepared` refuses over-long questions instead.
+    ``padding_free`` joins a micro-batch's questions into one row (``position_ids`` restart per question).
+    """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling '{sampling}': use one of {', '.join(SAMPLINGS)}")
     on_cuda = device.startswith("cuda")
@@ -200,7 +212,8 @@ def sft_config(config: TrainConfig, output_dir: str | Path, device: str, samplin
         per_device_train_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         num_train_epochs=config.num_train_epochs,
-        max_length=config.max_length,
+        max_length=None,
+        padding_free=padding_free,
         lr_scheduler_type=config.lr_scheduler_type,
         warmup_steps=config.warmup_steps,
         weight_decay=config.weight_decay,
@@ -223,6 +236,11 @@ def sft_config(config: TrainConfig, output_dir: str | Path, device: str, samplin
     )
 
 
+def packs_rows(config: TrainConfig, model) -> bool:
+    """Whether a run feeds padding-free rows: ``config.padding_free`` and a model type in ``PACKED_MODEL_TYPES``."""
+    return config.padding_free and getattr(model.config, "model_type", None) in PACKED_MODEL_TYPES
+
+
 def build_trainer(
     table: pd.DataFrame,
     model: str,
@@ -234,8 +252,8 @@ def build_trainer(
 ) -> SFTTrainer:
     """Load ``model`` with LoRA (QLoRA for ``quantization="4bit"``) and build its trainer on ``table``.
 
-    The trainer's prepared dataset (``trainer.train_dataset``) is checked to hold every row in order, so
-    a question lost to truncation raises ``ValueError`` naming its id before any training step.
+    The trainer's prepared dataset (``trainer.train_dataset``) is checked to hold every row in order, and a
+    question longer than ``max_length`` tokens raises ``ValueError`` naming its id before any training step.
     """
     config = config or make_config(preset_for_model(model))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -252,7 +270,7 @@ def build_trainer(
     trainer_class = CompletionSFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
     trainer = trainer_class(
         model=net,
-        args=sft_config(config, output_dir, device, sampling),
+        args=sft_config(config, output_dir, device, sampling, padding_free=packs_rows(config, net)),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=_lora(config),
@@ -265,18 +283,18 @@ def build_trainer(
 
 
 def check_prepared(prepared, dataset, max_length: int) -> None:
-    """Raise ``ValueError`` naming the questions TRL's preparation dropped, or if it changed the row order."""
+    """Raise ``ValueError`` naming the questions longer than ``max_length`` tokens (their answer would be cut
+    off), or if TRL's preparation dropped rows or changed their order."""
     rows = list(prepared["row"])
-    kept = set(rows)
-    lost = [qid for row, qid in enumerate(dataset["id"]) if row not in kept]
-    if lost:
-        shown = ", ".join(lost[:20]) + (f" and {len(lost) - 20} more" if len(lost) > 20 else "")
+    if rows != list(range(len(dataset))):
+        raise ValueError("the trainer's prepared dataset does not hold the table's rows in order")
+    long = [qid for qid, ids in zip(prepared["id"], prepared["input_ids"]) if len(ids) > max_length]
+    if long:
+        shown = ", ".join(long[:20]) + (f" and {len(long) - 20} more" if len(long) > 20 else "")
         raise ValueError(
-            f"{len(lost)} question(s) would lose their answer to truncation at max_length={max_length} "
+            f"{len(long)} question(s) would lose their answer to truncation at max_length={max_length} "
             f"tokens: {shown}; raise max_length (--set max_length=N) or drop these questions"
         )
-    if rows != list(range(len(dataset))):
-        raise ValueError("the trainer's prepared dataset is not in the table's row order")
 
 
 def _reset_peak_memory(device: str) -> bool:
@@ -410,6 +428,7 @@ def train(
             "epochs": config.num_train_epochs,
             "steps": steps,
             "micro_batches": recorder.n_forward,
+            "batching": "padding-free" if trainer.args.padding_free else "padded",
             "train_seconds": round(seconds, 3),
             "seconds_per_step": round(seconds / max(steps, 1), 4),
             "tokens_seen": recorder.n_tokens,

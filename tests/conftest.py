@@ -12,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HILS_PROGRESS", "off")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # share the cores between the workers (and the kernels they start)
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    )
 
 
 def make_questions(n: int = 24, categories=("Anatomy", "Pharmacology", "Surgery"), seed: int = 0) -> pd.DataFrame:
@@ -55,3 +59,13 @@ def smoke_study(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("smoke")
     return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group marks into its work units
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (``-n 2 --dist loadgroup``, as ``make test`` runs) every test that reads one of the
+    session's studies goes to the same worker, so each study runs once."""
+    for item in items:
+        for study in ("smoke_study", "paper_design"):
+            if study in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(study))

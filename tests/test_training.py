@@ -219,6 +219,30 @@ def test_bf16_autocast_keeps_the_order_and_the_loss_curve(run, tmp_path):
     assert bf16.log["loss"].to_numpy() == pytest.approx(run.log["loss"].to_numpy(), rel=0.01)
 
 
+def test_padding_free_rows_train_as_the_padded_batches_would(run, tmp_path):
+    """Packed questions attend only to themselves: the same losses and gradient norms as padded batches, the
+    same audited order, and no padding computed (the run's questions have different lengths)."""
+    no_dropout = {"lora_dropout": 0.0}
+    packed = train(ordered_table(), model="tiny", config=tiny_config(**no_dropout), out_dir=tmp_path / "packed")
+    padded = train(
+        ordered_table(),
+        model="tiny",
+        config=tiny_config(padding_free=False, **no_dropout),
+        out_dir=tmp_path / "padded",
+    )
+    assert (packed.summary["batching"], padded.summary["batching"], run.summary["batching"]) == (
+        "padding-free",
+        "padded",
+        "padding-free",
+    )
+    for result in (packed, padded):
+        assert result.summary["audit_ok"]
+        assert pd.read_csv(result.out_dir / "order_fed.csv")["id"].tolist() == ordered_table()["id"].tolist()
+    assert packed.summary["tokens_seen"] == padded.summary["tokens_seen"]
+    for column in ("loss", "grad_norm"):
+        assert packed.log[column].to_numpy() == pytest.approx(padded.log[column].to_numpy(), rel=1e-4)
+
+
 def test_cli_trains_in_file_order(tmp_path, capsys):
     table = make_questions(8).iloc[::-1]
     save_questions(table, tmp_path / "ordered.csv")
