@@ -3,8 +3,9 @@
 The table's rows become a prompt/completion dataset (``format_prompt`` / ``format_completion``), trained
 with TRL's ``SFTTrainer``: completion-only loss (the answer letter and EOS), no shuffling, a sequential
 sampler, and no packing across questions: a micro-batch is one padding-free row of whole questions, each
-attending only to itself (:func:`packs_rows`), or a padded batch. An :class:`~hils_kit.order_audit.OrderRecorder` records what the model was really
-fed; a run whose fed order differs from the plan raises :class:`~hils_kit.order_audit.OrderAuditError`.
+attending only to itself (:func:`packs_rows`), or a padded batch. An
+:class:`~hils_kit.order_audit.OrderRecorder` records what the model was really fed; a run whose fed order
+differs from the plan raises :class:`~hils_kit.order_audit.OrderAuditError`.
 
 A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``train_summary.json``,
 ``order_planned.csv`` and ``order_fed.csv``; it is written atomically.
