@@ -61,8 +61,9 @@ class OrderRecorder(TrainerCallback):
             if mask is not None:
                 examples = [row[mask[i].bool()]]
             elif positions is not None:  # a padding-free row: an example starts wherever the position is 0
-                starts = (positions[i] == 0).nonzero().flatten().tolist() + [len(row)]
-                examples = [row[a:b] for a, b in zip(starts, starts[1:]) if b > a]
+                restarts = (positions[i][1:] == 0).nonzero().flatten() + 1
+                bounds = [0, *restarts.tolist(), len(row)]
+                examples = [row[a:b] for a, b in zip(bounds, bounds[1:])]
             else:
                 examples = [row]
             for example in examples:
