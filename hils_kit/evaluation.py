@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hils_kit.adapter_merge import merged_adapter
 from hils_kit.loaders import DATASETS, load_questions
 from hils_kit.metrics import gold_scores, summarize
 from hils_kit.paths import atomic_path, claim_folder, output_folder, write_text_atomic
@@ -121,7 +122,9 @@ def evaluate(
     """Score every test set, write predictions and ``metrics.json`` into ``out_dir``, return the metrics.
 
     ``model`` is a name or folder for :func:`hils_kit.models.load_model` (with ``adapter``, a folder
-    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``. Only the files
+    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``. A float32 LoRA
+    adapter is merged into the weights while scoring, and unmerged afterwards
+    (:func:`hils_kit.adapter_merge.merged_adapter`). Only the files
     ``predictions_<set>.csv`` and ``metrics.json`` of ``out_dir`` are replaced; a folder it makes is marked as
     the kit's (:func:`hils_kit.paths.claim_folder`).
     """
@@ -137,18 +140,19 @@ def evaluate(
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (give the adapter folder of a run)")
         model, tokenizer = load_model(model, adapter=adapter)
     metrics = {}
-    for name, table in test_sets.items():
-        if table.empty:
-            raise ValueError(f"test set '{name}' has no questions")
-        start = time.perf_counter()
-        probs = letter_probabilities(model, tokenizer, table, template, batch_size, desc=f"scoring {name}")
-        seconds = time.perf_counter() - start
-        predictions = predictions_table(table, probs)
-        claim_folder(out_dir, "evaluate")
-        with atomic_path(out_dir / f"predictions_{name}.csv") as tmp:
-            predictions.to_csv(tmp, index=False)
-        metrics[name] = summarize(predictions)
-        metrics[name]["seconds_per_question"] = seconds / len(table)
-        log.info("%s: accuracy %.3f on %d questions", name, metrics[name]["accuracy"], len(table))
+    with merged_adapter(model):
+        for name, table in test_sets.items():
+            if table.empty:
+                raise ValueError(f"test set '{name}' has no questions")
+            start = time.perf_counter()
+            probs = letter_probabilities(model, tokenizer, table, template, batch_size, desc=f"scoring {name}")
+            seconds = time.perf_counter() - start
+            predictions = predictions_table(table, probs)
+            claim_folder(out_dir, "evaluate")
+            with atomic_path(out_dir / f"predictions_{name}.csv") as tmp:
+                predictions.to_csv(tmp, index=False)
+            metrics[name] = summarize(predictions)
+            metrics[name]["seconds_per_question"] = seconds / len(table)
+            log.info("%s: accuracy %.3f on %d questions", name, metrics[name]["accuracy"], len(table))
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

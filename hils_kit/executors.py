@@ -8,7 +8,8 @@ markers or reports. Backends: :class:`LocalExecutor` (this machine), :mod:`hils_
 
 The local executor runs a notebook through ``papermill.execute_notebook`` in this process when it has one
 worker, and as ``python -m papermill NOTEBOOK OUTPUT -f PARAMS.yaml`` processes side by side otherwise, one GPU
-each (the same command repeats a run by hand).
+each, or on a machine without GPUs an equal share of its CPU cores each (``OMP_NUM_THREADS``; the same command
+repeats a run by hand).
 
 >>> papermill_command(Path("nb.ipynb"), Path("out.ipynb"), Path("p.yaml"), Path("run"), "python3")[1:4]
 ['-m', 'papermill', 'nb.ipynb']
@@ -70,14 +71,33 @@ def kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
-def kernel_environment(gpu: str | None = None) -> dict:
-    """The environment of notebook runs: offline hub (unless ``HF_HUB_OFFLINE`` is set), no progress widgets."""
+def kernel_environment(gpu: str | None = None, threads: int | None = None) -> dict:
+    """The environment of notebook runs: offline hub (unless ``HF_HUB_OFFLINE`` is set), no progress widgets,
+    pinned to ``gpu`` and limited to ``threads`` CPU threads (unless ``OMP_NUM_THREADS`` is set) when given."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HILS_PROGRESS="log")
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
     return env
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """CPU threads for each of ``workers`` runs side by side: an equal share of the cores, at least one.
+
+    Torch would otherwise start one thread per core in every run, and ``workers`` runs would fight over them.
+
+    >>> threads_per_worker(1) == cpu_cores()
+    True
+    """
+    return max(1, cpu_cores() // workers)
 
 
 def visible_gpus() -> list[str]:
@@ -136,7 +156,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
-def launch(command: list[str], log: Path, gpu: str | None = None) -> subprocess.Popen:
+def launch(command: list[str], log: Path, gpu: str | None = None, threads: int | None = None) -> subprocess.Popen:
     """Start a papermill process writing to ``log`` (the command line comes first); it dies with this process."""
     with open(log, "w", encoding="utf-8") as stream:
         stream.write(" ".join(command) + "\n")
@@ -146,7 +166,7 @@ def launch(command: list[str], log: Path, gpu: str | None = None) -> subprocess.
             command,
             stdout=stream,
             stderr=subprocess.STDOUT,
-            env=kernel_environment(gpu),
+            env=kernel_environment(gpu, threads),
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
@@ -221,7 +241,11 @@ def execute_here(job: Job, kernel: str) -> int:
 
 class LocalExecutor:
     """Runs jobs on this machine: one after the other in this process (``workers=1``), or as papermill
-    processes ``workers`` at a time, worker slot i pinned to GPU i % count when there are GPUs."""
+    processes ``workers`` at a time, worker slot i pinned to GPU i % count when there are GPUs. Without GPUs,
+    each cell gets :func:`threads_per_worker` CPU threads (two cells side by side on two cores, one thread each,
+    finish about 15 % sooner than one after the other on both: training gains, and each kernel's start-up
+    overlaps the other's work); the study steps keep them all, since 02 is the only one of them that computes
+    (01 and 04 load no model) and it runs beside 01."""
 
     def __init__(self, workers: int = 1, kernel: str | None = None):
         if workers < 1:
@@ -229,6 +253,7 @@ class LocalExecutor:
         self.slots = workers
         self.kernel = kernel or kernel_name()
         self.gpus = visible_gpus() if workers > 1 else []
+        self.threads = threads_per_worker(workers) if workers > 1 and not self.gpus else None
 
     def run(self, jobs: Sequence[Job], events: Events) -> None:
         if self.slots == 1:
@@ -250,8 +275,9 @@ class LocalExecutor:
                         gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
                         job.reset()
                         command = papermill_command(job.notebook, job.output, job.params_file, job.folder, self.kernel)
-                        running[slot] = (job, launch(command, job.log, gpu), time.monotonic())
-                        events.started(job, f"GPU {gpu}" if gpu is not None else "")
+                        threads = self.threads if job.cell is not None else None
+                        running[slot] = (job, launch(command, job.log, gpu, threads), time.monotonic())
+                        events.started(job, f"GPU {gpu}" if gpu is not None else self._cpu_share(threads))
                 time.sleep(0.2)
                 for slot, (job, process, start) in list(running.items()):
                     if process.poll() is not None:
@@ -260,6 +286,12 @@ class LocalExecutor:
         except KeyboardInterrupt:
             stop([process for _, process, _ in running.values()])
             raise
+
+    @staticmethod
+    def _cpu_share(threads: int | None) -> str:
+        """Where a run goes on a machine without GPUs: its CPU threads, or nothing when it has them all."""
+        threads = os.environ.get("OMP_NUM_THREADS", threads)
+        return f"OMP_NUM_THREADS={threads}" if threads else ""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -139,7 +139,8 @@ def run_study(
         out: folder that receives ``params/``, ``runs/`` and ``reports/`` (default: the project root).
         notebooks: folder with the four notebooks (default ``notebooks/``).
         workers: notebooks run side by side on this machine, each in its own process, pinned to one GPU when
-            there are GPUs (01 and 02 always; the cells too unless ``backend`` is given).
+            there are GPUs, else each cell on an equal share of the CPU cores (01 and 02 always; the cells too
+            unless ``backend`` is given).
         only: glob on cell ids; other cells are not run (their finished results still count).
         dry_run: list the runs and a papermill command for one of them; write and execute nothing.
         say: where progress lines go (default: print to stdout).

@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import nbformat
@@ -118,6 +119,22 @@ def test_visible_gpus_respect_an_existing_cuda_visible_devices(monkeypatch):
     assert executors.visible_gpus() == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert executors.visible_gpus() == ["3", "5"]
+
+
+def test_workers_without_gpus_share_the_cpu_cores(monkeypatch, tmp_path):
+    monkeypatch.setattr(executors, "visible_gpus", lambda: [])
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [executors.LocalExecutor(n, "python3").threads for n in (1, 2, 3, 8)] == [None, 2, 1, 1]
+    probe = [sys.executable, "-c", "import os; print('threads', os.environ.get('OMP_NUM_THREADS'))"]
+    log = tmp_path / "papermill.log"
+    assert executors.launch(probe, log, None, 2).wait() == 0
+    assert log.read_text().splitlines()[-1] == "threads 2"  # what the run's torch reads
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    assert executors.launch(probe, log, None, 2).wait() == 0
+    assert log.read_text().splitlines()[-1] == "threads 3"
+    monkeypatch.setattr(executors, "visible_gpus", lambda: ["0", "1"])
+    assert executors.LocalExecutor(2, "python3").threads is None  # one GPU each; the CPU is not the limit
 
 
 @pytest.mark.slow

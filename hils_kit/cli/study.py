@@ -25,7 +25,12 @@ def register(commands) -> None:
         "parameters changed is redone.",
     )
     p.add_argument("study", help="study YAML, or the name of one in params/studies/")
-    p.add_argument("--workers", type=int, default=1, help="cells run side by side, one GPU each (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="cells run side by side, one GPU each, or without GPUs an equal share of the CPU cores each (default 1)",
+    )
     p.add_argument(
         "--out",
         help="folder for params/, runs/ and reports/: the project root (default), a new "
