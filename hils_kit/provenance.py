@@ -66,9 +66,9 @@ def provenance(parameters: dict) -> dict:
     try:
         import torch
 
-        device = (
-            torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-        )
+        threads = torch.get_num_threads()
+        cpu = f"CPU ({threads} thread{'' if threads == 1 else 's'})"
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
     except ImportError:
         device = "unknown"
     return {

@@ -124,7 +124,8 @@ def device_name(device: str) -> str:
     """``"cuda: NVIDIA H100 ..."`` or ``"cpu (2 threads)"``."""
     if device.startswith("cuda"):
         return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def build_dataset(table: pd.DataFrame, template: str = "paper"):
