@@ -21,11 +21,8 @@ import contextlib
 def mergeable(model) -> bool:
     """True for a PEFT LoRA model, not yet merged, whose adapted layers are all plain float32 ``Linear``s."""
     import torch
+    from peft.tuners.lora import LoraLayer
 
-    try:
-        from peft.tuners.lora import LoraLayer
-    except ImportError:  # pragma: no cover - peft is a dependency of the kit
-        return False
     layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
     if not layers or not hasattr(model, "merge_adapter"):
         return False
