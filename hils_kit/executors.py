@@ -31,6 +31,9 @@ from typing import Protocol
 from hils_kit.jobs import Job
 
 KERNEL = "hils-kit"  # installed by `make setup`; "python3" (the running venv's Python) otherwise
+# seconds a kernel may take to start: papermill's 60 is too short on a busy machine (cells side by side with
+# a test suite beside them once failed a run with "Kernel didn't respond in 60 seconds")
+KERNEL_START_TIMEOUT = 300
 
 
 class Events(Protocol):
@@ -145,6 +148,8 @@ def papermill_command(notebook: Path, output: Path, params_file: Path, folder: P
         str(folder),
         "--no-progress-bar",
         "--log-output",
+        "--start-timeout",
+        str(KERNEL_START_TIMEOUT),
     ]
 
 
@@ -224,6 +229,7 @@ def execute_here(job: Job, kernel: str) -> int:
                 job.output,
                 parameters=job.parameters,
                 kernel_name=kernel,
+                start_timeout=KERNEL_START_TIMEOUT,
                 cwd=job.folder,
                 progress_bar=False,
                 log_output=False,
