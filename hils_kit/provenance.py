@@ -59,6 +59,14 @@ def library_versions() -> dict:
     return versions
 
 
+def torch_threads() -> str:
+    """Torch's CPU threads in words: ``"2 threads"``, ``"1 thread"``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    return f"{threads} thread{'' if threads == 1 else 's'}"
+
+
 def provenance(parameters: dict) -> dict:
     """Parameters, versions, git revision, Python and device, as a JSON-ready dict."""
     versions = library_versions()
@@ -66,9 +74,7 @@ def provenance(parameters: dict) -> dict:
     try:
         import torch
 
-        threads = torch.get_num_threads()
-        cpu = f"CPU ({threads} thread{'' if threads == 1 else 's'})"
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch_threads()})"
     except ImportError:
         device = "unknown"
     return {

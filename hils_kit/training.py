@@ -45,7 +45,7 @@ from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
 from hils_kit.progress import in_notebook
 from hils_kit.prompts import format_completion, format_prompt
-from hils_kit.provenance import git_revision, library_versions
+from hils_kit.provenance import git_revision, library_versions, torch_threads
 
 # transformers 5.2 added TrainingArguments.train_sampling_strategy; before it, the sampler is overridden
 HAS_SAMPLING_FLAG = Version(transformers.__version__) >= Version("5.2.0")
@@ -124,8 +124,7 @@ def device_name(device: str) -> str:
     """``"cuda: NVIDIA H100 ..."`` or ``"cpu (2 threads)"``."""
     if device.startswith("cuda"):
         return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
-    threads = torch.get_num_threads()
-    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
+    return f"cpu ({torch_threads()})"
 
 
 def build_dataset(table: pd.DataFrame, template: str = "paper"):
