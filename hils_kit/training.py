@@ -39,6 +39,7 @@ from torch.utils.data import SequentialSampler
 from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from hils_kit.lora_dropout import lean_lora_dropout
 from hils_kit.models import load_model, model_path, native_bf16
 from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_rows
 from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
@@ -406,7 +407,8 @@ def train(
         was_reset = _reset_peak_memory(device)
         start = time.perf_counter()
         try:
-            output = trainer.train()
+            with lean_lora_dropout(trainer.model):
+                output = trainer.train()
         finally:
             recorder.close()
         seconds = time.perf_counter() - start
