@@ -7,8 +7,8 @@ half of its training activations. Within :func:`lean_lora_dropout` each ``lora_A
 in one autograd function that keeps ``x`` (one tensor for q/k/v and one for gate/up, which read the same input)
 and the dropout mask packed eight values to a byte, and rebuilds the noise in the backward pass. The random
 draws are torch's own (the same ``bernoulli_`` on the same shapes in the same order), so the forward values are
-identical, and so were the gradients, bit for bit, in fp32 and under bf16 autocast on the machines measured
-(``tests/test_lora_dropout.py`` allows float rounding of the matrix products). SmolLM2, one padding-free row of
+identical, and so were the gradients, bit for bit, in fp32 and under bf16 autocast on the 2-core AVX2 machine
+measured (``tests/test_lora_dropout.py`` allows float rounding of the matrix products). SmolLM2, one padding-free row of
 349 tokens: 738 MB kept for the backward pass with peft's dropout, 455 MB with this.
 
 CPU tensors only: on CUDA torch's dropout already keeps a bool mask, and there the layers keep their own
@@ -106,8 +106,8 @@ def _lean_pairs(model):
 
 @contextlib.contextmanager
 def lean_lora_dropout(model):
-    """Within the block, every CPU LoRA branch of ``model`` with dropout keeps its input and a bit mask instead
-    of two float copies for its backward pass (see the module's docstring); the model's modules are restored afterwards.
+    """Within the block, every CPU LoRA branch of ``model`` with dropout keeps its input and a bit mask for its
+    backward pass instead of two float copies (see the module's docstring); the modules are restored afterwards.
     Parameters and their names (the adapter's state dict) do not change."""
     swapped = []
     for dropouts, lora_as, name in list(_lean_pairs(model)):
