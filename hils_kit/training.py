@@ -5,7 +5,8 @@ with TRL's ``SFTTrainer``: completion-only loss (the answer letter and EOS), no 
 sampler, and no packing across questions: a micro-batch is one padding-free row of whole questions, each
 attending only to itself (:func:`packs_rows`), or a padded batch. An
 :class:`~hils_kit.order_audit.OrderRecorder` records what the model was really fed; a run whose fed order
-differs from the plan raises :class:`~hils_kit.order_audit.OrderAuditError`.
+differs from the plan raises :class:`~hils_kit.order_audit.OrderAuditError`. On CPU, LoRA dropout keeps a bit
+mask for the backward pass instead of float copies (:mod:`hils_kit.lora_dropout`; same draws, same gradients).
 
 A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``train_summary.json``,
 ``order_planned.csv`` and ``order_fed.csv``; it is written atomically.
