@@ -37,6 +37,23 @@ def make_questions(n: int = 24, categories=("Anatomy", "Pharmacology", "Surgery"
     return pd.DataFrame(rows)
 
 
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def tiny_lora_model(dtype=None, dropout: float = 0.1):
+    """``(model, tokenizer)``: the tiny model with a seeded random (non-zero) LoRA adapter on every linear layer,
+    as the kit trains it (r 8, alpha 32, ``dropout``), on the CPU."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from hils_kit.models import load_model
+
+    model, tok = load_model("tiny", dtype=dtype or torch.float32, device="cpu")
+    torch.manual_seed(0)
+    config = LoraConfig(r=8, lora_alpha=32, lora_dropout=dropout, target_modules=ALL_LINEAR, init_lora_weights=False)
+    return get_peft_model(model, config), tok
+
+
 @pytest.fixture
 def questions() -> pd.DataFrame:
     return make_questions()

@@ -10,19 +10,7 @@ from hils_kit.adapter_merge import mergeable, merged_adapter
 from hils_kit.evaluation import evaluate
 from hils_kit.scoring import letter_probabilities
 from tests.conftest import make_questions
-
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def lora_model(dtype=torch.float32):
-    """The tiny model with a random (non-zero) LoRA adapter on every linear layer, as the kit trains it."""
-    from peft import LoraConfig, get_peft_model
-
-    from hils_kit.models import load_model
-
-    model, tok = load_model("tiny", dtype=dtype)
-    config = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=ALL_LINEAR, init_lora_weights=False)
-    return get_peft_model(model, config), tok
+from tests.conftest import tiny_lora_model as lora_model
 
 
 def weights(model) -> dict[str, torch.Tensor]:

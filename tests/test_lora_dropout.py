@@ -5,20 +5,12 @@ from __future__ import annotations
 import torch
 
 from hils_kit.lora_dropout import lean_lora_dropout
-
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from tests.conftest import tiny_lora_model
 
 
 def lora_model(dropout: float = 0.1):
-    """The tiny model with a random (non-zero) LoRA adapter with dropout on every linear layer, in train mode."""
-    from peft import LoraConfig, get_peft_model
-
-    from hils_kit.models import load_model
-
-    model, _ = load_model("tiny", device="cpu")
-    torch.manual_seed(0)
-    config = LoraConfig(r=8, lora_alpha=32, lora_dropout=dropout, target_modules=ALL_LINEAR, init_lora_weights=False)
-    model = get_peft_model(model, config)
+    """The tiny LoRA model with dropout, in train mode."""
+    model, _ = tiny_lora_model(dropout=dropout)
     model.train()
     return model
 
