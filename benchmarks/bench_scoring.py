@@ -42,6 +42,8 @@ import time
 
 import numpy as np
 
+from hils_kit.precision import PRECISIONS
+
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,9 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
-        help="the kit's precision: auto = bf16 autocast where native, else fp32 (the kit's "
+        help="the kit's precision: auto = HILS_PRECISION, else bf16 autocast where native, else fp32 (the kit's "
         "default); the paper's method always runs in fp32",
     )
     parser.add_argument("-o", "--output", help="also write the JSON here")
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     from machine import gemm_peak
 
     from hils_kit.evaluation import resolve_test_sets
-    from hils_kit.models import load_model, native_bf16
+    from hils_kit.models import load_model
     from hils_kit.paths import write_text_atomic
+    from hils_kit.precision import native_bf16, use_bf16
     from hils_kit.prompts import format_completion, prompts_of
     from hils_kit.provenance import library_versions
     from hils_kit.questions import LETTERS
@@ -88,18 +91,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    bf16 = (
-        native_bf16("cpu" if not torch.cuda.is_available() else "cuda")
-        if args.precision == "auto"
-        else args.precision == "bf16"
-    )
+    bf16 = use_bf16(args.precision, "cuda" if torch.cuda.is_available() else "cpu")
     paper_batch = args.paper_batch_size or (1 if args.data == "medmcqa" else 8)
     (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
     load_before = os.getloadavg()[0]
     with contextlib.redirect_stdout(sys.stderr):
         model, tokenizer = load_model(args.model)
         warm = table.head(2)  # first calls pay one-off costs (allocations, kernel selection)
-        letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, bf16=bf16)
+        letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, precision=bf16)
         per_option_losses(model, tokenizer, warm, args.template, args.batch_size)
         per_option_losses(model, tokenizer, warm, args.template, paper_batch)
 
@@ -113,7 +112,9 @@ def main(argv: list[str] | None = None) -> dict:
             part = table.iloc[start : start + chunk]
             rows, w = slice(start, start + len(part)), int(part["options"].map(len).max())
             t = time.perf_counter()
-            fast[rows, :w] = letter_probabilities(model, tokenizer, part, args.template, args.batch_size, bf16=bf16)
+            fast[rows, :w] = letter_probabilities(
+                model, tokenizer, part, args.template, args.batch_size, precision=bf16
+            )
             fast_s += time.perf_counter() - t
             t = time.perf_counter()
             losses[rows, :w] = per_option_losses(model, tokenizer, part, args.template, paper_batch)

@@ -42,6 +42,8 @@ import sys
 import tempfile
 import time
 
+from hils_kit.precision import PRECISIONS
+
 TARGETS = {"kit_vs_bare": 0.8, "kit_vs_paper": 3.0, "kit_peak_rss_mb": 2.5 * 1024}
 
 
@@ -165,9 +167,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=32, help="MedMCQA questions (default 32)")
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
-        help="auto: bf16 autocast where the device has native bf16, else fp32 (the kit's default)",
+        help="auto: HILS_PRECISION, else bf16 autocast where the device has native bf16, else fp32 (the kit's default)",
     )
     parser.add_argument(
         "--paper-questions",
@@ -204,14 +206,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hils_kit.cli.train import parse_settings
     from hils_kit.loaders import load_questions
-    from hils_kit.models import load_tokenizer, native_bf16
+    from hils_kit.models import load_tokenizer
+    from hils_kit.precision import native_bf16, use_bf16
     from hils_kit.presets import make_config, preset_for_model
     from hils_kit.provenance import library_versions
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = native_bf16(device) if args.precision == "auto" else args.precision == "bf16"
+    bf16 = use_bf16(args.precision, device)
     preset = args.preset or preset_for_model(args.model)
     config = make_config(preset, {"bf16": bf16, "quantization": "none"})
     table = load_questions("medmcqa").sample(args.n, random_state=0).reset_index(drop=True)

@@ -3,9 +3,13 @@
 An unmerged LoRA layer computes ``x W + s (x A) B``: three matrix products and an addition where the merged
 weight ``W + s A B`` needs one. Scoring SmolLM2 with the default study's adapter (LoRA r16 on every linear
 layer) merged takes 20-25 % less time on a 2-core CPU, with letter probabilities within 2e-6 of unmerged
-scoring. Only float32 weights are merged: in bfloat16, or quantized to 4 bits, adding the small update to the
-weight rounds part of it away, so those models are scored unmerged. Unmerging subtracts the same product, so the
-weights afterwards equal the originals up to float32 rounding (a relative 1e-7).
+scoring. Only float32 weights are merged, also when they are scored under bf16 autocast: the sum is taken in
+float32 and autocast rounds the merged weight as it would round the base weight, which costs the update no more
+than the unmerged path (SmolLM2 after 8 steps, 48 MedMCQA questions: mean probability error against fp32
+8.1e-3 merged vs 9.0e-3 unmerged, 98 % vs 97 % of the adapter's effect kept, 1.3x faster). Weights stored in
+bfloat16, or quantized to 4 bits, are scored unmerged: adding the small update to them would round part of it
+away for good. Unmerging subtracts the same product, so the weights afterwards equal the originals up to
+float32 rounding (a relative 1e-7).
 
 >>> from hils_kit.models import load_model
 >>> model, tok = load_model("smollm2", adapter="runs/x/train/adapter")     # doctest: +SKIP

@@ -344,6 +344,9 @@ class PrepareParams:
         metadata=_help("precomputed labels (id,difficulty or the authors' Index,llm_difficulty) instead of scoring"),
     )
     debias: bool = field(default=True, metadata=_help("average over cyclic option rotations (removes letter bias)"))
+    precision: Optional[str] = field(
+        default=None, metadata=_help("difficulty scoring: fp32, bf16, auto; None: HILS_PRECISION, else auto")
+    )
     parts: dict = field(
         default_factory=lambda: {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]},
         metadata=_help("training part -> its test set labels"),
@@ -388,6 +391,12 @@ class CellParams:
     model: str = field(default="smollm2", metadata=_help("model to fine-tune: kit name, local folder or hub id"))
     preset: str = field(default="smollm2-cpu", metadata=_help("training preset (hils_kit.presets)"))
     train_overrides: dict = field(default_factory=dict, metadata=_help("TrainConfig fields to override"))
+    precision: Optional[str] = field(
+        default=None,
+        metadata=_help(
+            "training and scoring: fp32, bf16, auto; None: the preset's bf16, else HILS_PRECISION, else auto"
+        ),
+    )
     strategy: str = field(default="curriculum", metadata=_help("training order", STRATEGIES))
     variant: str = field(default="strict", metadata=_help("difficulty variant of this cell", ("strict", "tiers")))
     rounds: int = field(default=3, metadata=_help("interleaving rounds"))

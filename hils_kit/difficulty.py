@@ -29,6 +29,7 @@ import pandas as pd
 
 from hils_kit.models import load_model, model_folder
 from hils_kit.paths import atomic_path, write_text_atomic
+from hils_kit.precision import resolve_precision
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities
 
@@ -59,7 +60,13 @@ def human_difficulty(table: pd.DataFrame) -> pd.Series:
 
 
 def expected_accuracy(
-    model, tokenizer, table: pd.DataFrame, debias: bool = False, template: str = "paper", batch_size: int = 8
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    debias: bool = False,
+    template: str = "paper",
+    batch_size: int = 8,
+    precision: str | bool | None = None,
 ) -> np.ndarray:
     """Per question, the probability on the correct letter, softmax over the option letters (paper Eq. 1).
 
@@ -67,12 +74,13 @@ def expected_accuracy(
     placed on the correct *content* (wherever the rotation put it). Small models have a strong letter
     bias (SmolLM2-135M answers "A" on ~95% of MedMCQA questions), so without debiasing their expected
     accuracy mostly says whether the gold answer happens to be "A". Each option visits every letter once,
-    which cancels a fixed preference for a letter; it costs n forward passes per question.
+    which cancels a fixed preference for a letter; it costs n forward passes per question. ``precision``: fp32,
+    bf16 or ``None`` (:mod:`hils_kit.precision` decides).
     """
     answers = table["answer"].map(LETTERS.index).to_numpy()
     n_opts = table["options"].map(len).to_numpy()
     if not debias:
-        probs = letter_probabilities(model, tokenizer, table, template, batch_size)
+        probs = letter_probabilities(model, tokenizer, table, template, batch_size, precision=precision)
         return probs[np.arange(len(table)), answers]
     total = np.zeros(len(table))
     for shift in range(int(n_opts.max())):
@@ -80,7 +88,7 @@ def expected_accuracy(
         part = table[keep]
         rotated = part.assign(options=[list(o[shift:]) + list(o[:shift]) for o in part["options"]])
         probs = letter_probabilities(
-            model, tokenizer, rotated, template, batch_size, desc=f"rotation {shift + 1}/{n_opts.max()}"
+            model, tokenizer, rotated, template, batch_size, f"rotation {shift + 1}/{n_opts.max()}", precision
         )
         # option k sits at letter (k - shift) mod n after the rotation
         total[keep] += probs[np.arange(keep.sum()), (answers[keep] - shift) % n_opts[keep]]
@@ -115,9 +123,10 @@ def questions_hash(table: pd.DataFrame) -> str:
 
 
 def _model_accuracy(
-    name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int, cache: Path | None
+    name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int, cache: Path | None, precision: str
 ) -> np.ndarray:
-    """Expected accuracies of one model, loaded, used and freed; reused from ``cache`` when present."""
+    """Expected accuracies of one model (scored in ``precision``, fp32 or bf16), loaded, used and freed; reused
+    from ``cache`` when present."""
     import torch
 
     file = None
@@ -127,6 +136,7 @@ def _model_accuracy(
             "debias": debias,
             "template": template,
             "questions": questions_hash(table),
+            "precision": precision,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         file = Path(cache) / f"{accuracy_column(name)}-{digest}.csv"
@@ -139,7 +149,7 @@ def _model_accuracy(
         model, tokenizer = load_model(name)
     except OSError as err:
         raise ValueError(f"cannot load model '{name}': {err}") from err
-    accuracy = expected_accuracy(model, tokenizer, table, debias, template, batch_size)
+    accuracy = expected_accuracy(model, tokenizer, table, debias, template, batch_size, precision)
     del model, tokenizer  # free it before the next model loads
     gc.collect()
     if torch.cuda.is_available():
@@ -164,12 +174,13 @@ def llm_difficulty(
     cache: str | Path | None = None,
     template: str = "paper",
     batch_size: int = 8,
+    precision: str | bool | None = None,
 ) -> pd.DataFrame:
     """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``) and ``p_correct_<model>`` columns.
 
-    Models are loaded one at a time and freed after scoring. With ``cache`` (a folder), each model's
-    expected accuracies are kept there, keyed by model, questions, template and ``debias``, so adding a
-    model to the list or resuming after a crash scores only what is missing.
+    Models are loaded one at a time and freed after scoring, in ``precision`` (:func:`scoring_precision`). With
+    ``cache`` (a folder), each model's expected accuracies are kept there, keyed by model, questions, template,
+    ``debias`` and precision, so adding a model to the list or resuming after a crash scores only what is missing.
     """
     if not models:
         raise ValueError("llm_difficulty needs at least one model")
@@ -179,8 +190,10 @@ def llm_difficulty(
     for name in models:
         model_folder(name)  # fail on a bad name before spending time on the others
     out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    resolved = scoring_precision(precision)
     for name, column in zip(models, columns):
-        out[column] = _model_accuracy(name, table, debias, template, batch_size, None if cache is None else Path(cache))
+        cache_dir = None if cache is None else Path(cache)
+        out[column] = _model_accuracy(name, table, debias, template, batch_size, cache_dir, resolved)
     out.insert(1, "difficulty", 1.0 - out[columns].mean(axis=1))
     return out
 
@@ -214,12 +227,23 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.meta.json")
 
 
-def difficulty_fingerprint(table: pd.DataFrame, models: list[str], debias: bool, template: str) -> dict:
-    """Everything the labels depend on: the models (and their files), debiasing, template and questions."""
+def scoring_precision(precision: str | bool | None = None) -> str:
+    """``fp32`` or ``bf16``: the precision labelling scores in, on the device models load on (CUDA when there)."""
+    import torch
+
+    return resolve_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def difficulty_fingerprint(
+    table: pd.DataFrame, models: list[str], debias: bool, template: str, precision: str | bool | None = None
+) -> dict:
+    """Everything the labels depend on: the models (and their files), debiasing, template, precision and
+    questions."""
     return {
         "models": [model_fingerprint(m) for m in models],
         "debias": bool(debias),
         "template": template,
+        "precision": scoring_precision(precision),
         "questions": questions_hash(table),
         "n_questions": len(table),
     }
@@ -233,14 +257,15 @@ def label_difficulty(
     template: str = "paper",
     batch_size: int = 8,
     cache: str | Path | None = None,
+    precision: str | bool | None = None,
 ) -> pd.DataFrame:
     """LLM difficulty labels saved at ``path`` (CSV) with a fingerprint sidecar; reused when it matches.
 
     The file is recomputed and overwritten atomically when the models, their files, ``debias``, the
-    template or the questions changed. Returns the labels in the table's row order.
+    template, the precision or the questions changed. Returns the labels in the table's row order.
     """
     path, meta = Path(path), sidecar_path(path)
-    fingerprint = difficulty_fingerprint(table, models, debias, template)
+    fingerprint = difficulty_fingerprint(table, models, debias, template, precision)
     if path.exists() and meta.exists():
         stored = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint", {})
         if stored == fingerprint:
@@ -251,7 +276,7 @@ def label_difficulty(
         log.info("recomputing %s: %s changed", path, ", ".join(changed))
     else:
         log.info("computing %s (no saved labels yet)", path)
-    labels = llm_difficulty(table, models, debias, cache, template, batch_size)
+    labels = llm_difficulty(table, models, debias, cache, template, batch_size, fingerprint["precision"])
     agreement = model_agreement(labels)
     meta.unlink(missing_ok=True)  # a crash between the two writes must not leave an old fingerprint
     with atomic_path(path) as tmp:

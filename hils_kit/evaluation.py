@@ -23,6 +23,7 @@ from hils_kit.adapter_merge import merged_adapter
 from hils_kit.loaders import DATASETS, load_questions
 from hils_kit.metrics import gold_scores, summarize
 from hils_kit.paths import atomic_path, claim_folder, output_folder, write_text_atomic
+from hils_kit.precision import use_bf16
 from hils_kit.questions import LETTERS
 from hils_kit.scoring import letter_probabilities, predict
 from hils_kit.splits import sample_questions
@@ -118,12 +119,14 @@ def evaluate(
     out_dir,
     template: str = "paper",
     batch_size: int = 8,
+    precision: str | bool | None = None,
 ) -> dict:
     """Score every test set, write predictions and ``metrics.json`` into ``out_dir``, return the metrics.
 
     ``model`` is a name or folder for :func:`hils_kit.models.load_model` (with ``adapter``, a folder
-    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``. A float32 LoRA
-    adapter is merged into the weights while scoring, and unmerged afterwards
+    holding ``adapter_config.json``, on top), or an already-loaded ``(model, tokenizer)``. ``precision``: fp32,
+    bf16 or ``None`` (:mod:`hils_kit.precision` decides); each set's metrics record it. A LoRA adapter on float32
+    weights is merged into them while scoring, in either precision, and unmerged afterwards
     (:func:`hils_kit.adapter_merge.merged_adapter`). Only the files
     ``predictions_<set>.csv`` and ``metrics.json`` of ``out_dir`` are replaced; a folder it makes is marked as
     the kit's (:func:`hils_kit.paths.claim_folder`).
@@ -140,12 +143,13 @@ def evaluate(
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (give the adapter folder of a run)")
         model, tokenizer = load_model(model, adapter=adapter)
     metrics = {}
+    bf16 = use_bf16(precision, next(model.parameters()).device.type)
     with merged_adapter(model):
         for name, table in test_sets.items():
             if table.empty:
                 raise ValueError(f"test set '{name}' has no questions")
             start = time.perf_counter()
-            probs = letter_probabilities(model, tokenizer, table, template, batch_size, desc=f"scoring {name}")
+            probs = letter_probabilities(model, tokenizer, table, template, batch_size, f"scoring {name}", bf16)
             seconds = time.perf_counter() - start
             predictions = predictions_table(table, probs)
             claim_folder(out_dir, "evaluate")
@@ -153,6 +157,7 @@ def evaluate(
                 predictions.to_csv(tmp, index=False)
             metrics[name] = summarize(predictions)
             metrics[name]["seconds_per_question"] = seconds / len(table)
+            metrics[name]["precision"] = "bf16 autocast" if bf16 else "fp32"
             log.info("%s: accuracy %.3f on %d questions", name, metrics[name]["accuracy"], len(table))
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

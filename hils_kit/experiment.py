@@ -118,13 +118,15 @@ def label_questions(
     cluster_text: str = "question",
     cluster_search: str = "scaled",
     cluster_trials: int | None = None,
+    precision: str | None = None,
 ) -> pd.DataFrame:
     """Labels for ``table`` by scenario, written to ``prepare_dir/labels.csv`` and returned.
 
     Columns: ``id``; ``difficulty_human`` (examinee error rate) for ``human``; ``difficulty_llm`` for ``llm``
     and ``llm_clusters`` (from ``difficulty_file`` when given, else scored by ``difficulty_models``);
     ``cluster`` for ``*_clusters`` (a sentence encoder's embeddings clustered by :mod:`hils_kit.categories`:
-    ``cluster_encoder``, ``cluster_text``, ``cluster_search`` and its trials).
+    ``cluster_encoder``, ``cluster_text``, ``cluster_search`` and its trials). ``precision``: what the
+    difficulty models score in (:mod:`hils_kit.precision`).
     """
     from hils_kit.difficulty import human_difficulty, label_difficulty
 
@@ -142,7 +144,9 @@ def label_questions(
                 )
             labels["difficulty_llm"] = given["difficulty"].to_numpy()
         else:
-            llm = label_difficulty(table, difficulty_models, debias, prepare_dir / "llm_difficulty.csv")
+            llm = label_difficulty(
+                table, difficulty_models, debias, prepare_dir / "llm_difficulty.csv", precision=precision
+            )
             labels["difficulty_llm"] = llm["difficulty"].to_numpy()
     if any(s.endswith("_clusters") for s in scenarios):
         from hils_kit.categories import label_categories

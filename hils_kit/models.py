@@ -65,26 +65,6 @@ def model_path(name: str = DEFAULT_MODEL) -> str:
     return str(_convert_gguf(assets.gemma3_gguf(cache_dir() / "gguf"), target))
 
 
-def native_bf16(device: str = "cpu") -> bool:
-    """True when ``device`` computes in bfloat16 natively (so bf16 autocast speeds it up rather than emulating).
-
-    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the processor's ``avx512_bf16`` or ``amx_bf16`` flag
-    (x86) or ``bf16`` feature (Arm) in ``/proc/cpuinfo``; without them PyTorch emulates bf16, slower than fp32.
-
-    >>> native_bf16("cpu") in (True, False)
-    True
-    """
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 def load_tokenizer(name: str = DEFAULT_MODEL):
     """The tokenizer of ``name`` with a pad token set."""
     from transformers import AutoTokenizer

@@ -70,9 +70,8 @@ class TrainConfig:
     bf16: bool | None = field(
         default=None,
         metadata={
-            "help": "bf16 autocast (mixed precision); None: where the "
-            "device computes bf16 natively (CUDA, or a CPU with "
-            "avx512_bf16/amx_bf16), else fp32"
+            "help": "true: bf16 autocast (mixed precision), false: fp32; null: HILS_PRECISION, else bf16 where "
+            "the device computes it natively (hils_kit.precision)"
         },
     )
     activation_checkpointing: bool = field(

@@ -28,9 +28,10 @@ def default_every(total_steps: int) -> int:
     return max(1, round(total_steps / 10))
 
 
-def probe_scores(model, tokenizer, probe: pd.DataFrame, template: str = "paper") -> dict:
-    """Mean gold log-probability, mean gold probability and accuracy of ``model`` on ``probe``."""
-    probs = letter_probabilities(model, tokenizer, probe, template)
+def probe_scores(model, tokenizer, probe: pd.DataFrame, template: str = "paper", precision=None) -> dict:
+    """Mean gold log-probability, mean gold probability and accuracy of ``model`` on ``probe``, scored in
+    ``precision`` (:mod:`hils_kit.precision`)."""
+    probs = letter_probabilities(model, tokenizer, probe, template, precision=precision)
     gold = probs[np.arange(len(probe)), probe["answer"].map(LETTERS.index).to_numpy()]
     filled = np.where(np.isnan(probs), -np.inf, probs)
     return {
@@ -42,8 +43,8 @@ def probe_scores(model, tokenizer, probe: pd.DataFrame, template: str = "paper")
 
 class ProbeCallback(TrainerCallback):
     """Scores ``probe`` at step 0 and every ``every`` optimizer steps (``None`` or 0: about 10 % of training) and
-    at the end, with the trainer's model and tokenizer; ``rows`` holds ``step``, ``examples_seen`` and
-    :func:`probe_scores`."""
+    at the end, with the trainer's model and tokenizer, in the training's precision; ``rows`` holds ``step``,
+    ``examples_seen`` and :func:`probe_scores`."""
 
     def __init__(self, probe: pd.DataFrame, every: int | None = None, template: str = "paper"):
         if probe.empty:
@@ -59,7 +60,7 @@ class ProbeCallback(TrainerCallback):
             {
                 "step": state.global_step,
                 "examples_seen": state.global_step * per_step,
-                **probe_scores(model, tokenizer, self.probe, self.template),
+                **probe_scores(model, tokenizer, self.probe, self.template, "bf16" if args.bf16 else "fp32"),
             }
         )
 

@@ -30,6 +30,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from hils_kit.precision import use_bf16
 from hils_kit.progress import progress_bar
 from hils_kit.prompts import format_completion, letter_token_ids, prompts_of
 from hils_kit.questions import LETTERS
@@ -78,17 +79,15 @@ def letter_probabilities(
     template: str = "paper",
     batch_size: int = 8,
     desc: str = "scoring",
-    bf16: bool | None = None,
+    precision: str | bool | None = None,
 ) -> np.ndarray:
     """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
 
-    ``bf16``: score an fp32 model under bf16 autocast; ``None`` (default) does so where the device computes
-    bf16 natively (:func:`hils_kit.models.native_bf16`). Probabilities then differ from fp32 by up to a few
-    hundredths (``tests/test_scoring.py`` holds the tolerance); ``bf16=False`` gives fp32 scores.
+    ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
+    (``HILS_PRECISION``, else bf16 where the device computes it natively; :mod:`hils_kit.precision`).
+    bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
     """
     import torch
-
-    from hils_kit.models import native_bf16
 
     n_opts = np.array([len(o) for o in table["options"]])
     width = int(n_opts.max())
@@ -97,7 +96,7 @@ def letter_probabilities(
     order = np.argsort([-len(e) for e in encoded], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    bf16 = native_bf16(device.type) if bf16 is None else bf16
+    bf16 = use_bf16(precision, device.type)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     window = getattr(model.config, "sliding_window", None)
     cache_arg = _cache_argument()

@@ -49,6 +49,7 @@ from hils_kit.labels import label_layout
 from hils_kit.leakage import ON_OVERLAP
 from hils_kit.loaders import DATASETS, FORMATS
 from hils_kit.orderings import CATEGORY_ORDERS, VARIANTS
+from hils_kit.precision import PRECISIONS
 from hils_kit.presets import TrainConfig, make_config
 from hils_kit.questions import PCT_COLUMNS
 
@@ -108,6 +109,13 @@ class StudyConfig:
         default="smollm2-cpu", metadata={"help": "training preset, or a mapping model -> preset"}
     )
     train_overrides: dict = field(default_factory=dict, metadata={"help": "TrainConfig fields to override"})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "fp32 or bf16 (autocast) for labelling, training and scoring; auto: HILS_PRECISION, else bf16 "
+            "where the device computes it natively"
+        },
+    )
     # Data
     train_data: str = field(default="medmcqa", metadata={"help": "training data set name or file"})
     train_format: str | None = field(default=None, metadata={"help": "loader format of train_data (detected if null)"})
@@ -330,6 +338,10 @@ def _problems(c: StudyConfig) -> list[str]:
     for key, allowed in (("cluster_text", TEXTS), ("cluster_search", tuple(SEARCHES))):
         if getattr(c, key) not in allowed:
             out.append(f"'{key}' {getattr(c, key)!r} should be one of {', '.join(allowed)}")
+    if c.precision not in PRECISIONS:
+        out.append(f"'precision' {c.precision!r} should be one of {', '.join(PRECISIONS)}")
+    elif c.precision != "auto" and "bf16" in c.train_overrides:
+        out.append(f"'precision' {c.precision} and 'train_overrides.bf16': give one of them")
     if c.on_overlap not in ON_OVERLAP:
         out.append(f"'on_overlap' {c.on_overlap!r} should be one of {', '.join(ON_OVERLAP)}")
     if c.variant not in STUDY_VARIANTS:
@@ -622,6 +634,7 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
         difficulty_models=list(config.difficulty_models),
         difficulty_file=config.difficulty_file,
         debias=config.debias,
+        precision=config.precision,
         parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
         cluster_encoder=config.cluster_encoder,
         cluster_text=config.cluster_text,
@@ -662,6 +675,7 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
         model=cell.model,
         preset=config.preset_for(cell.model),
         train_overrides=dict(config.train_overrides),
+        precision=config.precision,
         strategy=cell.strategy,
         rounds=config.rounds,
         category_order=config.category_order,

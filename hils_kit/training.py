@@ -41,9 +41,10 @@ from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from hils_kit.lora_dropout import lean_lora_dropout
-from hils_kit.models import load_model, model_path, native_bf16
+from hils_kit.models import load_model, model_path
 from hils_kit.order_audit import OrderAuditError, OrderRecorder, audit, map_to_rows
 from hils_kit.paths import RUNS_DIR, atomic_path, output_folder
+from hils_kit.precision import use_bf16
 from hils_kit.presets import TrainConfig, make_config, preset_for_model
 from hils_kit.progress import in_notebook
 from hils_kit.prompts import format_completion, format_prompt
@@ -188,15 +189,6 @@ def _lora(config: TrainConfig):
     )
 
 
-def use_bf16(config: TrainConfig, device: str) -> bool:
-    """Whether a run trains under bf16 autocast: ``config.bf16``, or by default where ``device`` has native bf16.
-
-    >>> use_bf16(TrainConfig(bf16=False), "cpu")
-    False
-    """
-    return native_bf16(device) if config.bf16 is None else config.bf16
-
-
 def sft_config(
     config: TrainConfig, output_dir: str | Path, device: str, sampling: str = "sequential", padding_free: bool = False
 ) -> SFTConfig:
@@ -208,7 +200,7 @@ def sft_config(
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling '{sampling}': use one of {', '.join(SAMPLINGS)}")
     on_cuda = device.startswith("cuda")
-    bf16 = use_bf16(config, device)
+    bf16 = use_bf16(config.bf16, device)
     order = {"train_sampling_strategy": sampling} if HAS_SAMPLING_FLAG else {}
     return SFTConfig(
         output_dir=str(output_dir),
@@ -445,7 +437,7 @@ def train(
                 "4-bit NF4 weights, bf16 compute"
                 if config.quantization == "4bit"
                 else "bf16 autocast"
-                if use_bf16(config, device)
+                if trainer.args.bf16
                 else "fp32"
             ),
             "final_loss": float(log["loss"].iloc[-1]) if len(log) else None,

@@ -21,12 +21,12 @@ def test_merged_scoring_equals_unmerged_and_the_weights_come_back():
     model, tok = lora_model()
     table = make_questions(16)
     before = weights(model)
-    unmerged = letter_probabilities(model, tok, table)
+    unmerged = letter_probabilities(model, tok, table, precision="fp32")
     assert mergeable(model)
     with merged_adapter(model):
         layers = [m for m in model.modules() if hasattr(m, "merged") and hasattr(m, "lora_A")]
         assert layers and all(layer.merged for layer in layers)
-        merged = letter_probabilities(model, tok, table)
+        merged = letter_probabilities(model, tok, table, precision="fp32")
     assert not any(layer.merged for layer in layers)
     np.testing.assert_allclose(merged, unmerged, atol=1e-5)
     assert (merged.argmax(axis=1) == unmerged.argmax(axis=1)).all()
@@ -63,9 +63,9 @@ def test_bf16_and_plain_models_are_scored_as_they_are():
 def test_evaluate_scores_merged_and_hands_the_model_back_unmerged(tmp_path):
     model, tok = lora_model()
     table = make_questions(12)
-    unmerged = letter_probabilities(model, tok, table)
-    metrics = evaluate((model, tok), test_sets={"synth": table}, out_dir=tmp_path)
+    unmerged = letter_probabilities(model, tok, table, precision="fp32")
+    metrics = evaluate((model, tok), test_sets={"synth": table}, out_dir=tmp_path, precision="fp32")
     scored = pd.read_csv(tmp_path / "predictions_synth.csv")[["p_A", "p_B", "p_C", "p_D"]].to_numpy()
     np.testing.assert_allclose(scored, unmerged, atol=1e-5)
-    assert metrics["synth"]["n"] == 12
+    assert metrics["synth"]["n"] == 12 and metrics["synth"]["precision"] == "fp32"
     assert not any(getattr(m, "merged", False) for m in model.modules())

@@ -61,7 +61,7 @@ def table():
 
 
 def hand_p_correct(model, tokenizer, question, options, answer) -> float:
-    """One unpadded forward pass: softmax of the last position's logits over the letter ids."""
+    """One unpadded fp32 forward pass: softmax of the last position's logits over the letter ids."""
     enc = tokenizer(format_prompt(question, options), return_tensors="pt")
     with torch.no_grad():
         logits = model(**enc).logits[0, -1]
@@ -71,7 +71,7 @@ def hand_p_correct(model, tokenizer, question, options, answer) -> float:
 
 def test_expected_accuracy_matches_hand_computation(sharp_model, table):
     model, tokenizer = sharp_model
-    got = expected_accuracy(model, tokenizer, table, batch_size=4)
+    got = expected_accuracy(model, tokenizer, table, batch_size=4, precision="fp32")
     want = [hand_p_correct(model, tokenizer, r.question, r.options, r.answer) for r in table.itertuples()]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert np.ptp(got) > 0.1  # far from uniform, so a wrong letter would show
@@ -79,7 +79,7 @@ def test_expected_accuracy_matches_hand_computation(sharp_model, table):
 
 def test_debiased_expected_accuracy_matches_hand_computation(sharp_model, table):
     model, tokenizer = sharp_model
-    got = expected_accuracy(model, tokenizer, table, debias=True, batch_size=4)
+    got = expected_accuracy(model, tokenizer, table, debias=True, batch_size=4, precision="fp32")
     want = []
     for r in table.itertuples():
         n, a = len(r.options), LETTERS.index(r.answer)
@@ -89,7 +89,7 @@ def test_debiased_expected_accuracy_matches_hand_computation(sharp_model, table)
         ]
         want.append(np.mean(rotations))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    assert not np.allclose(got, expected_accuracy(model, tokenizer, table), atol=0.01)
+    assert not np.allclose(got, expected_accuracy(model, tokenizer, table, precision="fp32"), atol=0.01)
 
 
 def test_llm_difficulty_is_one_minus_mean_over_models(tiny_model, sharp_model, sharp_folder, table):
@@ -229,7 +229,7 @@ def test_debiasing_maps_rotated_letters_back_on_smollm2():
 
     model, tokenizer = load_model("smollm2")
     table = load_questions("medmcqa").head(1)
-    got = expected_accuracy(model, tokenizer, table, debias=True)
+    got = expected_accuracy(model, tokenizer, table, debias=True, precision="fp32")
     for r, value in zip(table.itertuples(), got):
         a = LETTERS.index(r.answer)
         rotations = [

@@ -24,7 +24,7 @@ def mixed_table() -> pd.DataFrame:
 def test_predictions_identical_to_paper_method_on_mixed_table(tiny_model):
     model, tok = tiny_model
     table = mixed_table()
-    probs = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+    probs = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
     losses = per_option_losses(model, tok, table, batch_size=4)
     assert probs.shape == losses.shape == (20, 5)
     n_opts = table["options"].map(len).to_numpy()
@@ -40,7 +40,7 @@ def test_predictions_identical_to_paper_method_per_option_count(tiny_model, n_op
     model, tok = tiny_model
     table = mixed_table()
     table = table[table["options"].map(len) == n_options].reset_index(drop=True)
-    probs = letter_probabilities(model, tok, table, bf16=False)
+    probs = letter_probabilities(model, tok, table, precision="fp32")
     losses = per_option_losses(model, tok, table)
     assert probs.shape == (10, n_options)
     assert (predict(probs) == predict(-losses)).all()
@@ -49,8 +49,8 @@ def test_predictions_identical_to_paper_method_per_option_count(tiny_model, n_op
 def test_batched_equals_unbatched(tiny_model):
     model, tok = tiny_model
     table = mixed_table()
-    one = letter_probabilities(model, tok, table, batch_size=1, bf16=False)
-    many = letter_probabilities(model, tok, table, batch_size=7, bf16=False)
+    one = letter_probabilities(model, tok, table, batch_size=1, precision="fp32")
+    many = letter_probabilities(model, tok, table, batch_size=7, precision="fp32")
     assert np.allclose(one, many, atol=1e-6, equal_nan=True)
     ref_one = per_option_losses(model, tok, table.head(8), batch_size=1)
     ref_many = per_option_losses(model, tok, table.head(8), batch_size=8)
@@ -68,13 +68,13 @@ def test_shared_prefix_cache_changes_nothing(tiny_model, monkeypatch):
     fed = []  # token positions the model computes, per call
     hook = model.get_input_embeddings().register_forward_hook(lambda mod, args, out: fed.append(args[0].numel()))
     try:
-        shared = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        shared = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
         n_shared, fed[:] = sum(fed), []
         monkeypatch.setattr(model.config, "sliding_window", 8, raising=False)  # too small a window: no sharing
-        windowed = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        windowed = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
         n_windowed, fed[:] = sum(fed), []
         monkeypatch.setattr(scoring, "MIN_SHARED_TOKENS", 10**9)
-        whole = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
+        whole = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
         n_whole = sum(fed)
     finally:
         hook.remove()
@@ -111,8 +111,8 @@ BF16_PROB_TOLERANCE = 0.02  # bf16 autocast vs fp32: largest letter-probability 
 def test_bf16_scores_within_tolerance_of_fp32(tiny_model):
     model, tok = tiny_model
     table = mixed_table()
-    fp32 = letter_probabilities(model, tok, table, batch_size=4, bf16=False)
-    bf16 = letter_probabilities(model, tok, table, batch_size=4, bf16=True)
+    fp32 = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
+    bf16 = letter_probabilities(model, tok, table, batch_size=4, precision="bf16")
     assert (np.isnan(fp32) == np.isnan(bf16)).all()
     assert 0 < np.nanmax(np.abs(bf16 - fp32)) <= BF16_PROB_TOLERANCE  # really bf16, and close
     top_two = np.sort(np.nan_to_num(fp32, nan=0.0), axis=1)[:, -2:]
@@ -133,7 +133,7 @@ def test_smollm2_predictions_identical_to_paper_method():
     model, tok = load_model("smollm2")
     table = load_questions("medmcqa")
     table = table.loc[table["question"].str.len().sort_values(kind="stable").index[:4]].reset_index(drop=True)
-    probs = letter_probabilities(model, tok, table, batch_size=2, bf16=False)
+    probs = letter_probabilities(model, tok, table, batch_size=2, precision="fp32")
     losses = per_option_losses(model, tok, table, batch_size=2)
     assert (predict(probs) == predict(-losses)).all()
     assert np.allclose(probs, probabilities_from_losses(losses, tok, table), atol=1e-4)

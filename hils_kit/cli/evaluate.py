@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hils_kit.precision import HELP as PRECISION_HELP
+from hils_kit.precision import PRECISIONS
 from hils_kit.prompts import TEMPLATES
 
 
@@ -29,6 +31,7 @@ def register(commands) -> None:
     )
     p.add_argument("--template", default="paper", choices=list(TEMPLATES), help="prompt template (default paper)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "-o",
         "--output",
@@ -58,6 +61,7 @@ def format_report(metrics: dict) -> str:
             f"{m['majority_baseline']:>8.3f} {m['f1_macro']:>8.3f} {m['seconds_per_question']:>6.2f}"
         )
     lines.append("")
+    lines.append(f"precision: {', '.join(sorted({m['precision'] for m in metrics.values()}))}")
     for name, m in metrics.items():
         lines.append(f"{name}: predicted {_counts(m['predicted_letters'])} | gold {_counts(m['gold_letters'])}")
     return "\n".join(lines)
@@ -82,6 +86,7 @@ def cmd_evaluate(args) -> int:
         out_dir=args.output,
         template=args.template,
         batch_size=args.batch_size,
+        precision=args.precision,
     )
     print(format_report(metrics))
     print(f"\nwrote {args.output}/metrics.json and predictions_*.csv")

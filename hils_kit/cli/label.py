@@ -16,6 +16,8 @@ from hils_kit.categories import DEFAULT_ENCODER, DEFAULT_SEARCH, DEFAULT_TEXT, S
 from hils_kit.cli.data import _source_options, parse_mapping
 from hils_kit.loaders import load_questions
 from hils_kit.paths import cache_dir, output_file
+from hils_kit.precision import HELP as PRECISION_HELP
+from hils_kit.precision import PRECISIONS
 from hils_kit.prompts import TEMPLATES
 from hils_kit.splits import sample_questions
 
@@ -40,6 +42,7 @@ def register(commands) -> None:
     )
     p.add_argument("--template", default="paper", choices=list(TEMPLATES), help="prompt template (default: paper)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "--cache",
         default=str(cache_dir() / "expected_accuracy"),
@@ -118,7 +121,9 @@ def cmd_difficulty(args) -> int:
     table = load_sample(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     start = time.monotonic()
-    labels = label_difficulty(table, models, args.debias, args.output, args.template, args.batch_size, args.cache)
+    labels = label_difficulty(
+        table, models, args.debias, args.output, args.template, args.batch_size, args.cache, args.precision
+    )
     print(f"labelled in {time.monotonic() - start:.0f} s -> {args.output}")
     agreement = model_agreement(labels)
     print("\nmean expected accuracy per model:")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hils_kit.precision import HELP as PRECISION_HELP
+from hils_kit.precision import PRECISIONS, with_precision
 from hils_kit.presets import PRESETS, describe_settings
 
 
@@ -36,6 +38,7 @@ def register(commands) -> None:
         dest="settings",
         help="override a training setting, e.g. --set learning_rate=1e-4 (repeatable)",
     )
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP + " (the setting bf16)")
     p.add_argument("--limit", type=int, help="train on the first N questions of the order only")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument(
@@ -74,7 +77,7 @@ def cmd_train(args) -> int:
     output_folder(args.output, "-o", args.overwrite)
     model = args.model or (preset_model(args.preset) if args.preset else DEFAULT_MODEL)
     preset = args.preset or preset_for_model(model)
-    config = make_config(preset, parse_settings(args.settings))
+    config = make_config(preset, with_precision(parse_settings(args.settings), args.precision))
     table = load_questions(args.ordered)
     if table.attrs.get("rejects"):
         rejects = table.attrs["rejects"]

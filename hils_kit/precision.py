@@ -1,0 +1,95 @@
+"""Which precision the kit computes in, fp32 or bf16 autocast: one rule for training, scoring and labelling.
+
+The first of these that is set decides:
+
+1. an explicit setting: ``--precision``, a study's ``precision:``, ``--set bf16=true|false``, a function's
+   ``precision`` argument;
+2. the environment variable ``HILS_PRECISION`` (``fp32``, ``bf16`` or ``auto``), so that anyone can reproduce on
+   their own CPU what another CPU would do (bf16 is emulated, slowly, where it is not native);
+3. ``auto``: bf16 where the device computes it natively (:func:`native_bf16`), else fp32.
+
+A setting is one of :data:`PRECISIONS`, or a bool (``bf16=True`` is ``"bf16"``), or ``None`` (not set);
+``"auto"`` given explicitly defers to the environment like ``None``.
+
+>>> use_bf16("fp32"), use_bf16(True), resolve_precision(False)
+(False, True, 'fp32')
+>>> precision_flag("auto") is None, precision_flag("bf16")
+(True, True)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRECISIONS = ("auto", "fp32", "bf16")
+ENV_VAR = "HILS_PRECISION"
+HELP = (
+    "fp32, or bf16 (autocast); auto (default): the HILS_PRECISION environment variable, else bf16 where the "
+    "device computes it natively"
+)
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """True when ``device`` computes in bfloat16 natively (so bf16 autocast speeds it up rather than emulating).
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the processor's ``avx512_bf16`` or ``amx_bf16`` flag
+    (x86) or ``bf16`` feature (Arm) in ``/proc/cpuinfo``; without them PyTorch emulates bf16, slower than fp32.
+
+    >>> native_bf16("cpu") in (True, False)
+    True
+    """
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def precision_flag(setting: str | bool | None) -> bool | None:
+    """``True`` for bf16, ``False`` for fp32, ``None`` for not set (``None`` or ``"auto"``); other values refused."""
+    if setting is None or isinstance(setting, bool):
+        return setting
+    if setting not in PRECISIONS:
+        raise ValueError(f"precision {setting!r}: use one of {', '.join(PRECISIONS)}")
+    return None if setting == "auto" else setting == "bf16"
+
+
+def environment_flag() -> bool | None:
+    """``HILS_PRECISION`` as :func:`precision_flag` reads it; unset or empty is ``None``."""
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value and value not in PRECISIONS:
+        raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r}: use one of {', '.join(PRECISIONS)}")
+    return precision_flag(value or None)
+
+
+def with_precision(settings: dict, precision: str | None) -> dict:
+    """Training ``settings`` with ``precision`` ``fp32``/``bf16`` as the setting ``bf16``; ``auto`` or ``None``
+    leaves them as they are. Both given is refused.
+
+    >>> with_precision({"lora_r": "8"}, "fp32")
+    {'lora_r': '8', 'bf16': False}
+    """
+    flag = precision_flag(precision)
+    if flag is None:
+        return settings
+    if "bf16" in settings:
+        raise ValueError(f"precision {precision!r} and the training setting bf16={settings['bf16']}: give one of them")
+    return {**settings, "bf16": flag}
+
+
+def use_bf16(setting: str | bool | None = None, device: str = "cpu") -> bool:
+    """Whether to compute under bf16 autocast: the explicit ``setting``, else ``HILS_PRECISION``, else native bf16."""
+    for flag in (precision_flag(setting), environment_flag()):
+        if flag is not None:
+            return flag
+    return native_bf16(device)
+
+
+def resolve_precision(setting: str | bool | None = None, device: str = "cpu") -> str:
+    """``"bf16"`` or ``"fp32"``, as :func:`use_bf16` decides."""
+    return "bf16" if use_bf16(setting, device) else "fp32"

@@ -1,0 +1,147 @@
+"""One precision rule for training, scoring and labelling: an explicit setting, then HILS_PRECISION, then auto.
+
+The suite runs under any HILS_PRECISION (fp32, bf16, auto): tests that compare with an fp32 reference pin fp32,
+tests of the bf16 path force bf16, and the tests here check that the default really follows the environment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hils_kit.cli import main
+from hils_kit.evaluation import evaluate
+from hils_kit.loaders import save_questions
+from hils_kit.precision import ENV_VAR, native_bf16, resolve_precision, use_bf16, with_precision
+from hils_kit.presets import make_config
+from hils_kit.scoring import letter_probabilities
+from hils_kit.study import study_from_dict
+from hils_kit.training import sft_config
+from tests.conftest import make_questions, tiny_lora_model
+
+BF16_PROB_TOLERANCE = 0.02  # as tests/test_scoring.py: bf16 autocast against fp32, largest probability difference
+
+
+@pytest.mark.parametrize(
+    "setting, env, expected",
+    [
+        ("fp32", "bf16", "fp32"),  # an explicit setting beats the environment
+        ("bf16", "fp32", "bf16"),
+        (False, "bf16", "fp32"),  # --set bf16=false
+        (True, "fp32", "bf16"),
+        (None, "bf16", "bf16"),  # not set: the environment
+        (None, "fp32", "fp32"),
+        ("auto", "fp32", "fp32"),  # auto defers to the environment like None
+        (None, " BF16 ", "bf16"),
+    ],
+)
+def test_explicit_setting_then_environment(monkeypatch, setting, env, expected):
+    monkeypatch.setenv(ENV_VAR, env)
+    assert resolve_precision(setting) == expected
+    assert use_bf16(setting) == (expected == "bf16")
+
+
+@pytest.mark.parametrize("env", [None, "", "auto"])
+def test_auto_is_native_bf16(monkeypatch, env):
+    monkeypatch.delenv(ENV_VAR, raising=False) if env is None else monkeypatch.setenv(ENV_VAR, env)
+    assert use_bf16(None, "cpu") == native_bf16("cpu")
+
+
+def test_a_bad_value_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "fp16")
+    with pytest.raises(ValueError, match=r"HILS_PRECISION='fp16': use one of auto, fp32, bf16"):
+        use_bf16()
+    monkeypatch.delenv(ENV_VAR)
+    with pytest.raises(ValueError, match=r"precision 'half': use one of auto, fp32, bf16"):
+        use_bf16("half")
+
+
+def test_precision_becomes_the_training_setting_bf16():
+    assert with_precision({"lora_r": 8}, "bf16") == {"lora_r": 8, "bf16": True}
+    assert with_precision({"bf16": "true"}, "auto") == {"bf16": "true"}
+    with pytest.raises(ValueError, match="give one of them"):
+        with_precision({"bf16": "true"}, "fp32")
+
+
+@pytest.mark.parametrize("env", ["fp32", "bf16"])
+def test_training_follows_the_environment_unless_set(monkeypatch, tmp_path, env):
+    monkeypatch.setenv(ENV_VAR, env)
+    assert sft_config(make_config("tiny"), tmp_path, "cpu").bf16 == (env == "bf16")
+    pinned = make_config("tiny", {"bf16": env != "bf16"})
+    assert sft_config(pinned, tmp_path, "cpu").bf16 == (env != "bf16")
+
+
+def test_default_scoring_is_what_the_environment_asks(tiny_model):
+    """Under HILS_PRECISION=bf16 this scores in bf16 (emulated where not native), under fp32 in fp32."""
+    model, tok = tiny_model
+    table = make_questions(12)
+    expected = resolve_precision()
+    default = letter_probabilities(model, tok, table)
+    fp32 = letter_probabilities(model, tok, table, precision="fp32")
+    bf16 = letter_probabilities(model, tok, table, precision="bf16")
+    assert 0 < np.nanmax(np.abs(bf16 - fp32)) <= BF16_PROB_TOLERANCE  # two precisions, really different
+    assert np.array_equal(default, bf16 if expected == "bf16" else fp32, equal_nan=True)
+
+
+def test_evaluate_records_the_precision_and_merges_in_both(tmp_path, monkeypatch):
+    """The decision: float32 weights are merged under bf16 autocast too (the sum is taken in float32)."""
+    model, tok = tiny_lora_model()
+    table = make_questions(12)
+    merges = []
+    original = model.merge_adapter
+    monkeypatch.setattr(model, "merge_adapter", lambda *a, **k: (merges.append(1), original(*a, **k))[1])
+    for precision in ("fp32", "bf16"):
+        metrics = evaluate((model, tok), test_sets={"synth": table}, out_dir=tmp_path / precision, precision=precision)
+        assert metrics["synth"]["precision"] == {"fp32": "fp32", "bf16": "bf16 autocast"}[precision]
+    assert len(merges) == 2
+    default = evaluate((model, tok), test_sets={"synth": table}, out_dir=tmp_path / "default")
+    assert default["synth"]["precision"] == {"fp32": "fp32", "bf16": "bf16 autocast"}[resolve_precision()]
+
+
+def test_merged_bf16_scoring_keeps_the_adapter_update_as_unmerged_does():
+    """Why merging under bf16 is allowed: both paths see the whole update, and agree within bf16's tolerance."""
+    from hils_kit.adapter_merge import merged_adapter
+
+    model, tok = tiny_lora_model()
+    with torch.no_grad():  # a small update, 1/10 of the random adapter's, nearer a trained one
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(0.1)
+    table = make_questions(16)
+    reference = letter_probabilities(model, tok, table, precision="fp32")
+    with model.disable_adapter():
+        update = reference - letter_probabilities(model, tok, table, precision="fp32")
+        base = letter_probabilities(model, tok, table, precision="bf16")
+    unmerged = letter_probabilities(model, tok, table, precision="bf16")
+    with merged_adapter(model):
+        merged = letter_probabilities(model, tok, table, precision="bf16")
+    assert np.nanmax(np.abs(update)) > 5 * np.nanmax(np.abs(unmerged - reference))  # the update is measurable
+    for scores in (unmerged, merged):
+        kept = np.nansum((scores - base) * update) / np.nansum(update * update)
+        assert 0.9 < kept < 1.1
+        assert np.nanmax(np.abs(scores - reference)) <= BF16_PROB_TOLERANCE
+    assert np.nanmax(np.abs(merged - unmerged)) <= BF16_PROB_TOLERANCE
+
+
+def test_study_precision_is_checked_and_reaches_every_notebook():
+    from hils_kit.study import cell_parameters, expand_cells, prepare_parameters
+
+    config = study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"})
+    cell = expand_cells(config)[0]
+    assert prepare_parameters(config, "p").precision == "fp32"
+    assert cell_parameters(config, cell, "p", "o").precision == "fp32"
+    with pytest.raises(ValueError, match=r"'precision' 'half' should be one of auto, fp32, bf16"):
+        study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "half"})
+    with pytest.raises(ValueError, match=r"'precision' bf16 and 'train_overrides.bf16': give one of them"):
+        study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "bf16", "train_overrides": {"bf16": False}})
+
+
+def test_train_refuses_two_precisions(tmp_path, capsys):
+    ordered = save_questions(make_questions(4), tmp_path / "ordered.csv")
+    run = tmp_path / "run"
+    rc = main(["train", str(ordered), "--model", "tiny", "--precision", "fp32", "--set", "bf16=true", "-o", str(run)])
+    assert (
+        rc == 2 and "precision 'fp32' and the training setting bf16=true: give one of them" in capsys.readouterr().err
+    )
+    assert not run.exists()
