@@ -6,6 +6,8 @@ strategy × label scenario × replicate, scored on several test sets), with ``pr
 - :func:`collect_results` reads them into a long frame: one row per cell and test set.
 - :func:`strategy_table` averages that frame into the paper's layout (Table 1a/1b): one row per strategy; a column
   per model (mean over test sets), per test set (mean over models), and ``Mean`` (over every model × test set cell).
+- :func:`accuracy_spread` gives each strategy's accuracy per model × test set with an interval and the spread
+  between its runs: all that a study of one strategy can report.
 - :func:`gains_over_random`, :func:`best_gains`, :func:`mean_gain_per_strategy`, :func:`win_counts` and
   :func:`label_source_deltas` work on such a table, so the paper's published marginals can be fed in directly.
 - :func:`compare_to_random` and :func:`compare_label_sources` (over cells) and :func:`question_tests` (over the
@@ -49,7 +51,13 @@ from hils_kit.contract import (
 )
 from hils_kit.metrics import summarize
 from hils_kit.power import power_table
-from hils_kit.significance import add_holm, mcnemar_exact, replicate_bootstrap_difference, sign_flip_test
+from hils_kit.significance import (
+    add_holm,
+    mcnemar_exact,
+    replicate_bootstrap_difference,
+    replicate_bootstrap_mean,
+    sign_flip_test,
+)
 
 log = logging.getLogger(__name__)
 
@@ -548,6 +556,34 @@ def question_frame(long: pd.DataFrame, scenario: str, variant: str | None = None
     out = pd.concat(frames, ignore_index=True)
     out["correct"] = out["correct"].map({True: 1, False: 0, "True": 1, "False": 0}).astype(float)
     return out
+
+
+def accuracy_spread(
+    long: pd.DataFrame, scenario: str, variant: str | None = None, scale: float = 100, level: float = 0.95
+) -> pd.DataFrame:
+    """Per strategy × model × test set of ``scenario``: its ``runs``, their mean ``accuracy`` (× ``scale``) with a
+    ``level`` interval (``ci_low``, ``ci_high``: questions and runs resampled, as
+    :func:`~hils_kit.significance.replicate_bootstrap_mean` does), the spread between the runs (``run_sd``, NaN for
+    one run; ``run_min``, ``run_max``) and ``n_questions``. It needs no second strategy.
+    """
+    rows = _select_variant(scenario_cells(long, scenario), variant)
+    rows = rows.assign(accuracy=rows["accuracy"].astype(float) * scale)
+    keys = ["strategy", "model", "dataset"]
+    runs = rows.groupby(keys, sort=False)["accuracy"].agg(
+        runs="size", accuracy="mean", run_sd="std", run_min="min", run_max="max"
+    )
+    frame = question_frame(long, scenario, variant)
+    for (strategy, model, dataset), group in frame.groupby(keys, sort=False):
+        correct = group.pivot_table(index="id", columns="replicate", values="correct")
+        interval = replicate_bootstrap_mean(correct.to_numpy(), level=level)
+        runs.loc[(strategy, model, dataset), ["ci_low", "ci_high"]] = [v * scale for v in interval["ci"]]
+        runs.loc[(strategy, model, dataset), "n_questions"] = interval["n"]
+    runs = runs.reset_index()
+    runs["strategy"] = runs["strategy"].map(strategy_name)
+    order = {name: i for i, name in enumerate(_paper_order(runs["strategy"]))}
+    runs = runs.sort_values("strategy", key=lambda names: names.map(order), kind="stable")
+    columns = ["runs", "accuracy", "ci_low", "ci_high", "run_sd", "run_min", "run_max", "n_questions"]
+    return runs.set_index(keys)[columns].astype({"n_questions": int})
 
 
 def question_tests(

@@ -64,7 +64,7 @@ class StudyAnalysis:
 
 
 SECTIONS = {  # notebook section -> artefact kinds
-    "tables": ("table", "table_plot"),
+    "tables": ("table", "table_plot", "spread"),
     "gains": ("best_gains", "gains_plot", "power"),
     "wins": ("wins",),
     "curves": ("learning_curves",),
@@ -98,8 +98,15 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
     for scenario, table in tables.items():
         add("table", table.round(2), scenario)
         add("table_plot", plot_strategy_table(table, title=artefact_title("table", scenario)), scenario)
-    compared = [scenario for scenario, table in tables.items() if A.BASELINE in table.index]
-    if len(compared) < len(tables):
+        add("spread", A.accuracy_spread(long, scenario).round(2), scenario)
+    strategies = sorted({name for table in tables.values() for name in table.index})
+    several = len(strategies) > 1  # every comparison needs a second strategy
+    compared = [scenario for scenario, table in tables.items() if several and A.BASELINE in table.index]
+    if not several:
+        result.findings.append(
+            f"One strategy ({strategies[0]}): comparisons (gains, wins, paired tests, power) need a second strategy."
+        )
+    elif len(compared) < len(tables):
         result.findings.append(
             f"No {A.BASELINE} cells in scenario(s) {', '.join(sorted(set(tables) - set(compared)))}:"
             " gains, paired tests and power need them, so they are left out."
@@ -115,7 +122,8 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
         power = pd.concat([A.power_analysis(long, scenario) for scenario in compared], ignore_index=True)
         add("power", power)
         result.findings[:0] = detectable(power)
-    add("wins", A.win_counts(list(tables.values())))
+    if several:
+        add("wins", A.win_counts(list(tables.values())))
     for scenario in scenarios:
         curves = learning_curves(long, scenario)
         if not curves.empty:
@@ -137,7 +145,8 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
     letters = letter_prior_table(long)
     if not letters.empty:
         add("letter_prior", letters.set_index("cell_id").round(3))
-        result.findings.append("Letter prior: " + gains_track_letters(letters)["verdict"] + ".")
+        if several:  # whether the gains over Random Shuffle follow the letter mix
+            result.findings.append("Letter prior: " + gains_track_letters(letters)["verdict"] + ".")
     add("audit", training_audit(long))
     add("overlap", overlap_table(long))
     index = {

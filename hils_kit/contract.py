@@ -459,6 +459,11 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
         "table_{scenario}.png",
         "Accuracy by strategy, {scenario} labels (colour: gain over Random Shuffle)",
     ),
+    "spread": (
+        "spread_{scenario}.csv",
+        "Accuracy (%) per model and test set: mean over runs with a 95 % interval (questions and runs resampled) "
+        "and the spread between runs, {scenario} labels",
+    ),
     "best_gains": (
         "best_gains_{scenario}.csv",
         "Best strategy per column and its gain (descriptive), {scenario} labels",

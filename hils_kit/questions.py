@@ -33,6 +33,7 @@ LETTERS = "ABCDEFGHIJ"
 CORE_COLUMNS = ["id", "question", "options", "answer", "category", "dataset"]
 PCT_COLUMNS = [f"%{letter}" for letter in LETTERS]
 _LETTER_PREFIX = re.compile(r"^\(?([A-Ja-j])[\.\):]?(?:\s+(.*))?$", re.S)
+_LONE_LETTER = re.compile(r"^\(?([A-Ja-j])[\.\):]?$")  # "b", "B.", "(b)", "B)", "B:"
 REJECTS_HEADER = ["file", "line", "field", "reason", "id"]
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc but tab, LF, CR
 SHARE_TOLERANCE = 2.0  # examinee shares of a row must sum to 100 ± this (percent points)
@@ -56,10 +57,12 @@ class Reject:
         return f"{self.file}:{self.line}: {self.field}: {self.reason}"
 
 
-def normalise_answer(raw, options: list[str]) -> str:
+def normalise_answer(raw, options: list[str], letters: bool = False) -> str:
     """Turn an answer written as a letter, "B. text", "(b)", an option text or a 0-based int into a letter.
 
-    Raises ``ValueError`` with the reason when the answer is not among the options.
+    A lone letter that is also the text of another option is refused as ambiguous, unless ``letters`` says
+    the file's answers are letters throughout (see :func:`answers_are_letters`). Raises ``ValueError`` with
+    the reason when the answer is not among the options.
 
     >>> normalise_answer("b", ["x", "y"]), normalise_answer("y", ["x", "y"]), normalise_answer(1, ["x", "y"])
     ('B', 'B', 'B')
@@ -94,7 +97,7 @@ def normalise_answer(raw, options: list[str]) -> str:
             raise ValueError(f"answer letter '{text[:40]}' is not among the options {span}")
         if rest and rest != stripped[idx]:
             raise ValueError(f"answer text '{rest[:40]}' does not match option {letter} '{options[idx][:40]}'")
-        if not rest and text in stripped and stripped.index(text) != idx:
+        if not rest and not letters and text in stripped and stripped.index(text) != idx:
             raise ValueError(
                 f"answer '{text}' is ambiguous: letter {letter} or the text of option "
                 f"{LETTERS[stripped.index(text)]}; write it as '{letter}. {stripped[idx][:20]}'"
@@ -109,6 +112,29 @@ def normalise_answer(raw, options: list[str]) -> str:
     if text.lstrip("-").isdigit():
         raise ValueError(f"answer '{text}' is a number; write the letter ({span}): a number could count from 0 or 1")
     raise ValueError(f"answer '{text[:40]}' is neither a letter {span} nor the text of one of the options")
+
+
+def answers_are_letters(records: list[dict]) -> bool:
+    """Whether every non-empty answer of one file's ``records`` is a lone letter within its row's options.
+
+    Such a file's answers are all read as letters, even where a letter is also an option's text (vitamins
+    A, C, D, K); rows refused already (``_reject``) are no evidence either way.
+
+    >>> answers_are_letters([{"options": ["A", "C", "D", "K"], "answer": "D"}, {"options": ["x", "y"], "answer": "(b)"}])
+    True
+    >>> answers_are_letters([{"options": ["A", "C", "D", "K"], "answer": "D"}, {"options": ["x", "y"], "answer": "y"}])
+    False
+    """
+    for rec in records:
+        options, raw = rec.get("options"), rec.get("answer")
+        if rec.get("_reject") or not isinstance(options, (list, tuple)):
+            continue
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (isinstance(raw, str) and not raw.strip()):
+            continue
+        match = _LONE_LETTER.match(raw.strip()) if isinstance(raw, str) else None
+        if match is None or LETTERS.index(match.group(1).upper()) >= len(options):
+            return False
+    return True
 
 
 def control_character(text: str) -> str | None:
@@ -148,9 +174,14 @@ def _shares(rec: dict, answer: str, scale: float) -> tuple[dict | None, tuple[st
 
 
 def _check_record(
-    rec: dict, expected_options: int | None, share_scale: float = 100.0, refuse_repeats: bool = True
+    rec: dict,
+    expected_options: int | None,
+    share_scale: float = 100.0,
+    refuse_repeats: bool = True,
+    letters: bool = False,
 ) -> tuple[dict | None, tuple[str, str] | None]:
-    """Validate one raw record; return (clean row, None) or (None, (field, reason))."""
+    """Validate one raw record (``letters``: its file's answers are letters throughout); return (clean row,
+    None) or (None, (field, reason))."""
     if rec.get("_reject"):
         return None, rec["_reject"]
     question = rec.get("question")
@@ -179,7 +210,7 @@ def _check_record(
             )
         seen[opt.strip()] = i
     try:
-        answer = normalise_answer(rec.get("answer"), options)
+        answer = normalise_answer(rec.get("answer"), options, letters)
     except ValueError as err:
         return None, ("answer", str(err))
     row = {k: v for k, v in rec.items() if not k.startswith("_")}
@@ -243,7 +274,15 @@ def build_table(
 
     Returns:
         ``(table, rejects)``. Raises :class:`QuestionFileError` when no row is usable.
+
+    How answers are read is decided per file (``_file``, else ``source``): letters when the file's answers
+    are letters throughout (:func:`answers_are_letters`), else letters or option texts, the ambiguous refused.
     """
+    records = list(records)
+    files: dict[str, list[dict]] = {}
+    for rec in records:
+        files.setdefault(rec.get("_file", source), []).append(rec)
+    letter_files = {name for name, recs in files.items() if answers_are_letters(recs)}
     rows: list[dict] = []
     rejects: list[Reject] = []
     seen: dict[tuple, int] = {}
@@ -253,7 +292,8 @@ def build_table(
         line = int(rec.get("_line", n_records))
         rid = rec.get("id")
         rid = f"{dataset}:{line}" if rid is None or str(rid).strip() == "" else str(rid).strip()
-        row, problem = _check_record(rec, expected_options, shares_scale, refuse_repeats)
+        letters = rec.get("_file", source) in letter_files
+        row, problem = _check_record(rec, expected_options, shares_scale, refuse_repeats, letters)
         if problem:
             rejects.append(Reject(rec.get("_file", source), line, problem[0], problem[1], rid))
             continue

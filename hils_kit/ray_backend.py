@@ -31,6 +31,38 @@ from hils_kit.executors import Events, cell_gpus, kernel_name, launch, papermill
 from hils_kit.jobs import LOG_NAME, Job
 
 ADAPTER = "train/adapter"  # in a cell folder: the trained LoRA adapter, returned only when asked
+CONNECT_TIMEOUT = 30.0  # seconds to wait for a Ray head to answer (--connect-timeout)
+
+
+def ray_head(address: str | None, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """The Ray head to join: ``address``, else ``$RAY_ADDRESS``, else None (a local instance is started).
+
+    A ``host:port`` (or ``ray://host:port``) head must accept a connection within ``timeout`` seconds, else
+    ``ValueError`` names the address and what to do; Ray itself would retry for many minutes.
+
+    >>> ray_head("auto")
+    'auto'
+    """
+    if timeout <= 0:
+        raise ValueError(f"--connect-timeout must be positive, got {timeout:g}")
+    given = address or os.environ.get("RAY_ADDRESS") or None
+    host, _, port = (given or "").removeprefix("ray://").rpartition(":")
+    if not (host and port.isdigit()):  # None, "auto", "local": Ray resolves these itself
+        return given
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except TimeoutError:
+        why = f"no answer within {timeout:g} s (--connect-timeout)"
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+    else:
+        return given
+    start = f"ray start --head --{'ray-client-server-' if given.startswith('ray://') else ''}port {port}"
+    drop = "drop --address" if address else "unset RAY_ADDRESS"
+    raise ValueError(
+        f"--backend ray: no Ray head at {given}" + ("" if address else " ($RAY_ADDRESS)") + f": {why}; "
+        f"start one there with `{start}`, or {drop} to run a local Ray instance for this study"
+    )
 
 
 def pack(folder: Path, skip: Sequence[str] = ()) -> dict[str, bytes]:
@@ -86,8 +118,8 @@ def run_cell(job: Job, notebook: bytes, prepare: dict[str, bytes] | None, keep_a
 
 
 class RayExecutor:
-    """Runs cells as Ray tasks on an existing cluster (``address`` or ``RAY_ADDRESS``) or on a Ray instance it
-    starts on this machine and stops in :meth:`close`."""
+    """Runs cells as Ray tasks on an existing cluster (``address`` or ``RAY_ADDRESS``, checked by
+    :func:`ray_head`) or on a Ray instance it starts on this machine and stops in :meth:`close`."""
 
     def __init__(
         self,
@@ -96,7 +128,9 @@ class RayExecutor:
         max_retries: int = 3,
         shared_fs: bool = False,
         keep_adapters: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ):
+        address = ray_head(address, connect_timeout)
         try:
             import ray
         except ImportError:
@@ -105,7 +139,6 @@ class RayExecutor:
             raise ValueError(f"--num-cpus ({num_cpus}) and --max-retries ({max_retries}) must not be negative")
         self.num_cpus, self.max_retries = num_cpus, max_retries
         self.shared_fs, self.keep_adapters = shared_fs, keep_adapters
-        address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:  # a local instance with this machine's CPUs and GPUs, stopped by close()
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # only this user's processes can reach it
         ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)

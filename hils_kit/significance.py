@@ -9,6 +9,7 @@ default), ``n`` and ``p_value`` (two-sided):
   non-zero differences, else a seeded Monte Carlo estimate with the valid (1 + hits) / (1 + resamples) rule.
 * :func:`replicate_bootstrap_difference`: an interval (no p-value) for a mean difference when each system has
   several training replicates: questions are resampled jointly for both systems, replicates within each one.
+  :func:`replicate_bootstrap_mean` is the same interval for one system's mean.
 * :func:`holm_adjust` / :func:`add_holm`: Holm's step-down correction across one family of tests.
 
 >>> a, b = [1] * 10 + [0] * 2 + [1] * 5, [0] * 10 + [1] * 2 + [1] * 5
@@ -142,30 +143,65 @@ def replicate_bootstrap_difference(
     a, b = _as_matrix(values_a, "values_a"), _as_matrix(values_b, "values_b")
     if len(a) != len(b):
         raise ValueError(f"values_a has {len(a)} questions and values_b {len(b)}: they must be the same questions")
-    n = len(a)
     rng = np.random.default_rng(seed)
-    question_counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples)
-
-    def resampled_means(matrix: np.ndarray) -> np.ndarray:
-        reps = matrix.shape[1]
-        replicate_counts = rng.multinomial(reps, np.full(reps, 1 / reps), size=n_resamples)
-        return np.einsum("bq,qr,br->b", question_counts, matrix, replicate_counts) / (n * reps)
-
-    resampled = resampled_means(a) - resampled_means(b)
-    tail = (1 - level) / 2 * 100
-    ci = [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
+    question_counts = _question_counts(len(a), n_resamples, rng)
+    resampled = _resampled_means(a, question_counts, rng) - _resampled_means(b, question_counts, rng)
     return {
         "test": "bootstrap interval",
         "paired_over": "questions (resampled jointly), replicates (resampled within each system)",
-        "n": n,
+        "n": len(a),
         "replicates_a": a.shape[1],
         "replicates_b": b.shape[1],
         "difference": float(a.mean() - b.mean()),
-        "ci": ci,
+        "ci": _percentiles(resampled, level),
         "level": level,
         "resamples": n_resamples,
         "seed": seed,
     }
+
+
+def replicate_bootstrap_mean(values, n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """One system's mean with a percentile bootstrap interval over questions and replicates.
+
+    ``values`` is a questions × replicates matrix (a 1-D array is one replicate); each resample draws the
+    questions and the replicates with replacement, so the interval holds both question sampling and run-to-run
+    noise, as in :func:`replicate_bootstrap_difference`.
+
+    >>> out = replicate_bootstrap_mean(np.array([[1, 1], [1, 0], [0, 1], [1, 1]] * 10))
+    >>> out["mean"], out["replicates"], out["ci"][0] < 0.75 < out["ci"][1]
+    (0.75, 2, True)
+    """
+    y = _as_matrix(values, "values")
+    rng = np.random.default_rng(seed)
+    resampled = _resampled_means(y, _question_counts(len(y), n_resamples, rng), rng)
+    return {
+        "n": len(y),
+        "replicates": y.shape[1],
+        "mean": float(y.mean()),
+        "ci": _percentiles(resampled, level),
+        "level": level,
+        "resamples": n_resamples,
+        "seed": seed,
+    }
+
+
+def _question_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of ``n`` questions is drawn in each resample (resamples × questions)."""
+    return rng.multinomial(n, np.full(n, 1 / n), size=n_resamples)
+
+
+def _resampled_means(matrix: np.ndarray, question_counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The mean of a questions × replicates ``matrix`` in each resample: questions as ``question_counts``
+    draws them, replicates drawn with replacement."""
+    n_resamples, n = question_counts.shape
+    reps = matrix.shape[1]
+    replicate_counts = rng.multinomial(reps, np.full(reps, 1 / reps), size=n_resamples)
+    return np.einsum("bq,qr,br->b", question_counts, matrix, replicate_counts) / (n * reps)
+
+
+def _percentiles(resampled: np.ndarray, level: float) -> list[float]:
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
 
 
 def holm_adjust(p_values) -> np.ndarray:

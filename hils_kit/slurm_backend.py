@@ -14,6 +14,7 @@ processes (tests, a dry rehearsal without SLURM).
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,15 @@ from hils_kit.jobs import Job
 from hils_kit.study import ClusterConfig
 
 SUBMITIT_CLUSTERS = ("slurm", "local")  # submitit executors: "local" runs the jobs as local processes
+
+
+def require_slurm(submitit_cluster: str) -> None:
+    """Refuse (``ValueError``) the ``slurm`` submitit cluster on a machine without SLURM (no ``srun`` on PATH)."""
+    if submitit_cluster == "slurm" and shutil.which("srun") is None:
+        raise ValueError(
+            "--backend slurm: no SLURM found on this machine (`srun` is not on PATH); "
+            "--submitit-cluster local rehearses the same jobs as local processes"
+        )
 
 
 def run_cell_in_place(job: Job) -> tuple[int, float]:
@@ -65,6 +75,7 @@ class SlurmExecutor:
 
         if submitit_cluster not in SUBMITIT_CLUSTERS:
             raise ValueError(f"submitit cluster {submitit_cluster!r}: use one of {', '.join(SUBMITIT_CLUSTERS)}")
+        require_slurm(submitit_cluster)
         self.cluster, self.poll_seconds = cluster, poll_seconds
         self.executor = submitit.AutoExecutor(folder=Path(folder), cluster=submitit_cluster)
         self.slots = cluster.array_parallelism or 1

@@ -17,6 +17,7 @@ from matplotlib.container import BarContainer  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from hils_kit.analysis import (  # noqa: E402
+    accuracy_spread,
     best_gains,
     collect_results,
     compare_label_sources,
@@ -32,6 +33,7 @@ from hils_kit.analysis import (  # noqa: E402
     win_counts,
 )
 from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table  # noqa: E402
+from hils_kit.analysis_report import analyse_study  # noqa: E402
 
 # -- the paper's Table 1a / 1b (paper.md §6.2-6.3): marginals only ---------------------------------------------------
 
@@ -383,6 +385,48 @@ def test_gain_intervals_from_replicates_or_ci(run_dir):
     # a ±5 point accuracy_ci is a standard error of 5 / z per cell: half-width = z × sqrt(12) × (5 / z) / 6
     assert one.loc["Interleaved", "high"] - one.loc["Interleaved", "gain"] == pytest.approx(5 * np.sqrt(12) / 6)
     assert one.loc["Interleaved", "interval_from"] == "accuracy_ci"
+
+
+def test_accuracy_spread_gives_intervals_and_the_spread_between_runs(run_dir):
+    long = collect_results(run_dir)
+    spread = accuracy_spread(long, "llm")
+    assert spread.index.get_level_values("strategy").unique().tolist() == PAPER_ROWS
+    row = spread.loc[("Random Shuffle", "tiny", "medqa")]
+    assert (row["runs"], row["accuracy"], row["run_min"], row["run_max"]) == (2, 20, 19, 21)
+    assert row["run_sd"] == pytest.approx(np.sqrt(2)) and row["n_questions"] == N_QUESTIONS
+    assert 10 < row["ci_low"] < 19 and 21 < row["ci_high"] < 30  # questions and runs resampled
+    one = accuracy_spread(long[long["replicate"] == 0], "llm").loc[("Random Shuffle", "tiny", "medqa")]
+    assert one["runs"] == 1 and np.isnan(one["run_sd"]) and one["ci_low"] < one["accuracy"] == 21 < one["ci_high"]
+
+
+def _keep_cells(run_dir, keep) -> None:
+    """Remove the cells of the synthetic run whose id does not satisfy ``keep``."""
+    import shutil
+
+    for cell in (run_dir / "cells").iterdir():
+        if not keep(cell.name):
+            shutil.rmtree(cell)
+
+
+def test_a_study_of_one_strategy_reports_all_but_the_comparisons(run_dir):
+    _keep_cells(run_dir, lambda cell: "-random-" in cell)
+    result = analyse_study(run_dir, run_dir / "analysis")
+    kinds = {item.kind for item in result.items}
+    assert {"table", "table_plot", "spread", "audit"} <= kinds
+    assert not kinds & {"best_gains", "gains_plot", "power", "wins", "paired_tests"}
+    assert result.findings == [
+        "One strategy (Random Shuffle): comparisons (gains, wins, paired tests, power) need a second strategy."
+    ]
+    spread = pd.read_csv(run_dir / "analysis" / "spread_none.csv")
+    assert len(spread) == 6 and set(spread["runs"]) == {2}
+
+
+def test_a_study_without_random_shuffle_still_compares_its_strategies(run_dir):
+    _keep_cells(run_dir, lambda cell: "-random-" not in cell)
+    result = analyse_study(run_dir, run_dir / "analysis")
+    kinds = {item.kind for item in result.items}
+    assert {"table", "spread", "wins"} <= kinds and not kinds & {"best_gains", "paired_tests"}
+    assert result.findings[0].startswith("No Random Shuffle cells in scenario(s) human, llm")
 
 
 def test_plots_render(run_dir):

@@ -663,11 +663,64 @@ CASES: list[Case] = [
         load("q.csv"),
         expect=refused(2, "answer", "answer text 'a' does not match option B 'b'"),
     ),
+    # --- answers: letters when a file's answers are letters throughout, else letters or option texts
     Case(
-        "answer letter that is also an option text",
-        {"q.csv": kit_csv(("q?", ["B", "A"], "A"), ("r?", ["c", "d"], "A"))},
+        "letter answers throughout: D is letter D",
+        {"q.csv": kit_csv(("Vitamin for clotting?", ["A", "C", "D", "K"], "D"), ("r?", ["c", "d"], "(a)"))},
         load("q.csv"),
-        expect=refused(2, "answer", "is ambiguous: letter A or the text of option B"),
+        expect=both(answers("D", "A"), lambda r: r.table.loc[0, "options"][3] == "K"),
+    ),
+    Case(
+        "letter answers throughout: blood group B",
+        {"q.csv": kit_csv(("Blood group?", ["A", "B", "AB", "O"], "B"), ("r?", ["c", "d"], "a"))},
+        load("q.csv"),
+        expect=both(answers("B", "A"), lambda r: r.table.loc[0, "options"][1] == "B"),
+    ),
+    Case(
+        "letters and texts mixed: the clashing letter refused",
+        {
+            "q.csv": kit_csv(
+                ("Vitamin for clotting?", ["A", "C", "D", "K"], "D"),
+                ("r?", ["cat", "dog"], "dog"),
+                ("s?", ["e", "f"], "A"),
+            )
+        },
+        load("q.csv"),
+        expect=both(
+            refused(2, "answer", "answer 'D' is ambiguous: letter D or the text of option C; write it as 'D. K'"),
+            answers("B", "A"),
+        ),
+    ),
+    Case(
+        "option texts throughout: read as texts",
+        {
+            "q.csv": kit_csv(
+                ("Vitamin for clotting?", ["A", "C", "D", "K"], "K"),
+                ("Universal donor?", ["A", "B", "AB", "O"], "O"),
+                ("Universal recipient?", ["A", "B", "AB", "O"], "AB"),
+                ("Night blindness?", ["A", "C", "D", "K"], "A"),
+            )
+        },
+        load("q.csv"),
+        expect=answers("D", "D", "C", "A"),
+    ),
+    Case(
+        "letter answers throughout in a mapped JSONL",
+        {"q.jsonl": jsonl({"stem": "Vitamin for clotting?", "o": ["A", "C", "D", "K"], "key": "D"})},
+        load(format="jsonl", mapping={"question": "stem", "options": "o", "answer": "key"}),
+        expect=answers("D"),
+    ),
+    Case(
+        "hils data validate --map: letter answers throughout",
+        {"q.csv": "stem,o1,o2,o3,o4,key\nVitamin for clotting?,A,C,D,K,D\nBlood group?,A,B,AB,O,B\n"},
+        then(
+            [
+                *("data", "validate", "{d}/q.csv", "--format", "csv", "-o", "{d}/out.csv"),
+                *("--map", "question=stem", "--map", "options=o1,o2,o3,o4", "--map", "answer=key"),
+            ],
+            csv_out("out.csv", lambda t: list(t["answer"]) == ["D", "B"]),
+        ),
+        expect=lambda r: r is True,
     ),
     Case("answer in parentheses", {"q.csv": kit_csv(("q?", ["a", "b"], "(b)"))}, load("q.csv"), expect=answers("B")),
     Case(

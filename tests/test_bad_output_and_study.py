@@ -1,15 +1,18 @@
-"""Bad output paths for every writing command and bad study YAMLs: one table row per case, run in-process.
+"""Bad output paths for every writing command, bad study YAMLs and absent study backends: one table row per
+case, run in-process.
 
 Each row runs ``hils_kit.cli.main(command)`` in a scratch folder (see ``scratch``) and expects either an error
 (``hils: error: ...`` matching ``error``, exit 2, the folder untouched) or success (exit 0, ``files`` written,
-nothing else changed). Model work is replaced by a stub that fails with ``REACHED``: a row expecting ``REACHED``
-shows that the output check passed and that it ran before any model would load.
+nothing else changed). Model work and a study's run are replaced by a stub that fails with ``REACHED``: a row
+expecting ``REACHED`` shows that the output check passed and that it ran before any model would load.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,7 @@ class Case:
     """One row: ``command`` (argv after ``hils``) run in the scratch folder after ``setup`` (name -> text
     files to write; a name ending in ``/`` makes a folder); then ``error`` (a regex on stderr, exit 2) or
     exit 0 with ``files`` present and ``absent`` gone. ``changes``: path prefixes a successful row may write
-    under."""
+    under. ``env``: environment variables set for the command."""
 
     id: str
     command: list[str]
@@ -38,6 +41,7 @@ class Case:
     files: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
+    env: dict | None = None
 
 
 EMPTY = "an empty path; give a"
@@ -50,6 +54,17 @@ CATEGORIES = ["label", "categories", "q.csv"]
 TRAIN = ["train", "q.csv", "--model", "tiny", "--preset", "tiny"]
 EVALUATE = ["evaluate", "--model", "tiny", "--data", "q.csv"]
 STUDY = ["study", "study.yaml", "--dry-run"]
+RUN_STUDY = ["study", "study.yaml", "--out", "new"]  # no --dry-run: the backend is checked too
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PORT = closed_port()
 
 
 def study(text: str, **files: str) -> dict:
@@ -307,6 +322,28 @@ STUDY_CASES = [
         r"'category_order' 'biggest' should be one of size",
         setup=study("models: [tiny]\ncategory_order: biggest\n"),
     ),
+    Case(
+        "study-slurm-without-slurm",
+        [*RUN_STUDY, "--backend", "slurm"],
+        r"no SLURM found on this machine \(`srun` is not on PATH\); --submitit-cluster local rehearses the same "
+        r"jobs",
+        setup=study("models: [tiny]\n"),
+        env={"PATH": "empty"},
+    ),
+    Case(
+        "study-ray-head-not-there",
+        [*RUN_STUDY, "--backend", "ray", "--address", f"127.0.0.1:{PORT}", "--connect-timeout", "5"],
+        rf"no Ray head at 127\.0\.0\.1:{PORT}: .*; start one there with `ray start --head --port {PORT}`, or "
+        r"drop --address to run a local Ray instance",
+        setup=study("models: [tiny]\n"),
+    ),
+    Case(
+        "study-ray-head-from-env-not-there",
+        [*RUN_STUDY, "--backend", "ray", "--connect-timeout", "5"],
+        rf"no Ray head at 127\.0\.0\.1:{PORT} \(\$RAY_ADDRESS\): .*, or unset RAY_ADDRESS",
+        setup=study("models: [tiny]\n"),
+        env={"RAY_ADDRESS": f"127.0.0.1:{PORT}"},
+    ),
 ]
 
 CASES = OUTPUT_CASES + STUDY_CASES
@@ -354,6 +391,7 @@ def scratch(tmp_path, monkeypatch):
         "hils_kit.difficulty.label_difficulty",
         "hils_kit.categories.label_categories",
         "hils_kit.models.load_model",
+        "hils_kit.runner.run_study",
     ):
         monkeypatch.setattr(target, stub)
     return work
@@ -389,7 +427,9 @@ def run_case(case: Case, work: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case(case, scratch, capsys):
+def test_case(case, scratch, capsys, monkeypatch):
+    for name, value in (case.env or {}).items():
+        monkeypatch.setenv(name, value)
     run_case(case, scratch, capsys)
 
 
@@ -434,3 +474,28 @@ def test_train_refuses_a_foreign_folder_before_building_the_trainer(questions, t
     with pytest.raises(OutputPathError, match="pass overwrite=True to write into it"):
         training.train(questions, model="tiny", out_dir=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_ray_head_that_never_answers_is_given_up_after_the_connect_timeout():
+    """A port whose queue is full takes no more connections: the wait ends at ``--connect-timeout``."""
+    from hils_kit.ray_backend import ray_head
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port, queued = server.getsockname()[1], []
+        try:
+            for _ in range(16):  # fill the queue until a connection waits
+                queued.append(socket.socket())
+                queued[-1].settimeout(0.5)
+                queued[-1].connect(("127.0.0.1", port))
+        except TimeoutError:
+            start = time.monotonic()
+            with pytest.raises(ValueError, match=rf"127\.0\.0\.1:{port}: no answer within 1 s \(--connect-timeout\)"):
+                ray_head(f"127.0.0.1:{port}", timeout=1)
+            assert time.monotonic() - start < 5
+        else:
+            pytest.fail("the listening queue never filled")
+        finally:
+            for client in queued:
+                client.close()

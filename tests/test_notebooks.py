@@ -88,6 +88,32 @@ def test_analysis_and_index(smoke):
     assert len(list((out / "reports" / "smoke" / "cells").glob("*.html"))) == 6
 
 
+def test_a_study_of_one_strategy_gets_a_report(smoke, tmp_path, capsys):
+    """The smoke study with Random Shuffle only and two runs, on a copy of the smoke run: 01, 02 and run 0 are
+    reused, run 1 and 04 run. 04 reports what one strategy can: accuracies with intervals, the spread between
+    the runs, the learning curves, and one line saying that comparisons need a second strategy."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)
+    study = yaml.safe_load((PARAMS_DIR / "studies" / "smoke.yaml").read_text())
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump({**study, "strategies": ["random"], "replicates": 2}))
+    assert main(["study", str(tmp_path / "smoke.yaml"), "--out", str(out)]) == 0
+    assert "cells: 1 ran, 1 done before, 0 failed" in capsys.readouterr().out
+    analysis = out / "runs" / "smoke" / "analysis"
+    index = json.loads((analysis / "artefacts.json").read_text())
+    kinds = {artefact["kind"] for artefact in index["artefacts"]}
+    assert {"table", "spread", "learning_curves", "audit"} <= kinds
+    assert not kinds & {"best_gains", "gains_plot", "power", "wins", "paired_tests"}
+    line = "One strategy (Random Shuffle): comparisons (gains, wins, paired tests, power) need a second strategy."
+    assert line in index["findings"] and not any(f.startswith("Letter prior") for f in index["findings"])
+    spread = pd.read_csv(analysis / "spread_none.csv")
+    assert spread["dataset"].tolist() == ["medmcqa_test", "medqa", "mmlu_medical"] and set(spread["runs"]) == {2}
+    assert (spread["ci_low"] <= spread["accuracy"]).all() and (spread["accuracy"] <= spread["ci_high"]).all()
+    assert (spread["run_min"] <= spread["run_max"]).all() and spread["run_sd"].notna().all()
+    assert line in (out / "reports" / "smoke" / "index.html").read_text()
+
+
 def test_rerun_resumes_without_redoing_cells(smoke, capsys):
     out, _ = smoke
     dones = {p: p.stat().st_mtime for p in (out / "runs" / "smoke").rglob("DONE")}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hils_kit.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT, claim_folder, output_folder
-from hils_kit.slurm_backend import SUBMITIT_CLUSTERS
+from hils_kit.ray_backend import CONNECT_TIMEOUT, ray_head
+from hils_kit.slurm_backend import SUBMITIT_CLUSTERS, require_slurm
 
 BACKENDS = ("local", "ray", "slurm")
 CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem_gb", "array_parallelism")
@@ -58,6 +59,13 @@ def register(commands) -> None:
     backend.add_argument(
         "--address",
         help="ray: the cluster to join (default $RAY_ADDRESS, else a Ray instance started here for this study)",
+    )
+    backend.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"ray: how long the head at --address has to answer before the study stops (default {CONNECT_TIMEOUT:g})",
     )
     backend.add_argument("--num-cpus", type=float, default=1, help="ray: CPUs per cell task (default 1)")
     backend.add_argument(
@@ -108,6 +116,14 @@ def study_out(out: str | None, overwrite: bool) -> Path:
     return PROJ_ROOT if is_root else output_folder(out, "--out", overwrite)
 
 
+def check_backend(args) -> None:
+    """Refuse a backend that is not there (no SLURM, no Ray head at the address) before anything runs."""
+    if args.backend == "slurm":
+        require_slurm(args.submitit_cluster)
+    if args.backend == "ray":
+        ray_head(args.address, args.connect_timeout)
+
+
 def cell_backend(args, config, out: Path):
     """The executor of the cells that ``--backend`` names, or None for the local one."""
     if args.backend == "ray":
@@ -119,6 +135,7 @@ def cell_backend(args, config, out: Path):
             max_retries=args.max_retries,
             shared_fs=args.shared_fs,
             keep_adapters=args.keep_adapters,
+            connect_timeout=args.connect_timeout,
         )
     if args.backend == "slurm":
         import dataclasses
@@ -139,6 +156,8 @@ def cmd_study(args) -> int:
 
     out = study_out(args.out, args.overwrite)
     config = load_study(study_path(args.study))
+    if not args.dry_run:
+        check_backend(args)
     if not args.dry_run and out != PROJ_ROOT:
         claim_folder(out, "hils study")
     try:
