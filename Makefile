@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 # cells of `make study` side by side: one GPU each, or an equal share of the CPU cores
 STUDY_WORKERS ?= 2
 
-.PHONY: setup study test lint lab assets clean-runs
+.PHONY: setup study test coverage lint lab assets clean-runs
 
 setup: $(STAMP)
 
@@ -30,6 +30,17 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
+
+# line coverage of hils_kit over the test suite, code run in notebook kernels and study subprocesses included:
+# a .pth file starts coverage in every Python process of .venv while the suite runs, and is removed after it
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	pth=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hils-coverage.pth; \
+		echo "import coverage; coverage.process_startup()" > "$$pth"; \
+		COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml COVERAGE_FILE=$(CURDIR)/.coverage \
+		$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); \
+		status=$$?; rm -f "$$pth"; \
+		$(PY) -m coverage combine -q && $(PY) -m coverage report --skip-covered --sort=cover | tail -25; exit $$status
 
 # ruff on the package, tests, benchmarks and notebooks (CI runs it before the tests)
 lint: $(STAMP)
