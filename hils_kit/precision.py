@@ -82,12 +82,22 @@ def with_precision(settings: dict, precision: str | None) -> dict:
     return {**settings, "bf16": flag}
 
 
-def use_bf16(setting: str | bool | None = None, device: str = "cpu") -> bool:
-    """Whether to compute under bf16 autocast: the explicit ``setting``, else ``HILS_PRECISION``, else native bf16."""
+def pinned_precision(setting: str | bool | None = None) -> str:
+    """``fp32`` or ``bf16`` when ``setting`` or else ``HILS_PRECISION`` pins one, else ``auto`` (each device's own).
+
+    A study writes this into its notebooks' parameters, so cells that run elsewhere (Ray, SLURM) follow the
+    driver's environment.
+    """
     for flag in (precision_flag(setting), environment_flag()):
         if flag is not None:
-            return flag
-    return native_bf16(device)
+            return "bf16" if flag else "fp32"
+    return "auto"
+
+
+def use_bf16(setting: str | bool | None = None, device: str = "cpu") -> bool:
+    """Whether to compute under bf16 autocast: the explicit ``setting``, else ``HILS_PRECISION``, else native bf16."""
+    pinned = pinned_precision(setting)
+    return native_bf16(device) if pinned == "auto" else pinned == "bf16"
 
 
 def resolve_precision(setting: str | bool | None = None, device: str = "cpu") -> str:

@@ -49,7 +49,7 @@ from hils_kit.labels import label_layout
 from hils_kit.leakage import ON_OVERLAP
 from hils_kit.loaders import DATASETS, FORMATS
 from hils_kit.orderings import CATEGORY_ORDERS, VARIANTS
-from hils_kit.precision import PRECISIONS
+from hils_kit.precision import PRECISIONS, pinned_precision
 from hils_kit.presets import TrainConfig, make_config
 from hils_kit.questions import PCT_COLUMNS
 
@@ -112,8 +112,8 @@ class StudyConfig:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "fp32 or bf16 (autocast) for labelling, training and scoring; auto: HILS_PRECISION, else bf16 "
-            "where the device computes it natively"
+            "help": "fp32 or bf16 (autocast) for labelling, training and scoring; auto: the driver's "
+            "HILS_PRECISION (written into every notebook's parameters), else bf16 where the device computes it natively"
         },
     )
     # Data
@@ -634,7 +634,7 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
         difficulty_models=list(config.difficulty_models),
         difficulty_file=config.difficulty_file,
         debias=config.debias,
-        precision=config.precision,
+        precision=pinned_precision(config.precision),
         parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
         cluster_encoder=config.cluster_encoder,
         cluster_text=config.cluster_text,
@@ -675,7 +675,7 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
         model=cell.model,
         preset=config.preset_for(cell.model),
         train_overrides=dict(config.train_overrides),
-        precision=config.precision,
+        precision="auto" if "bf16" in config.train_overrides else pinned_precision(config.precision),
         strategy=cell.strategy,
         rounds=config.rounds,
         category_order=config.category_order,

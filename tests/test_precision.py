@@ -124,13 +124,41 @@ def test_merged_bf16_scoring_keeps_the_adapter_update_as_unmerged_does():
     assert np.nanmax(np.abs(merged - unmerged)) <= BF16_PROB_TOLERANCE
 
 
-def test_study_precision_is_checked_and_reaches_every_notebook():
+@pytest.mark.parametrize(
+    "study, env, expected",
+    [("fp32", None, "fp32"), ("bf16", "fp32", "bf16"), ("auto", "fp32", "fp32"), ("auto", "bf16", "bf16")],
+)
+def test_study_precision_reaches_every_notebook(monkeypatch, study, env, expected):
+    """A study's precision, else the driver's HILS_PRECISION, travels in the parameters (to Ray and SLURM nodes)."""
     from hils_kit.study import cell_parameters, expand_cells, prepare_parameters
 
-    config = study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"})
+    monkeypatch.delenv(ENV_VAR, raising=False) if env is None else monkeypatch.setenv(ENV_VAR, env)
+    config = study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": study})
     cell = expand_cells(config)[0]
-    assert prepare_parameters(config, "p").precision == "fp32"
-    assert cell_parameters(config, cell, "p", "o").precision == "fp32"
+    assert prepare_parameters(config, "p").precision == expected
+    assert cell_parameters(config, cell, "p", "o").precision == expected
+
+
+def test_an_unpinned_study_leaves_precision_to_each_device(monkeypatch):
+    from hils_kit.study import cell_parameters, expand_cells
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    config = study_from_dict({"models": ["tiny"], "preset": "tiny"})
+    assert cell_parameters(config, expand_cells(config)[0], "p", "o").precision == "auto"
+
+
+def test_a_study_s_training_setting_bf16_beats_the_environment(monkeypatch, tmp_path):
+    from hils_kit.study import cell_parameters, expand_cells
+
+    monkeypatch.setenv(ENV_VAR, "bf16")
+    config = study_from_dict({"models": ["tiny"], "preset": "tiny", "train_overrides": {"bf16": False}})
+    params = cell_parameters(config, expand_cells(config)[0], "p", "o")
+    assert params.precision == "auto" and params.train_overrides == {"bf16": False}
+    settings = with_precision({**params.train_overrides, "seed": 1}, params.precision)  # as notebook 03 does
+    assert sft_config(make_config("tiny", settings), tmp_path, "cpu").bf16 is False
+
+
+def test_study_precision_is_checked():
     with pytest.raises(ValueError, match=r"'precision' 'half' should be one of auto, fp32, bf16"):
         study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "half"})
     with pytest.raises(ValueError, match=r"'precision' bf16 and 'train_overrides.bf16': give one of them"):
