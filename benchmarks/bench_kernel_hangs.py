@@ -10,7 +10,8 @@ machine (for example beside the test suite), where the hang shows. Seen on 2026-
 jupyter_client 8.10, nbclient 0.11): with ipykernel 7.4.0 three hangs in 124 runs (the 13th, 35th and 76th run
 of three loops), with 6.31.0 two in 60, with 6.29.5 none in 142 (too few to call it safe); a one-second
 polling wait for the reply on nbclient's side did not prevent it. The same hang stopped a `make test` once, in
-notebook 02's strategy picker.
+notebook 02's strategy picker. Since then the study runner sets ``HILS_HEADLESS=1`` in its notebooks, where the
+kit's widgets show a static view (``hils_kit/widgets.py``); ``HILS_HEADLESS=1`` here measures that path.
 
 Prints one JSON object: runs finished, whether the last one hung, the seconds per run, and the versions.
 """
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     import papermill
 
     from hils_kit.paths import PROJ_ROOT, write_text_atomic
+    from hils_kit.progress import headless
     from hils_kit.provenance import library_versions
 
     folder = Path(tempfile.mkdtemp(prefix="hils-hangs-"))
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds_per_run": round(sum(seconds) / max(len(seconds), 1), 2),
             "load_average": os.getloadavg()[0],
             "ipykernel": ipykernel.__version__,
+            "headless": headless(),
             "versions": library_versions(),
         }
         print(json.dumps(out, indent=1), flush=True)

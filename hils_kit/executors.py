@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hils_kit.jobs import Job
+from hils_kit.progress import HEADLESS
 
 KERNEL = "hils-kit"  # installed by `make setup`; "python3" (the running venv's Python) otherwise
 # seconds a kernel may take to start: papermill's 60 is too short on a busy machine (cells side by side with
@@ -76,10 +77,12 @@ def kernel_name() -> str:
 
 def kernel_environment(gpu: str | None = None, threads: int | None = None) -> dict:
     """The environment of notebook runs: offline hub (unless ``HF_HUB_OFFLINE`` is set), no progress widgets,
-    pinned to ``gpu`` and limited to ``threads`` CPU threads (unless ``OMP_NUM_THREADS`` is set) when given."""
+    headless (the kit's interactive widgets show a static view: :func:`hils_kit.progress.headless`), pinned to
+    ``gpu`` and limited to ``threads`` CPU threads (unless ``OMP_NUM_THREADS`` is set) when given."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HILS_PROGRESS="log")
+    env[HEADLESS] = "1"
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     if threads is not None:

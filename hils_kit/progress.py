@@ -15,6 +15,17 @@ import os
 import sys
 import time
 
+HEADLESS = "HILS_HEADLESS"  # set to 1 by the study runner in the notebooks it executes
+
+
+def headless() -> bool:
+    """True in a notebook the study runner executes (``HILS_HEADLESS=1``): nobody is there to move a widget.
+
+    >>> headless() in (True, False)
+    True
+    """
+    return os.environ.get(HEADLESS) == "1"
+
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (where tqdm would save widgets into the notebook)."""

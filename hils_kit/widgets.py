@@ -1,5 +1,10 @@
 """ipywidgets for JupyterLab: a question browser and a strategy picker.
 
+In a notebook the study runner executes (:func:`hils_kit.progress.headless`) each shows a static view instead:
+nobody can move a widget there, and papermill now and then waits forever on a cell that shows one, the kernel
+idle and the cell's reply never read (``benchmarks/bench_kernel_hangs.py``: 3 runs in 124 on a busy 2-core
+machine; once it stopped ``make test`` in 02's strategy picker).
+
 >>> from tests.conftest import make_questions
 >>> browser = question_browser(make_questions(12))                # doctest: +SKIP
 """
@@ -11,7 +16,10 @@ import html
 import pandas as pd
 
 from hils_kit.orderings import STRATEGIES, order_questions
+from hils_kit.progress import headless
 from hils_kit.questions import LETTERS
+
+STATIC_NOTE = "The study runner ran this notebook without a screen; open it in JupyterLab to {what}."
 
 
 def question_html(row: pd.Series) -> str:
@@ -27,7 +35,11 @@ def question_html(row: pd.Series) -> str:
 
 
 def question_browser(table: pd.DataFrame):
-    """A category dropdown and a slider over that category's questions."""
+    """A category dropdown and a slider over that category's questions; headless, the first question."""
+    if headless():
+        from IPython.display import HTML
+
+        return HTML(question_html(table.iloc[0]) + f"<p><i>{STATIC_NOTE.format(what='browse the questions')}</i></p>")
     import ipywidgets as w
 
     categories = ["(all)"] + sorted(table["category"].unique())
@@ -50,7 +62,11 @@ def question_browser(table: pd.DataFrame):
 
 
 def strategy_picker(table: pd.DataFrame, strategies=STRATEGIES, **order_options):
-    """A strategy dropdown (and seed) that redraws the Figure-1 view of that ordering."""
+    """A strategy dropdown (and seed) that redraws the Figure-1 view of that ordering; headless, a note."""
+    if headless():
+        from IPython.display import HTML
+
+        return HTML(f"<p><i>{STATIC_NOTE.format(what='redraw one ordering with another seed')}</i></p>")
     import ipywidgets as w
     from IPython.display import display
 

@@ -37,6 +37,18 @@ def test_smoke_study_runs_every_notebook(smoke):
     assert json.loads((run / "exploration" / "summary.json").read_text())["categories"]["Dental"] > 0
 
 
+def test_the_runner_s_notebooks_show_the_widgets_static(smoke):
+    """Headless (HILS_HEADLESS=1), 01's question browser and 02's strategy picker show a note, not a widget."""
+    run = smoke[0] / "runs" / "smoke"
+    for notebook in ("01_data_exploration", "02_difficulty_labeling"):
+        outputs = [
+            o for c in json.loads((run / f"{notebook}.ipynb").read_text())["cells"] for o in c.get("outputs", [])
+        ]
+        shown = [o["data"] for o in outputs if "data" in o]
+        assert not any("application/vnd.jupyter.widget-view+json" in d for d in shown), notebook
+        assert any("open it in JupyterLab" in "".join(d.get("text/html", "")) for d in shown), notebook
+
+
 def test_prepare_writes_split_questions_and_labels(smoke):
     prepare = smoke[0] / "runs" / "smoke" / "prepare"
     labels = pd.read_csv(prepare / "labels.csv")
