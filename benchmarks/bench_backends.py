@@ -30,11 +30,12 @@ from pathlib import Path
 
 import nbformat
 
-from hils_kit.executors import LocalExecutor
-from hils_kit.jobs import Layout, plan
-from hils_kit.paths import PARAMS_DIR
-from hils_kit.runner import run_study
-from hils_kit.study import load_study
+from hils_kit.core.layout import Layout
+from hils_kit.core.paths import PARAMS_DIR
+from hils_kit.study.executors import LocalExecutor
+from hils_kit.study.jobs import plan
+from hils_kit.study.loading import load_study
+from hils_kit.study.runner import run_study
 
 
 class Timed:
@@ -60,11 +61,11 @@ def make_backend(name: str, out: Path, study: str, address: str | None):
     if name == "local":
         return LocalExecutor(1)
     if name == "ray":
-        from hils_kit.ray_backend import RayExecutor
+        from hils_kit.study.ray_backend import RayExecutor
 
         return RayExecutor(address=address, num_cpus=2)
-    from hils_kit.slurm_backend import SlurmExecutor
-    from hils_kit.study import ClusterConfig
+    from hils_kit.study.config import ClusterConfig
+    from hils_kit.study.slurm_backend import SlurmExecutor
 
     return SlurmExecutor(ClusterConfig(time_min=30), Layout(out, study).run_dir / "slurm", submitit_cluster="local")
 

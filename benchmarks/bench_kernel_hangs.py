@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 CELLS = [
-    "from hils_kit.widgets import strategy_picker\nfrom tests.conftest import make_questions",
+    "from hils_kit.order.widgets import strategy_picker\nfrom tests.conftest import make_questions",
     "table = make_questions(24).assign(difficulty=[i / 24 for i in range(24)])",
     "strategy_picker(table)",
 ]
@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     import nbformat
     import papermill
 
-    from hils_kit.paths import PROJ_ROOT, write_text_atomic
-    from hils_kit.progress import headless
-    from hils_kit.provenance import library_versions
+    from hils_kit.core.paths import PROJ_ROOT, write_text_atomic
+    from hils_kit.core.progress import headless
+    from hils_kit.core.provenance import library_versions
 
     folder = Path(tempfile.mkdtemp(prefix="hils-hangs-"))
     notebook = folder / "picker.ipynb"

@@ -7,13 +7,13 @@ Both score the same seeded, category-stratified sample with the same prompts, al
 (2 kit batches at a time) so that a busy machine slows all alike. The kit scores in bf16 autocast where the CPU
 has native bf16 (``--precision``), the paper's method in fp32. The kit: the prompts' shared prefix once, then
 one left-padded forward per question, last-position logits only, softmax over the option letters
-(:func:`hils_kit.scoring.letter_probabilities`). The paper: one right-padded sequence per (question,
+(:func:`hils_kit.score.scoring.letter_probabilities`). The paper: one right-padded sequence per (question,
 option), full logits, mean cross-entropy over the whole sequence, lowest wins
-(:func:`hils_kit.scoring.per_option_losses`), timed twice: with the paper code's own batching
+(:func:`hils_kit.score.scoring.per_option_losses`), timed twice: with the paper code's own batching
 (``--paper-batch-size``; default as its ``inference.py`` ran: MedMCQA one question, i.e. 4 sequences, per
 forward pass; other sets 8 questions) and with the kit's batch size (``--batch-size`` questions per pass).
 The per-option losses are turned into normalised letter probabilities
-(:func:`hils_kit.scoring.probabilities_from_losses`) to compare them with the kit's.
+(:func:`hils_kit.score.scoring.probabilities_from_losses`) to compare them with the kit's.
 
 Progress lines go to stderr; stdout gets only the JSON.
 
@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from hils_kit.precision import PRECISIONS
+from hils_kit.core.precision import PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,14 +74,14 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from machine import gemm_peak
 
-    from hils_kit.evaluation import resolve_test_sets
-    from hils_kit.models import load_model
-    from hils_kit.paths import write_text_atomic
-    from hils_kit.precision import native_bf16, use_bf16
-    from hils_kit.prompts import format_completion, prompts_of
-    from hils_kit.provenance import library_versions
-    from hils_kit.questions import LETTERS
-    from hils_kit.scoring import (
+    from hils_kit.core.paths import write_text_atomic
+    from hils_kit.core.precision import native_bf16, use_bf16
+    from hils_kit.core.provenance import library_versions
+    from hils_kit.data.prompts import format_completion, prompts_of
+    from hils_kit.data.questions import LETTERS
+    from hils_kit.models.loading import load_model
+    from hils_kit.score.evaluation import resolve_test_sets
+    from hils_kit.score.scoring import (
         letter_probabilities,
         per_option_losses,
         predict,

@@ -7,7 +7,7 @@
 Three ways to train the same LoRA (the preset's rank, alpha, dropout, targets; AdamW at the preset's rate) on the
 same questions in the same order and batches, at the same precision:
 
-- ``kit``: :func:`hils_kit.training.train` as ``hils train`` runs it (TRL SFTTrainer, order audit, run folder);
+- ``kit``: :func:`hils_kit.train.training.train` as ``hils train`` runs it (TRL SFTTrainer, order audit, run folder);
 - ``bare``: a plain PyTorch loop: right-pad each batch to its longest example, the model's own loss (full logits,
   completion-only labels), ``loss.backward()``, AdamW step;
 - ``paper``: the paper's recipe as its code ran it: every example padded to ``max_length`` (512), the same loss,
@@ -42,14 +42,14 @@ import sys
 import tempfile
 import time
 
-from hils_kit.precision import PRECISIONS
+from hils_kit.core.precision import PRECISIONS
 
 TARGETS = {"kit_vs_bare": 0.8, "kit_vs_paper": 3.0, "kit_peak_rss_mb": 2.5 * 1024}
 
 
 def tokenised(table, tokenizer, config):
     """``(input_ids, labels)`` per question, as the kit's trainer prepares them (prompt masked, answer + EOS)."""
-    from hils_kit.prompts import format_completion, format_prompt
+    from hils_kit.data.prompts import format_completion, format_prompt
 
     rows = []
     for question, options, answer in zip(table["question"], table["options"], table["answer"]):
@@ -67,8 +67,8 @@ def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, 
     from machine import peak_rss_mb, reset_peak_rss
     from peft import get_peft_model
 
-    from hils_kit.models import load_model
-    from hils_kit.training import _lora
+    from hils_kit.models.loading import load_model
+    from hils_kit.train.training import _lora
 
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(model_name, device=device)
@@ -117,7 +117,7 @@ def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, 
 
 def kit(model_name, config, table, device: str, trl_loss: bool = False) -> dict:
     """``train()``; ``trl_loss``: with TRL's own loss (its fused head scores every position: the kit before 2026-12)."""
-    from hils_kit import training
+    from hils_kit.train import training
 
     kept = training.CompletionSFTTrainer
     if trl_loss:
@@ -205,11 +205,11 @@ def main(argv: list[str] | None = None) -> dict:
     from machine import gemm_peak
 
     from hils_kit.cli.train import parse_settings
-    from hils_kit.loaders import load_questions
-    from hils_kit.models import load_tokenizer
-    from hils_kit.precision import native_bf16, use_bf16
-    from hils_kit.presets import make_config, preset_for_model
-    from hils_kit.provenance import library_versions
+    from hils_kit.core.precision import native_bf16, use_bf16
+    from hils_kit.core.provenance import library_versions
+    from hils_kit.data.loaders import load_questions
+    from hils_kit.models.loading import load_tokenizer
+    from hils_kit.train.presets import make_config, preset_for_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"[bench] {name}: {json.dumps(run)}", file=sys.stderr)
                 gc.collect()
 
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     n_params = sum(p.numel() for p in load_model(args.model, device=device)[0].parameters())
     methods = {}
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = json.dumps(result, indent=1)
     print(text)
     if args.output:
-        from hils_kit.paths import write_text_atomic
+        from hils_kit.core.paths import write_text_atomic
 
         write_text_atomic(args.output, text + "\n")
     return result

@@ -46,7 +46,7 @@ def tiny_lora_model(dtype=None, dropout: float = 0.1):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     model, tok = load_model("tiny", dtype=dtype or torch.float32, device="cpu")
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def questions() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def tiny_model():
     """``(model, tokenizer)`` of the tiny local Llama (built into the cache on first use)."""
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     return load_model("tiny")
 
@@ -72,7 +72,7 @@ def smoke_study(tmp_path_factory):
     """``(out, exit code)`` of ``hils study smoke.yaml`` run once per session on the local backend (one worker):
     the notebook tests read it, the Ray and SLURM tests compare their cells with it."""
     from hils_kit.cli import main
-    from hils_kit.paths import PARAMS_DIR
+    from hils_kit.core.paths import PARAMS_DIR
 
     out = tmp_path_factory.mktemp("smoke")
     return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hils_kit.adapter_merge import mergeable, merged_adapter
-from hils_kit.evaluation import evaluate
-from hils_kit.scoring import letter_probabilities
+from hils_kit.models.adapter_merge import mergeable, merged_adapter
+from hils_kit.score.evaluation import evaluate
+from hils_kit.score.scoring import letter_probabilities
 from tests.conftest import make_questions
 from tests.conftest import tiny_lora_model as lora_model
 
@@ -48,7 +48,7 @@ def test_merging_really_changes_the_base_weights_inside_the_block():
 
 
 def test_bf16_and_plain_models_are_scored_as_they_are():
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     plain, _ = load_model("tiny")
     assert not mergeable(plain)

@@ -16,24 +16,25 @@ import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from hils_kit.analysis import (  # noqa: E402
-    accuracy_spread,
-    best_gains,
-    collect_results,
+from hils_kit.analyse.collect import collect_results, scenario_cells
+from hils_kit.analyse.paired import (
     compare_label_sources,
     compare_to_random,
     gain_intervals,
+    power_analysis,
+    question_tests,
+)
+from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table  # noqa: E402
+from hils_kit.analyse.report import analyse_study  # noqa: E402
+from hils_kit.analyse.tables import (
+    accuracy_spread,
+    best_gains,
     gains_over_random,
     label_source_deltas,
     mean_gain_per_strategy,
-    power_analysis,
-    question_tests,
-    scenario_cells,
     strategy_table,
     win_counts,
 )
-from hils_kit.analysis_plots import plot_gains, plot_label_sources, plot_strategy_table  # noqa: E402
-from hils_kit.analysis_report import analyse_study  # noqa: E402
 
 # -- the paper's Table 1a / 1b (paper.md §6.2-6.3): marginals only ---------------------------------------------------
 

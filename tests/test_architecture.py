@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hils_kit.paths import NOTEBOOKS_DIR, PROJ_ROOT
+from hils_kit.core.paths import NOTEBOOKS_DIR, PROJ_ROOT
 
 PACKAGE = PROJ_ROOT / "hils_kit"
 CONTROL_FLOW = (
@@ -68,10 +68,66 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+# the subpackages from the bottom up: a module imports only modules of its own layer or a lower one
+LAYERS = ("core", "stats", "data", "models", "score", "labels", "order", "train", "analyse", "stages", "study", "cli")
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) >= 2 and parts[1] in LAYERS else -1  # hils_kit (its version): below all
+
+
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
-    assert "hils_kit.contract" in graph and graph["hils_kit.contract"] <= {"hils_kit.paths"}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_a_lower_layer_never_imports_a_higher_one():
+    graph = import_graph()
+    assert {name.split(".")[1] for name in graph if name.count(".") >= 2} == set(LAYERS)
+    upward = [f"{m} -> {d}" for m, deps in graph.items() for d in deps if layer(d) > layer(m)]
+    assert not upward, upward
+
+
+def test_each_subpackage_says_what_it_owns_and_no_module_is_long():
+    for name in LAYERS:
+        init = PACKAGE / name / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and "may import" in doc.lower(), f"{init}: a docstring saying what it owns and what it may import"
+    long = {str(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, long
+
+
+def test_notebook_parameters_cells_are_generated_from_the_stage_dataclasses():
+    from hils_kit.stages.notebooks import stale_parameter_cells
+
+    assert stale_parameter_cells() == [], "run `make notebook-params`"
+
+
+def test_run_file_names_and_strategy_names_live_in_one_place():
+    """Every file name of a study's run tree is spelled in hils_kit.core.layout only; strategy keys are compared
+    in the registry only (the trainer's sampler is also called "random")."""
+    from hils_kit.core import layout
+    from hils_kit.order.registry import STRATEGIES
+
+    names = {
+        value
+        for key, value in vars(layout).items()
+        if not key.startswith("__") and isinstance(value, str) and ("." in value or value.isupper())
+    } | {"results.json", "metrics.json", "labels.csv", "overlap.json", "split.json", "train_summary.json"}
+    spelled, compared = [], []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "layout.py" or path.parent.name == "cli":
+            continue  # the command line's help texts name the files a command writes
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names and not isinstance(node.value, bool):
+                spelled.append(f"{path.name}:{node.lineno} {node.value}")
+            if isinstance(node, ast.Compare) and path.name not in ("registry.py", "training.py"):
+                for side in (node.left, *node.comparators):
+                    for item in side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]:
+                        if isinstance(item, ast.Constant) and item.value in STRATEGIES:
+                            compared.append(f"{path.name}:{node.lineno} {item.value}")
+    assert not spelled and not compared, (spelled, compared)
 
 
 def test_the_cycle_finder_finds_a_cycle():

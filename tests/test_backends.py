@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.jobs import Layout, plan
-from hils_kit.paths import PARAMS_DIR
-from hils_kit.ray_backend import ADAPTER, pack, run_cell
-from hils_kit.study import study_from_dict
+from hils_kit.core.layout import Layout
+from hils_kit.core.paths import PARAMS_DIR
+from hils_kit.study.config import study_from_dict
+from hils_kit.study.jobs import plan
+from hils_kit.study.ray_backend import ADAPTER, pack, run_cell
 
 pytestmark = pytest.mark.slow
 

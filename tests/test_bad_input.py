@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.experiment import label_questions, prepare_data, training_questions
-from hils_kit.labels import read_labels
-from hils_kit.loaders import load_questions, read_questions, save_questions
-from hils_kit.questions import QuestionFileError
+from hils_kit.data.loaders import load_questions, read_questions, save_questions
+from hils_kit.data.questions import QuestionFileError
+from hils_kit.labels.label_files import read_labels
+from hils_kit.stages.prepare import label_questions, prepare_data, training_questions
 
 
 @dataclass

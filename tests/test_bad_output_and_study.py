@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.loaders import save_questions
-from hils_kit.paths import MARKER, OutputPathError, claim_folder
+from hils_kit.core.paths import MARKER, OutputPathError, claim_folder
+from hils_kit.data.loaders import save_questions
 from tests.conftest import make_questions
 
 REACHED = "stub: the command went past its output checks"
@@ -185,13 +185,13 @@ STUDY_CASES = [
     Case(
         "study-nan-learning-rate",
         STUDY,
-        r"'learning_rate' should be a finite number, got nan",
+        r"'train\.learning_rate' should be a finite number, got nan",
         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {learning_rate: .nan}\n"),
     ),
     Case(
         "study-inf-weight-decay",
         STUDY,
-        r"'weight_decay' should be a finite number, got inf",
+        r"'train\.weight_decay' should be a finite number, got inf",
         setup=study("models: [tiny]\npreset: tiny\ntrain_overrides: {weight_decay: .inf}\n"),
     ),
     Case(
@@ -386,12 +386,12 @@ def scratch(tmp_path, monkeypatch):
         raise ValueError(REACHED)
 
     for target in (
-        "hils_kit.training.train",
-        "hils_kit.evaluation.evaluate",
-        "hils_kit.difficulty.label_difficulty",
-        "hils_kit.categories.label_categories",
-        "hils_kit.models.load_model",
-        "hils_kit.runner.run_study",
+        "hils_kit.train.training.train",
+        "hils_kit.score.evaluation.evaluate",
+        "hils_kit.labels.difficulty.label_difficulty",
+        "hils_kit.labels.categories.label_categories",
+        "hils_kit.models.loading.load_model",
+        "hils_kit.study.runner.run_study",
     ):
         monkeypatch.setattr(target, stub)
     return work
@@ -441,7 +441,7 @@ def test_the_table_covers_every_writing_command_and_enough_cases():
 
 def test_study_out_new_folder_is_marked_and_a_foreign_one_needs_overwrite(scratch, capsys, monkeypatch):
     """``hils study --out``: a new folder becomes the kit's; a foreign one is written into only with --overwrite."""
-    import hils_kit.runner as runner
+    import hils_kit.study.runner as runner
 
     seen = []
     monkeypatch.setattr(runner, "run_study", lambda config, out, **kw: seen.append(Path(out)) or FINISHED)
@@ -467,7 +467,7 @@ FINISHED = _FinishedRun()
 
 def test_train_refuses_a_foreign_folder_before_building_the_trainer(questions, tmp_path, monkeypatch):
     """The library call refuses too, before any model loads (the trainer builder is never reached)."""
-    import hils_kit.training as training
+    import hils_kit.train.training as training
 
     monkeypatch.setattr(training, "build_trainer", lambda *a, **k: pytest.fail("the model was loaded"))
     (tmp_path / "notes.txt").write_text("mine")
@@ -478,7 +478,7 @@ def test_train_refuses_a_foreign_folder_before_building_the_trainer(questions, t
 
 def test_a_ray_head_that_never_answers_is_given_up_after_the_connect_timeout():
     """A port whose queue is full takes no more connections: the wait ends at ``--connect-timeout``."""
-    from hils_kit.ray_backend import ray_head
+    from hils_kit.study.ray_backend import ray_head
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from hils_kit import assets
-from hils_kit.categories import (
+from hils_kit.cli import main
+from hils_kit.core.paths import cache_dir
+from hils_kit.data import assets
+from hils_kit.data.loaders import save_questions
+from hils_kit.labels.categories import (
     PAPER_SEARCH_SPACE,
     assign_noise,
     cluster_objective,
@@ -21,9 +24,6 @@ from hils_kit.categories import (
     encoder_folder,
     search_space,
 )
-from hils_kit.cli import main
-from hils_kit.loaders import save_questions
-from hils_kit.paths import cache_dir
 from tests.conftest import make_questions
 
 
@@ -153,9 +153,9 @@ def test_cli_categories_bad_inputs(tmp_path, capsys):
 
 
 def test_a_study_labels_llm_clusters_with_the_sentence_encoder(tmp_path):
-    from hils_kit.experiment import label_questions
-    from hils_kit.loaders import load_questions
-    from hils_kit.splits import sample_questions
+    from hils_kit.data.loaders import load_questions
+    from hils_kit.data.splits import sample_questions
+    from hils_kit.stages.prepare import label_questions
 
     table = sample_questions(load_questions("medmcqa"), 60, seed=0)
     pd.DataFrame({"id": table["id"], "difficulty": np.linspace(0, 1, len(table))}).to_csv(

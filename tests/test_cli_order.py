@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.loaders import load_questions, save_questions
-from hils_kit.orderings import STRATEGIES, category_sequence
+from hils_kit.data.loaders import load_questions, save_questions
+from hils_kit.order.orderings import category_sequence
+from hils_kit.order.registry import STRATEGIES
 
 
 def runs(values) -> list:

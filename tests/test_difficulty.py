@@ -13,7 +13,10 @@ import pytest
 import torch
 
 from hils_kit.cli import main
-from hils_kit.difficulty import (
+from hils_kit.data.loaders import load_questions, save_questions
+from hils_kit.data.prompts import format_prompt, letter_token_ids
+from hils_kit.data.questions import LETTERS
+from hils_kit.labels.difficulty import (
     expected_accuracy,
     human_difficulty,
     label_difficulty,
@@ -21,11 +24,8 @@ from hils_kit.difficulty import (
     model_agreement,
     sidecar_path,
 )
-from hils_kit.loaders import load_questions, save_questions
-from hils_kit.prompts import format_prompt, letter_token_ids
-from hils_kit.questions import LETTERS
-from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS
-from hils_kit.tiers import tier_names as assign_tiers
+from hils_kit.labels.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS
+from hils_kit.labels.tiers import tier_names as assign_tiers
 from tests.conftest import make_questions
 
 FIX = Path(__file__).parent / "fixtures"
@@ -106,7 +106,7 @@ def test_llm_difficulty_is_one_minus_mean_over_models(tiny_model, sharp_model, s
 
 def test_label_file_is_reused_until_data_or_models_change(sharp_folder, table, tmp_path, caplog):
     path = tmp_path / "difficulty.csv"
-    caplog.set_level(logging.INFO, logger="hils_kit.difficulty")
+    caplog.set_level(logging.INFO, logger="hils_kit.labels.difficulty")
     first = label_difficulty(table, ["tiny"], False, path)
     assert "computing" in caplog.text and path.exists() and sidecar_path(path).exists()
     assert pd.read_csv(path, dtype={"id": str})["id"].tolist() == table["id"].tolist()
@@ -131,7 +131,7 @@ def test_label_file_is_reused_until_data_or_models_change(sharp_folder, table, t
 
 
 def test_per_model_cache_scores_only_new_models(table, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="hils_kit.difficulty")
+    caplog.set_level(logging.INFO, logger="hils_kit.labels.difficulty")
     first = llm_difficulty(table, ["tiny"], cache=tmp_path)
     caplog.clear()
     second = llm_difficulty(table, ["tiny"], cache=tmp_path)
@@ -225,7 +225,7 @@ def test_cli_difficulty_bad_inputs(table, tmp_path, capsys):
 @pytest.mark.slow
 def test_debiasing_maps_rotated_letters_back_on_smollm2():
     """SmolLM2 reacts to option content (the tiny model only to letters), so this pins the letter mapping."""
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     model, tokenizer = load_model("smollm2")
     table = load_questions("medmcqa").head(1)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.evaluation import evaluate, read_ids, resolve_test_sets
-from hils_kit.loaders import save_questions
+from hils_kit.data.loaders import save_questions
+from hils_kit.score.evaluation import evaluate, read_ids, resolve_test_sets
 from tests.conftest import make_questions
 
 SCORES = ["p_gold", "gold_logprob", "gold_logprob_debiased", "brier"]
@@ -74,7 +74,7 @@ def test_evaluate_loaded_model_writes_predictions_and_metrics(tiny_model, questi
 def test_evaluate_with_adapter(question_file, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from hils_kit.models import load_model
+    from hils_kit.models.loading import load_model
 
     for name, init in (("zero", True), ("random", False)):  # LoRA's default init leaves the model unchanged
         base, _ = load_model("tiny")

@@ -6,7 +6,7 @@ import tomllib
 
 import yaml
 
-from hils_kit.paths import PROJ_ROOT
+from hils_kit.core.paths import PROJ_ROOT
 
 
 def test_environment_yml_mirrors_pyproject():

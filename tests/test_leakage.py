@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from hils_kit.experiment import overlap_dropped, prepare_data
-from hils_kit.leakage import drop_overlap, question_key, question_keys
-from hils_kit.loaders import load_questions, save_questions
+from hils_kit.data.leakage import drop_overlap, question_key, question_keys
+from hils_kit.data.loaders import load_questions, save_questions
+from hils_kit.stages.prepare import overlap_dropped, prepare_data
 
 
 def test_keys_ignore_case_spacing_punctuation_and_option_order_but_not_other_options():

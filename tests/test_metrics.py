@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hils_kit.metrics import (
+from hils_kit.score.metrics import (
     bootstrap_distribution,
     bootstrap_interval,
     debiased_bootstrap,

@@ -7,14 +7,14 @@ import importlib.util
 import numpy as np
 import pytest
 
-from hils_kit import assets
-from hils_kit.loaders import load_questions
-from hils_kit.models import load_model, model_path
-from hils_kit.scoring import letter_probabilities
+from hils_kit.data import assets
+from hils_kit.data.loaders import load_questions
+from hils_kit.models.loading import load_model, model_path
+from hils_kit.score.scoring import letter_probabilities
 
 
 def test_tiny_model_builds_into_a_plain_folder(tmp_path):
-    from hils_kit.tiny import build_tiny_model
+    from hils_kit.models.tiny import build_tiny_model
 
     path = build_tiny_model(tmp_path / "tiny")
     assert (path / "config.json").exists() and (path / "tokenizer.json").exists()

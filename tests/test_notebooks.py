@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from hils_kit.cli import main
-from hils_kit.loaders import load_questions
-from hils_kit.orderings import STRATEGIES
-from hils_kit.paths import PARAMS_DIR
-from hils_kit.splits import sample_questions
+from hils_kit.core.paths import PARAMS_DIR
+from hils_kit.data.loaders import load_questions
+from hils_kit.data.splits import sample_questions
+from hils_kit.order.registry import STRATEGIES
 
 pytestmark = pytest.mark.slow
 

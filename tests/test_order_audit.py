@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hils_kit.order_audit import audit, map_to_rows
+from hils_kit.order.audit import audit, map_to_rows
 
 
 def test_map_to_rows_hands_out_duplicates_in_sequence_and_cycles_over_epochs():

@@ -12,8 +12,9 @@ import pytest
 from matplotlib import pyplot as plt
 from matplotlib.collections import LineCollection, PolyCollection
 
-from hils_kit.order_view import category_palette, plot_order, plot_strategies, summarize_order, summarize_runs
-from hils_kit.orderings import STRATEGIES, order_questions, pacing
+from hils_kit.order.orderings import order_questions, pacing
+from hils_kit.order.registry import STRATEGIES
+from hils_kit.order.view import category_palette, plot_order, plot_strategies, summarize_order, summarize_runs
 
 
 @pytest.fixture

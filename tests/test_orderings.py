@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hils_kit.orderings import NEEDS_DIFFICULTY, STRATEGIES, VARIANTS, category_sequence, order_questions, pacing
-from hils_kit.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS
-from hils_kit.tiers import tier_codes as assign_tiers
+from hils_kit.labels.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS
+from hils_kit.labels.tiers import tier_codes as assign_tiers
+from hils_kit.order.orderings import VARIANTS, category_sequence, order_questions, pacing
+from hils_kit.order.registry import NEEDS_DIFFICULTY, STRATEGIES
 
 CATEGORIES = ("Medicine", "Surgery", "Pharmacology", "Anatomy", "ENT")
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hils_kit.paths import MARKER, OutputPathError, atomic_path, claim_folder, made_by_kit, output_file, output_folder
+from hils_kit.core.paths import (
+    MARKER,
+    OutputPathError,
+    atomic_path,
+    claim_folder,
+    made_by_kit,
+    output_file,
+    output_folder,
+)
 
 # targets relative to the working folder ``work`` of the scratch tree (see make_tree)
 TARGETS = [

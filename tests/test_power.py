@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hils_kit.power import (
+from hils_kit.stats.power import (
     discordance_rate,
     mde_accuracy_points,
     mde_paired_mean,

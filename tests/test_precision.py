@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from hils_kit.cli import main
-from hils_kit.evaluation import evaluate
-from hils_kit.loaders import save_questions
-from hils_kit.precision import ENV_VAR, native_bf16, resolve_precision, use_bf16, with_precision
-from hils_kit.presets import make_config
-from hils_kit.scoring import letter_probabilities
-from hils_kit.study import study_from_dict
-from hils_kit.training import sft_config
+from hils_kit.core.precision import ENV_VAR, native_bf16, resolve_precision, use_bf16, with_precision
+from hils_kit.data.loaders import save_questions
+from hils_kit.score.evaluation import evaluate
+from hils_kit.score.scoring import letter_probabilities
+from hils_kit.study.config import study_from_dict
+from hils_kit.train.presets import make_config
+from hils_kit.train.training import sft_config
 from tests.conftest import make_questions, tiny_lora_model
 
 BF16_PROB_TOLERANCE = 0.02  # as tests/test_scoring.py: bf16 autocast against fp32, largest probability difference
@@ -101,7 +101,7 @@ def test_evaluate_records_the_precision_and_merges_in_both(tmp_path, monkeypatch
 
 def test_merged_bf16_scoring_keeps_the_adapter_update_as_unmerged_does():
     """Why merging under bf16 is allowed: both paths see the whole update, and agree within bf16's tolerance."""
-    from hils_kit.adapter_merge import merged_adapter
+    from hils_kit.models.adapter_merge import merged_adapter
 
     model, tok = tiny_lora_model()
     with torch.no_grad():  # a small update, 1/10 of the random adapter's, nearer a trained one
@@ -130,7 +130,7 @@ def test_merged_bf16_scoring_keeps_the_adapter_update_as_unmerged_does():
 )
 def test_study_precision_reaches_every_notebook(monkeypatch, study, env, expected):
     """A study's precision, else the driver's HILS_PRECISION, travels in the parameters (to Ray and SLURM nodes)."""
-    from hils_kit.study import cell_parameters, expand_cells, prepare_parameters
+    from hils_kit.study.cells import cell_parameters, expand_cells, prepare_parameters
 
     monkeypatch.delenv(ENV_VAR, raising=False) if env is None else monkeypatch.setenv(ENV_VAR, env)
     config = study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": study})
@@ -140,7 +140,7 @@ def test_study_precision_reaches_every_notebook(monkeypatch, study, env, expecte
 
 
 def test_an_unpinned_study_leaves_precision_to_each_device(monkeypatch):
-    from hils_kit.study import cell_parameters, expand_cells
+    from hils_kit.study.cells import cell_parameters, expand_cells
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     config = study_from_dict({"models": ["tiny"], "preset": "tiny"})
@@ -148,20 +148,20 @@ def test_an_unpinned_study_leaves_precision_to_each_device(monkeypatch):
 
 
 def test_a_study_s_training_setting_bf16_beats_the_environment(monkeypatch, tmp_path):
-    from hils_kit.study import cell_parameters, expand_cells
+    from hils_kit.stages.cell import train_config
+    from hils_kit.study.cells import cell_parameters, expand_cells
 
     monkeypatch.setenv(ENV_VAR, "bf16")
     config = study_from_dict({"models": ["tiny"], "preset": "tiny", "train_overrides": {"bf16": False}})
     params = cell_parameters(config, expand_cells(config)[0], "p", "o")
-    assert params.precision == "auto" and params.train_overrides == {"bf16": False}
-    settings = with_precision({**params.train_overrides, "seed": 1}, params.precision)  # as notebook 03 does
-    assert sft_config(make_config("tiny", settings), tmp_path, "cpu").bf16 is False
+    assert params.precision == "fp32"
+    assert sft_config(train_config(params), tmp_path, "cpu").bf16 is False  # as notebook 03 builds it
 
 
 def test_study_precision_is_checked():
     with pytest.raises(ValueError, match=r"'precision' 'half' should be one of auto, fp32, bf16"):
         study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "half"})
-    with pytest.raises(ValueError, match=r"'precision' bf16 and 'train_overrides.bf16': give one of them"):
+    with pytest.raises(ValueError, match=r"'precision' bf16 and 'train.bf16': give one of them"):
         study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "bf16", "train_overrides": {"bf16": False}})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hils_kit.prompts import format_completion, format_prompt, letter_token_ids
+from hils_kit.data.prompts import format_completion, format_prompt, letter_token_ids
 
 
 def test_paper_template_four_and_five_options():

@@ -12,9 +12,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from hils_kit.jobs import Layout, Outcome, plan, write_manifest
-from hils_kit.reports import notebook_html, write_index
-from hils_kit.study import study_from_dict
+from hils_kit.core.layout import Layout
+from hils_kit.study.config import study_from_dict
+from hils_kit.study.jobs import Outcome, plan, write_manifest
+from hils_kit.study.reports import notebook_html, write_index
 
 PNG = base64.b64decode(  # one pixel
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

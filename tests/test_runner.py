@@ -14,12 +14,14 @@ import nbformat
 import pytest
 import yaml
 
-from hils_kit import executors
-from hils_kit.analysis import collect_results
+from hils_kit.analyse.collect import collect_results
 from hils_kit.cli import main
-from hils_kit.jobs import Layout, check_parameters, plan
-from hils_kit.runner import run_study
-from hils_kit.study import load_study, study_from_dict
+from hils_kit.core.layout import Layout
+from hils_kit.study import executors
+from hils_kit.study.config import study_from_dict
+from hils_kit.study.jobs import check_parameters, plan
+from hils_kit.study.loading import load_study
+from hils_kit.study.runner import run_study
 
 FIXTURES = Path(__file__).parent / "notebooks"
 STUDY = """\
@@ -185,7 +187,7 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
     }
     table = (run_dir / "analysis" / "table_llm.csv").read_text().splitlines()
     assert table == ["strategy,medmcqa_test,medqa,mmlu_medical", "curriculum,35.0,35.0,35.0", "random,30.0,30.0,30.0"]
-    long = collect_results(run_dir)  # the layout of results.json that hils_kit.analysis reads
+    long = collect_results(run_dir)  # the layout of results.json that hils_kit.analyse.collect reads
     assert sorted(long["cell_id"].unique()) == [CURRICULUM, RANDOM]
     index = run.index.read_text()
     assert "Failed runs (1)" in index and f"fixture failure in {BLOCKED}" in index
@@ -213,8 +215,8 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
 def kit_imports() -> dict[str, set[str]]:
     """Each hils_kit module and the hils_kit modules it imports, function-level imports included."""
     graph = {}
-    for path in Path(executors.__file__).parent.rglob("*.py"):
-        module = ".".join(path.relative_to(Path(executors.__file__).parents[1]).with_suffix("").parts)
+    for path in Path(executors.__file__).parents[1].rglob("*.py"):
+        module = ".".join(path.relative_to(Path(executors.__file__).parents[2]).with_suffix("").parts)
         imported = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hils_kit"):
@@ -227,7 +229,10 @@ def kit_imports() -> dict[str, set[str]]:
 
 def test_no_module_of_the_kit_imports_itself_back():
     graph = kit_imports()
-    assert not graph["hils_kit.reports"] & {"hils_kit.runner", "hils_kit.executors"}  # reports read the manifest
+    assert not graph["hils_kit.study.reports"] & {
+        "hils_kit.study.runner",
+        "hils_kit.study.executors",
+    }  # reports read the manifest
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         for module in graph.get(start, ()):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hils_kit.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
+from hils_kit.score.scoring import letter_probabilities, per_option_losses, predict, probabilities_from_losses
 from tests.conftest import make_questions
 
 
@@ -59,8 +59,8 @@ def test_batched_equals_unbatched(tiny_model):
 
 
 def test_shared_prefix_cache_changes_nothing(tiny_model, monkeypatch):
-    import hils_kit.scoring as scoring
-    from hils_kit.prompts import prompts_of
+    import hils_kit.score.scoring as scoring
+    from hils_kit.data.prompts import prompts_of
 
     model, tok = tiny_model
     table = mixed_table()
@@ -127,8 +127,8 @@ def test_predict_ignores_missing_options():
 
 @pytest.mark.slow
 def test_smollm2_predictions_identical_to_paper_method():
-    from hils_kit.loaders import load_questions
-    from hils_kit.models import load_model
+    from hils_kit.data.loaders import load_questions
+    from hils_kit.models.loading import load_model
 
     model, tok = load_model("smollm2")
     table = load_questions("medmcqa")

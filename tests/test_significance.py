@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hils_kit.significance import add_holm, holm_adjust, mcnemar_exact, replicate_bootstrap_difference, sign_flip_test
+from hils_kit.stats.significance import (
+    add_holm,
+    holm_adjust,
+    mcnemar_exact,
+    replicate_bootstrap_difference,
+    sign_flip_test,
+)
 
 
 def pairs_from_table(both: int, a_only: int, b_only: int, neither: int) -> tuple[np.ndarray, np.ndarray]:

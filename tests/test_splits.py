@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hils_kit.loaders import load_questions
-from hils_kit.splits import kfold, load_split, save_split, select, train_test_split
+from hils_kit.data.loaders import load_questions
+from hils_kit.data.splits import kfold, load_split, save_split, select, train_test_split
 from tests.conftest import make_questions
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from hils_kit import study
-from hils_kit.contract import CellParams
-from hils_kit.study import (
-    StudyConfig,
+from hils_kit.core.layout import PrepareFiles
+from hils_kit.stages.cell import CellParams
+from hils_kit.study.cells import (
     analysis_parameters,
     cell_parameters,
     expand_cells,
     exploration_parameters,
-    load_study,
     part_test_sets,
     prepare_parameters,
-    study_from_dict,
+    replicate_seeds,
 )
+from hils_kit.study.config import StudyConfig, study_from_dict
+from hils_kit.study.loading import has_examinee_shares, load_study
 
 
 def write(tmp_path, text: str, name: str = "demo.yaml"):
@@ -31,7 +31,7 @@ def test_load_study_reads_the_yaml_and_names_it_after_the_file(tmp_path):
     assert config.models == ["tiny"]
     assert config.split.kind == "kfold" and config.split.k == 3 and config.split.include_full
     assert config.replicates == 2
-    assert config.test_sets == ["medqa", "mmlu_medical"]  # defaults fill the rest
+    assert config.prepare.test_sets == ["medqa", "mmlu_medical"]  # defaults fill the rest
 
 
 def test_unknown_key_is_refused_with_file_and_key(tmp_path):
@@ -89,11 +89,11 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ({"models": ["org/m", "org m"]}, r"'models' .* repeat a model"),
         ({"variant": "emh"}, r"'variant' 'emh' should be one of strict, tiers"),
         ({"category_order": "random"}, r"'category_order' 'random' should be one of size"),
-        ({"preset": "gpt-5"}, r"'preset' / 'train_overrides' for model 'smollm2': unknown preset 'gpt-5'"),
-        ({"train_overrides": {"learning_rat": 1e-4}}, r"unknown training setting 'learning_rat'"),
+        ({"preset": "gpt-5"}, r"'preset' / 'train' for model 'smollm2': unknown preset 'gpt-5'"),
+        ({"train_overrides": {"learning_rat": 1e-4}}, r"unknown key 'train.learning_rat' \(known keys: learning_rate"),
         (
             {"train_overrides": {"num_train_epochs": "two"}},
-            r"training setting 'num_train_epochs' should be an integer, got str 'two'",
+            r"'train.num_train_epochs' should be an integer, got str 'two'",
         ),
     ],
 )
@@ -174,8 +174,8 @@ def test_notebook_parameters_follow_the_contract(tmp_path):
     prepare = prepare_parameters(config, tmp_path / "prepare")
     assert prepare.split == {"kind": "holdout", "test_fraction": 0.2, "seed": 0}
     assert prepare.parts == {"holdout": ["lek_test", "medqa"]}
-    assert study.train_file(tmp_path, "holdout").name == "train_holdout.csv"
-    assert study.test_file(tmp_path, "holdout", "medqa").name == "test_holdout__medqa.csv"
+    assert PrepareFiles(tmp_path).train("holdout").name == "train_holdout.csv"
+    assert PrepareFiles(tmp_path).test("holdout", "medqa").name == "test_holdout__medqa.csv"
 
 
 def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors():
@@ -188,7 +188,7 @@ def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors()
             "train_overrides": {"seed": 7},
         }
     )
-    seeds = {(c.strategy, c.replicate): study.replicate_seeds(plain, c) for c in expand_cells(plain)}
+    seeds = {(c.strategy, c.replicate): replicate_seeds(plain, c) for c in expand_cells(plain)}
     assert [seeds[("curriculum", r)]["train_seed"] for r in range(3)] == [7, 8, 9]  # a strict curriculum too
     assert [seeds[("random", r)]["order_seed"] for r in range(3)] == [0, 1, 2]
     paper = study_from_dict(
@@ -200,7 +200,7 @@ def test_replicates_are_independent_runs_and_variant_paper_follows_the_authors()
             "replicates": 5,
         }
     )
-    runs = {(c.strategy, c.replicate): study.replicate_seeds(paper, c) for c in expand_cells(paper)}
+    runs = {(c.strategy, c.replicate): replicate_seeds(paper, c) for c in expand_cells(paper)}
     assert [runs[("curriculum", r)]["variant"] for r in range(5)] == ["strict", "tiers", "tiers", "tiers", "tiers"]
     assert [runs[("curriculum", r)]["order_seed"] for r in range(5)] == [0, 42, 123, 456, 789]
     assert {runs[("random", r)]["variant"] for r in range(5)} == {"strict"}
@@ -221,9 +221,9 @@ def test_load_study_checks_what_the_study_points_at_and_gives_data_files_as_abso
             "test_sets: [medqa]\nscenarios: [human, llm]\ndifficulty_file: llm.csv\n",
         )
     )
-    assert config.train_data == str(tmp_path / "data" / "lek.csv")
-    assert config.difficulty_file == str(tmp_path / "llm.csv")
-    assert config.test_sets == ["medqa"] and config.models == ["my-model", "tiny"]
+    assert config.prepare.train_data == str(tmp_path / "data" / "lek.csv")
+    assert config.prepare.difficulty_file == str(tmp_path / "llm.csv")
+    assert config.prepare.test_sets == ["medqa"] and config.models == ["my-model", "tiny"]
     assert part_test_sets(config, "holdout") == ["lek_test", "medqa"]
 
 
@@ -241,13 +241,13 @@ def test_load_study_checks_what_the_study_points_at_and_gives_data_files_as_abso
 def test_examinee_shares_are_read_from_the_header_or_first_record(tmp_path, name, text, expected):
     path = tmp_path / name
     path.write_text(text)
-    assert study.has_examinee_shares(str(path)) is expected
+    assert has_examinee_shares(str(path)) is expected
 
 
 def test_numbers_must_be_finite_and_settings_valid_without_touching_the_disk():
     with pytest.raises(ValueError, match=r"s\.yaml: 'split\.test_fraction' should be a finite number, got 'nan'"):
         study_from_dict({"split": {"kind": "holdout", "test_fraction": "nan"}}, source="s.yaml")
-    with pytest.raises(ValueError, match=r"'learning_rate' should be a finite number, got inf"):
+    with pytest.raises(ValueError, match=r"'train\.learning_rate' should be a finite number, got inf"):
         study_from_dict({"train_overrides": {"learning_rate": float("inf")}})
     with pytest.raises(
         ValueError,

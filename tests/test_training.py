@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from hils_kit import training
 from hils_kit.cli import main
-from hils_kit.loaders import save_questions
-from hils_kit.models import load_model
-from hils_kit.order_audit import OrderAuditError
-from hils_kit.paths import MARKER, mark_folder
-from hils_kit.presets import PRESETS, make_config
-from hils_kit.training import build_trainer, train
+from hils_kit.core.paths import MARKER, mark_folder
+from hils_kit.data.loaders import save_questions
+from hils_kit.models.loading import load_model
+from hils_kit.order.audit import OrderAuditError
+from hils_kit.train import training
+from hils_kit.train.presets import PRESETS, make_config
+from hils_kit.train.training import build_trainer, train
 from tests.conftest import make_questions
 
 RUN_FILES = {
@@ -221,7 +221,7 @@ def test_bf16_autocast_keeps_the_order_and_the_loss_curve(run, tmp_path):
 
 
 def test_training_keeps_lora_dropout_lean_and_learns_what_peft_s_dropout_learns(monkeypatch, tmp_path):
-    """``train`` runs inside :func:`hils_kit.lora_dropout.lean_lora_dropout`; with peft's own dropout instead,
+    """``train`` runs inside :func:`hils_kit.train.lora_dropout.lean_lora_dropout`; with peft's own dropout instead,
     the same seed gives the same losses and adapter, and the model comes back with peft's modules."""
     config, real, swapped = tiny_config(lora_dropout=0.1), training.lean_lora_dropout, []
 
@@ -296,8 +296,8 @@ def test_cli_trains_in_file_order(tmp_path, capsys):
 
 
 def test_learning_curve_probe_scores_held_out_questions_during_training(tmp_path):
-    from hils_kit.learning_curve import CURVE_FILE
-    from hils_kit.probe import probe_callbacks, save_curve
+    from hils_kit.core.layout import CURVE_FILE
+    from hils_kit.train.probe import probe_callbacks, save_curve
 
     probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2)
     result = train(

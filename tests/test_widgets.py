@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hils_kit.orderings import STRATEGIES
-from hils_kit.progress import HEADLESS
-from hils_kit.widgets import question_browser, strategy_picker
+from hils_kit.core.progress import HEADLESS
+from hils_kit.order.registry import STRATEGIES
+from hils_kit.order.widgets import question_browser, strategy_picker
 from tests.conftest import make_questions
 
 

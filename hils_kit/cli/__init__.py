@@ -2,6 +2,8 @@
 
 hils data list | show NAME | validate FILE
 hils --help
+
+May import: every layer (the top of the package).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from hils_kit.assets import MissingAssetError
-    from hils_kit.questions import QuestionFileError
+    from hils_kit.data.assets import MissingAssetError
+    from hils_kit.data.questions import QuestionFileError
 
     try:
         return int(args.func(args) or 0)

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from hils_kit.loaders import DATASETS, FORMATS, read_questions, save_questions
-from hils_kit.paths import output_file
-from hils_kit.questions import LETTERS, rejects_path, write_rejects
+from hils_kit.core.paths import output_file
+from hils_kit.data.loaders import DATASETS, FORMATS, read_questions, save_questions
+from hils_kit.data.questions import LETTERS, rejects_path, write_rejects
 
 
 def register(commands) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hils_kit.precision import HELP as PRECISION_HELP
-from hils_kit.precision import PRECISIONS
-from hils_kit.prompts import TEMPLATES
+from hils_kit.core.precision import HELP as PRECISION_HELP
+from hils_kit.core.precision import PRECISIONS
+from hils_kit.data.prompts import TEMPLATES
 
 
 def register(commands) -> None:
@@ -72,8 +72,8 @@ def _counts(letters: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from hils_kit.evaluation import evaluate, resolve_test_sets
-    from hils_kit.paths import output_folder
+    from hils_kit.core.paths import output_folder
+    from hils_kit.score.evaluation import evaluate, resolve_test_sets
 
     output_folder(args.output, "-o", args.overwrite)
     if args.limit < 0 or args.batch_size < 1:

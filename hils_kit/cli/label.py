@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from hils_kit.categories import DEFAULT_ENCODER, DEFAULT_SEARCH, DEFAULT_TEXT, SEARCHES, TEXTS
 from hils_kit.cli.data import _source_options, parse_mapping
-from hils_kit.loaders import load_questions
-from hils_kit.paths import cache_dir, output_file
-from hils_kit.precision import HELP as PRECISION_HELP
-from hils_kit.precision import PRECISIONS
-from hils_kit.prompts import TEMPLATES
-from hils_kit.splits import sample_questions
+from hils_kit.core.paths import cache_dir, output_file
+from hils_kit.core.precision import HELP as PRECISION_HELP
+from hils_kit.core.precision import PRECISIONS
+from hils_kit.data.loaders import load_questions
+from hils_kit.data.prompts import TEMPLATES
+from hils_kit.data.splits import sample_questions
+from hils_kit.labels.categories import DEFAULT_ENCODER, DEFAULT_SEARCH, DEFAULT_TEXT, SEARCHES, TEXTS
 
 
 def register(commands) -> None:
@@ -114,8 +114,8 @@ def load_sample(args) -> pd.DataFrame:
 
 
 def cmd_difficulty(args) -> int:
-    from hils_kit.difficulty import label_difficulty, model_agreement
-    from hils_kit.tiers import LLM_THRESHOLDS, resolve_thresholds, tier_names
+    from hils_kit.labels.difficulty import label_difficulty, model_agreement
+    from hils_kit.labels.tiers import LLM_THRESHOLDS, resolve_thresholds, tier_names
 
     check_output(args)
     table = load_sample(args)
@@ -151,7 +151,7 @@ def cmd_difficulty(args) -> int:
 def cmd_categories(args) -> int:
     from sklearn.metrics import adjusted_rand_score
 
-    from hils_kit.categories import cluster_report, label_categories
+    from hils_kit.labels.categories import cluster_report, label_categories
 
     low, _, high = args.clusters.partition(",")
     try:

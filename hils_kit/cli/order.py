@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from hils_kit.cli.data import _source_options, non_negative_int, parse_mapping, positive_number, write_output_rejects
-from hils_kit.labels import read_labels
-from hils_kit.loaders import read_questions, save_questions
-from hils_kit.orderings import CATEGORY_ORDERS, NEEDS_DIFFICULTY, STRATEGIES, VARIANTS, order_questions
-from hils_kit.paths import output_file
-from hils_kit.questions import rejects_path
-from hils_kit.tiers import THRESHOLDS
+from hils_kit.core.paths import output_file
+from hils_kit.data.loaders import read_questions, save_questions
+from hils_kit.data.questions import rejects_path
+from hils_kit.labels.label_files import read_labels
+from hils_kit.labels.tiers import THRESHOLDS
+from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
+from hils_kit.order.registry import NEEDS_DIFFICULTY, STRATEGIES
 
 log = logging.getLogger(__name__)
 PROTECTED = ("question", "options", "answer", "dataset")
@@ -104,7 +105,7 @@ def merge_labels(
     data_rows: int | None = None,
     difficulty: str = "difficulty",
 ) -> pd.DataFrame:
-    """``table`` with the columns of ``labels_file`` (see :mod:`hils_kit.labels`); every question needs a label."""
+    """``table`` with the columns of ``labels_file`` (see :mod:`hils_kit.labels.label_files`); every question needs a label."""
     labels = read_labels(labels_file, table, scale=scale, data_rows=data_rows, value=difficulty)
     protected = [c for c in labels.columns if c in PROTECTED]
     if protected:

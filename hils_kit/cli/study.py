@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hils_kit.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT, claim_folder, output_folder
-from hils_kit.ray_backend import CONNECT_TIMEOUT, ray_head
-from hils_kit.slurm_backend import SUBMITIT_CLUSTERS, require_slurm
+from hils_kit.core.paths import NOTEBOOKS_DIR, PARAMS_DIR, PROJ_ROOT, claim_folder, output_folder
+from hils_kit.study.ray_backend import CONNECT_TIMEOUT, ray_head
+from hils_kit.study.slurm_backend import SUBMITIT_CLUSTERS, require_slurm
 
 BACKENDS = ("local", "ray", "slurm")
 CLUSTER_FLAGS = ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem_gb", "array_parallelism")
@@ -127,7 +127,7 @@ def check_backend(args) -> None:
 def cell_backend(args, config, out: Path):
     """The executor of the cells that ``--backend`` names, or None for the local one."""
     if args.backend == "ray":
-        from hils_kit.ray_backend import RayExecutor
+        from hils_kit.study.ray_backend import RayExecutor
 
         return RayExecutor(
             address=args.address,
@@ -140,8 +140,8 @@ def cell_backend(args, config, out: Path):
     if args.backend == "slurm":
         import dataclasses
 
-        from hils_kit.jobs import Layout
-        from hils_kit.slurm_backend import SlurmExecutor
+        from hils_kit.core.layout import Layout
+        from hils_kit.study.slurm_backend import SlurmExecutor
 
         flags = {key: getattr(args, key) for key in CLUSTER_FLAGS if getattr(args, key) is not None}
         cluster = dataclasses.replace(config.cluster, **flags)
@@ -151,8 +151,8 @@ def cell_backend(args, config, out: Path):
 
 
 def cmd_study(args) -> int:
-    from hils_kit.runner import run_study, summary_table
-    from hils_kit.study import load_study
+    from hils_kit.study.loading import load_study
+    from hils_kit.study.runner import run_study, summary_table
 
     out = study_out(args.out, args.overwrite)
     config = load_study(study_path(args.study))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hils_kit.precision import HELP as PRECISION_HELP
-from hils_kit.precision import PRECISIONS, with_precision
-from hils_kit.presets import PRESETS, describe_settings
+from hils_kit.core.precision import HELP as PRECISION_HELP
+from hils_kit.core.precision import PRECISIONS, with_precision
+from hils_kit.train.presets import PRESETS, describe_settings
 
 
 def register(commands) -> None:
@@ -69,10 +69,10 @@ def parse_settings(items: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from hils_kit.loaders import load_questions
-    from hils_kit.models import DEFAULT_MODEL
-    from hils_kit.paths import output_folder
-    from hils_kit.presets import make_config, preset_for_model, preset_model
+    from hils_kit.core.paths import output_folder
+    from hils_kit.data.loaders import load_questions
+    from hils_kit.models.loading import DEFAULT_MODEL
+    from hils_kit.train.presets import make_config, preset_for_model, preset_model
 
     output_folder(args.output, "-o", args.overwrite)
     model = args.model or (preset_model(args.preset) if args.preset else DEFAULT_MODEL)
@@ -90,14 +90,14 @@ def cmd_train(args) -> int:
             raise ValueError(f"--limit must be at least 1, got {args.limit}")
         table = table.head(args.limit)
     if args.balance_letters:
-        from hils_kit.letter_prior import balance_letters, tail_letter_mix
+        from hils_kit.order.letter_prior import balance_letters, tail_letter_mix
 
         table = balance_letters(table)
         print(f"gold letters balanced along the order; last 10%: {tail_letter_mix(table)}")
     print(f"training {model} (preset {preset or 'none'}) on {len(table)} questions from {args.ordered}")
 
-    from hils_kit.order_audit import OrderAuditError
-    from hils_kit.training import train
+    from hils_kit.order.audit import OrderAuditError
+    from hils_kit.train.training import train
 
     try:
         result = train(

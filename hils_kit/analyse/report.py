@@ -1,0 +1,233 @@
+"""The analysis of a study run as ``04_analysis`` shows it and the report lists it.
+
+:func:`analyse_study` computes every table, figure and test of a run from its cells (:mod:`hils_kit.analyse.collect`, :mod:`~hils_kit.analyse.tables`, :mod:`~hils_kit.analyse.paired`),
+writes each under its artefact name (:func:`hils_kit.core.layout.artefact_path`) and records them in
+``artefacts.json`` in the order the report shows them, so the index page never guesses file names.
+
+>>> result = analyse_study("runs/default", "runs/default/analysis")         # doctest: +SKIP
+>>> show(result, "tables")                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hils_kit.analyse.collect import collect_results, scenario_cells
+from hils_kit.analyse.paired import gain_intervals, power_analysis, question_tests
+from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
+from hils_kit.analyse.tables import accuracy_spread, best_gains, label_source_deltas, strategy_table, win_counts
+from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
+from hils_kit.core.paths import write_text_atomic
+from hils_kit.order.letter_prior import gains_track_letters, letter_prior_table
+from hils_kit.order.registry import BASELINE_NAME, CURRICULUM_STRATEGIES, strategy_name
+from hils_kit.train.learning_curve import plot_curves, read_curves
+
+
+@dataclass
+class Item:
+    """One artefact: its kind, scenario, caption, the object shown in the notebook and its file."""
+
+    kind: str
+    scenario: str
+    title: str
+    value: object
+    path: Path
+
+
+@dataclass
+class StudyAnalysis:
+    """What :func:`analyse_study` found: the long results frame, the tables by scenario and every artefact."""
+
+    long: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    items: list[Item] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # what the study can and cannot say, first in the report
+
+    def section(self, *kinds: str) -> list[Item]:
+        """The artefacts of these kinds, in the order they were made."""
+        return [item for item in self.items if item.kind in kinds]
+
+    @property
+    def summary(self) -> str:
+        """One line on what was analysed."""
+        long = self.long
+        level = long["level"] if "level" in long else pd.Series("cell", index=long.index)
+        cells = long.loc[level != "pooled", "cell_id"].nunique()
+        missing = long.attrs.get("missing_cells", [])
+        return (
+            f"{cells} cells, {long['dataset'].nunique()} test sets, scenarios: {', '.join(self.tables)}"
+            + (f"; {(level == 'pooled').sum()} k-fold figures pooled over folds" if (level == "pooled").any() else "")
+            + (f"; cells without results: {', '.join(missing)}" if missing else "")
+        )
+
+
+SECTIONS = {  # notebook section -> artefact kinds
+    "tables": ("table", "table_plot", "spread"),
+    "gains": ("best_gains", "gains_plot", "power"),
+    "wins": ("wins",),
+    "curves": ("learning_curves",),
+    "label_sources": ("label_sources", "label_sources_plot"),
+    "tests": ("paired_tests",),
+    "letters": ("letter_prior",),
+    "audit": ("audit", "overlap"),
+}
+
+
+def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: list[str] = ()) -> StudyAnalysis:
+    """Analyse the cells of ``run_dir`` and write every artefact into ``out_dir`` (see the module docstring).
+
+    ``difficulty_models``: the models that scored the LLM difficulty; the findings say so when one of them is
+    also a fine-tuned model (the paper chose other models to keep the labels free of that bias)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    long = collect_results(run_dir)
+    scenarios = sorted(set(long["scenario"]) - {"none"}) or ["none"]
+    tables = {scenario: strategy_table(long, scenario) for scenario in scenarios}
+    result = StudyAnalysis(long, tables)
+
+    def add(kind: str, value, scenario: str = "") -> None:
+        path = artefact_path(out_dir, kind, scenario)
+        if isinstance(value, pd.DataFrame):
+            write_text_atomic(path, value.round(4).to_csv())
+        else:
+            value.savefig(path, dpi=120, bbox_inches="tight")
+        result.items.append(Item(kind, scenario, artefact_title(kind, scenario), value, path))
+
+    for scenario, table in tables.items():
+        add("table", table.round(2), scenario)
+        add("table_plot", plot_strategy_table(table, title=artefact_title("table", scenario)), scenario)
+        add("spread", accuracy_spread(long, scenario).round(2), scenario)
+    strategies = sorted({name for table in tables.values() for name in table.index})
+    several = len(strategies) > 1  # every comparison needs a second strategy
+    compared = [scenario for scenario, table in tables.items() if several and BASELINE_NAME in table.index]
+    if not several:
+        result.findings.append(
+            f"One strategy ({strategies[0]}): comparisons (gains, wins, paired tests, power) need a second strategy."
+        )
+    elif len(compared) < len(tables):
+        result.findings.append(
+            f"No {BASELINE_NAME} cells in scenario(s) {', '.join(sorted(set(tables) - set(compared)))}:"
+            " gains, paired tests and power need them, so they are left out."
+        )
+    for scenario in compared:
+        add("best_gains", best_gains(tables[scenario]).per_column.round(2), scenario)
+        add(
+            "gains_plot",
+            plot_gains(gain_intervals(long, scenario), title=artefact_title("gains_plot", scenario)),
+            scenario,
+        )
+    if compared:  # what the study could have detected, beside the gains
+        power = pd.concat([power_analysis(long, scenario) for scenario in compared], ignore_index=True)
+        add("power", power)
+        result.findings[:0] = detectable(power)
+    if several:
+        add("wins", win_counts(list(tables.values())))
+    for scenario in scenarios:
+        curves = learning_curves(long, scenario)
+        if not curves.empty:
+            add("learning_curves", plot_curves(curves, title=f"learning curves, {scenario} labels"), scenario)
+    if {"human", "llm"} <= set(tables):  # the curricula run with both label sources (a study may run some)
+        both = [s for s in CURRICULUM_STRATEGIES if all(strategy_name(s) in tables[k].index for k in tables)]
+        if both:
+            add("label_sources", label_source_deltas(tables["human"], tables["llm"], both).round(2))
+        if both and {"human", "llm"} <= set(compared):  # the plot shows gains over Random Shuffle
+            add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"], strategies=both))
+    if compared:
+        add("paired_tests", paired_tests(long, compared))
+    same = sorted(set(difficulty_models) & set(long["model"]))
+    if same:
+        result.findings.append(
+            f"The LLM difficulty labels were scored by {', '.join(same)}, the model being "
+            "fine-tuned; the paper scored with other models to keep its labels free of that bias."
+        )
+    letters = letter_prior_table(long)
+    if not letters.empty:
+        add("letter_prior", letters.set_index("cell_id").round(3))
+        if several:  # whether the gains over Random Shuffle follow the letter mix
+            result.findings.append("Letter prior: " + gains_track_letters(letters)["verdict"] + ".")
+    add("audit", training_audit(long))
+    add("overlap", overlap_table(long))
+    index = {
+        "findings": result.findings,
+        "artefacts": [
+            {"kind": i.kind, "scenario": i.scenario, "title": i.title, "file": i.path.name} for i in result.items
+        ],
+    }
+    write_text_atomic(out_dir / ARTEFACT_INDEX, json.dumps(index, indent=1))
+    return result
+
+
+def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """The learning curves of a scenario's cells (one per trained model), with their strategy's display name."""
+    cells = scenario_cells(long, scenario)
+    cells = cells[cells.get("level", "cell") == "cell"].drop_duplicates("cell_id")
+    curves = read_curves(dict(zip(cells["cell_id"], cells["cell_dir"])))
+    if curves.empty:
+        return curves
+    names = dict(zip(cells["cell_id"], cells["strategy"].map(strategy_name)))
+    return curves.assign(strategy=curves["cell_id"].map(names))
+
+
+def paired_tests(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """Every strategy against Random Shuffle on the same questions, per scenario (Holm-corrected across the
+    strategies of the table; each row names its pairing unit)."""
+    return pd.concat(
+        [question_tests(long, scenario).assign(scenario=scenario) for scenario in scenarios], ignore_index=True
+    )
+
+
+def training_audit(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained cell: did the fed order equal the plan, and how long did training take."""
+    cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
+    columns = [c for c in ("train_audit_ok", "train_train_seconds", "train_final_loss") if c in cells]
+    return cells.set_index("cell_id")[columns]
+
+
+def detectable(power: pd.DataFrame) -> list[str]:
+    """One sentence per model x test set: the smallest difference the study could have detected."""
+    lines = []
+    for row in power.drop_duplicates(["model", "dataset"]).itertuples(index=False):
+        mde, gold, need = (
+            row.mde_accuracy_points,
+            getattr(row, "mde_gold_logprob", float("nan")),
+            row.questions_needed_1pt,
+        )
+        head = f"{row.dataset} ({row.model}, {row.n_questions} questions, {row.replicates:g} run(s) per cell): "
+        if pd.notna(mde) and np.isfinite(mde):
+            text = head + f"only differences of {mde:.1f} accuracy points or more were detectable (80 % power, α 0.05)"
+        else:
+            text = head + "too few questions on which the models disagree to detect any accuracy difference"
+        if pd.notna(gold) and np.isfinite(gold):
+            text += (
+                f"; on the same questions a difference of {gold:.3f} nats in mean gold-letter log-prob was detectable"
+            )
+        if pd.notna(need) and np.isfinite(need):
+            text += f"; one accuracy point needs about {need:,.0f} questions"
+        lines.append(text + ".")
+    return lines
+
+
+def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Per test set: its questions and how many the leakage guard dropped before sampling (most over cells)."""
+    rows = long[long.get("level", "cell") != "fold"]
+    dropped = rows["overlap_dropped"] if "overlap_dropped" in rows else pd.Series(0, index=rows.index)
+    rows = rows.assign(overlap_dropped=dropped.fillna(0).astype(int), n=rows["n"] if "n" in rows else pd.NA)
+    return rows.groupby("dataset", sort=False).agg(questions=("n", "max"), overlap_dropped=("overlap_dropped", "max"))
+
+
+def show(result: StudyAnalysis, section: str) -> None:
+    """Display a notebook section's artefacts (tables and figures) with their captions; ``"findings"`` shows what
+    the study can and cannot tell."""
+    from IPython.display import Markdown, display
+
+    if section == "findings":
+        display(Markdown("\n".join(f"- {line}" for line in result.findings) or "(no findings)"))
+        return
+    for item in result.section(*SECTIONS[section]):
+        display(Markdown(f"**{item.title}**"))
+        display(item.value)

@@ -1,0 +1,289 @@
+"""Question difficulty: from examinee statistics (human) or from LLM expected accuracy (paper Eq. 1).
+
+LLM difficulty of a question = 1 − the mean, over the scoring models, of the probability each model puts
+on the correct answer letter, with the softmax taken over the option letters only (Yang et al. 2024,
+§2.5). Labels are saved as ``id,difficulty,p_correct_<model>…`` with a sidecar JSON fingerprint, so a
+second run with the same models and questions reuses the file instead of scoring again.
+
+Tiers of these labels follow :mod:`hils_kit.labels.tiers`.
+
+>>> from hils_kit.data.loaders import load_questions
+>>> table = load_questions("medmcqa").head(20)                                   # doctest: +SKIP
+>>> labels = label_difficulty(table, ["smollm2"], True, "/tmp/difficulty.csv")  # doctest: +SKIP
+>>> model_agreement(labels).mean_accuracy                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hils_kit.core.paths import atomic_path, write_text_atomic
+from hils_kit.core.precision import resolve_precision
+from hils_kit.data.questions import LETTERS
+from hils_kit.models.loading import load_model, model_folder
+from hils_kit.score.scoring import letter_probabilities
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}
+
+
+# ----------------------------------------------------------------------------- human difficulty
+
+
+def human_difficulty(table: pd.DataFrame) -> pd.Series:
+    """1 − the share of examinees who answered correctly (``human_p_correct``, filled from ``%A``…``%E``)."""
+    if "human_p_correct" not in table or table["human_p_correct"].isna().all():
+        raise ValueError(
+            "the question table has no examinee statistics (%A…%E or human_p_correct columns), so there is "
+            "no human difficulty; label it with LLMs instead (`hils label difficulty`)"
+        )
+    p = pd.to_numeric(table["human_p_correct"], errors="coerce")
+    if p.isna().any():
+        log.warning(
+            "%d of %d questions have no examinee statistics; their human difficulty is NaN", int(p.isna().sum()), len(p)
+        )
+    return (1.0 - p).rename("difficulty")
+
+
+# ----------------------------------------------------------------------------- LLM difficulty
+
+
+def expected_accuracy(
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    debias: bool = False,
+    template: str = "paper",
+    batch_size: int = 8,
+    precision: str | bool | None = None,
+) -> np.ndarray:
+    """Per question, the probability on the correct letter, softmax over the option letters (paper Eq. 1).
+
+    ``debias=True`` averages over the n cyclic rotations of each question's n options the probability
+    placed on the correct *content* (wherever the rotation put it). Small models have a strong letter
+    bias (SmolLM2-135M answers "A" on ~95% of MedMCQA questions), so without debiasing their expected
+    accuracy mostly says whether the gold answer happens to be "A". Each option visits every letter once,
+    which cancels a fixed preference for a letter; it costs n forward passes per question. ``precision``: fp32,
+    bf16 or ``None`` (:mod:`hils_kit.core.precision` decides).
+    """
+    answers = table["answer"].map(LETTERS.index).to_numpy()
+    n_opts = table["options"].map(len).to_numpy()
+    if not debias:
+        probs = letter_probabilities(model, tokenizer, table, template, batch_size, precision=precision)
+        return probs[np.arange(len(table)), answers]
+    total = np.zeros(len(table))
+    for shift in range(int(n_opts.max())):
+        keep = n_opts > shift
+        part = table[keep]
+        rotated = part.assign(options=[list(o[shift:]) + list(o[:shift]) for o in part["options"]])
+        probs = letter_probabilities(
+            model, tokenizer, rotated, template, batch_size, f"rotation {shift + 1}/{n_opts.max()}", precision
+        )
+        # option k sits at letter (k - shift) mod n after the rotation
+        total[keep] += probs[np.arange(keep.sum()), (answers[keep] - shift) % n_opts[keep]]
+    return total / n_opts
+
+
+def accuracy_column(model: str) -> str:
+    """The labels column of a model: ``p_correct_<name>`` with path separators made safe."""
+    return "p_correct_" + re.sub(r"[^\w.-]+", "_", model).strip("_")
+
+
+def model_fingerprint(name: str) -> dict:
+    """What identifies a model's answers: its name, a hash of config.json and its weight files' size/mtime."""
+    folder = model_folder(name)
+    if folder is None:
+        return {"name": name}
+    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    return {
+        "name": name,
+        "config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
+        "weights": [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in weights],
+    }
+
+
+def questions_hash(table: pd.DataFrame) -> str:
+    """A hash of the questions' id, text, options and answer (independent of row order)."""
+    rows = sorted(
+        [str(i), str(q), list(o), str(a)]
+        for i, q, o, a in zip(table["id"], table["question"], table["options"], table["answer"])
+    )
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def _model_accuracy(
+    name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int, cache: Path | None, precision: str
+) -> np.ndarray:
+    """Expected accuracies of one model (scored in ``precision``, fp32 or bf16), loaded, used and freed; reused
+    from ``cache`` when present."""
+    import torch
+
+    file = None
+    if cache is not None:
+        key = {
+            "model": model_fingerprint(name),
+            "debias": debias,
+            "template": template,
+            "questions": questions_hash(table),
+            "precision": precision,
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        file = Path(cache) / f"{accuracy_column(name)}-{digest}.csv"
+        if file.exists():
+            log.info("%s: reusing expected accuracies from %s", name, file)
+            stored = pd.read_csv(file, dtype={"id": str}).set_index("id")["p_correct"]
+            return stored.reindex(table["id"].astype(str)).to_numpy()
+    start = time.monotonic()
+    try:
+        model, tokenizer = load_model(name)
+    except OSError as err:
+        raise ValueError(f"cannot load model '{name}': {err}") from err
+    accuracy = expected_accuracy(model, tokenizer, table, debias, template, batch_size, precision)
+    del model, tokenizer  # free it before the next model loads
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log.info(
+        "%s: scored %d questions%s in %.0f s",
+        name,
+        len(table),
+        " x rotations" if debias else "",
+        time.monotonic() - start,
+    )
+    if file is not None:
+        with atomic_path(file) as tmp:
+            pd.DataFrame({"id": table["id"].astype(str), "p_correct": accuracy}).to_csv(tmp, index=False)
+    return accuracy
+
+
+def llm_difficulty(
+    table: pd.DataFrame,
+    models: list[str],
+    debias: bool = False,
+    cache: str | Path | None = None,
+    template: str = "paper",
+    batch_size: int = 8,
+    precision: str | bool | None = None,
+) -> pd.DataFrame:
+    """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``) and ``p_correct_<model>`` columns.
+
+    Models are loaded one at a time and freed after scoring, in ``precision`` (:func:`scoring_precision`). With
+    ``cache`` (a folder), each model's expected accuracies are kept there, keyed by model, questions, template,
+    ``debias`` and precision, so adding a model to the list or resuming after a crash scores only what is missing.
+    """
+    if not models:
+        raise ValueError("llm_difficulty needs at least one model")
+    columns = [accuracy_column(m) for m in models]
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"the model list names a model twice: {', '.join(models)}")
+    for name in models:
+        model_folder(name)  # fail on a bad name before spending time on the others
+    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    resolved = scoring_precision(precision)
+    for name, column in zip(models, columns):
+        cache_dir = None if cache is None else Path(cache)
+        out[column] = _model_accuracy(name, table, debias, template, batch_size, cache_dir, resolved)
+    out.insert(1, "difficulty", 1.0 - out[columns].mean(axis=1))
+    return out
+
+
+@dataclass
+class Agreement:
+    """How the scoring models agree: mean expected accuracy per model and per-question correlations."""
+
+    mean_accuracy: pd.Series
+    correlation: pd.DataFrame
+    mean_pairwise: float  # mean off-diagonal Pearson correlation (paper: 0.54 over six LLMs); NaN for one model
+
+
+def model_agreement(labels: pd.DataFrame) -> Agreement:
+    """Per-model mean expected accuracy and the pairwise Pearson correlations of ``p_correct_*`` columns."""
+    acc = labels.filter(regex=r"^p_correct_")
+    if acc.empty:
+        raise ValueError("the labels have no p_correct_<model> columns")
+    acc = acc.rename(columns=lambda c: c.removeprefix("p_correct_"))
+    corr = acc.corr(method="pearson")
+    pairs = corr.to_numpy()[np.triu_indices(len(corr), k=1)]
+    return Agreement(acc.mean(), corr, float(np.nanmean(pairs)) if len(pairs) else float("nan"))
+
+
+# ----------------------------------------------------------------------------- saved labels
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The fingerprint file beside a labels file: ``labels.csv`` -> ``labels.meta.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.meta.json")
+
+
+def scoring_precision(precision: str | bool | None = None) -> str:
+    """``fp32`` or ``bf16``: the precision labelling scores in, on the device models load on (CUDA when there)."""
+    import torch
+
+    return resolve_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def difficulty_fingerprint(
+    table: pd.DataFrame, models: list[str], debias: bool, template: str, precision: str | bool | None = None
+) -> dict:
+    """Everything the labels depend on: the models (and their files), debiasing, template, precision and
+    questions."""
+    return {
+        "models": [model_fingerprint(m) for m in models],
+        "debias": bool(debias),
+        "template": template,
+        "precision": scoring_precision(precision),
+        "questions": questions_hash(table),
+        "n_questions": len(table),
+    }
+
+
+def label_difficulty(
+    table: pd.DataFrame,
+    models: list[str],
+    debias: bool,
+    path: str | Path,
+    template: str = "paper",
+    batch_size: int = 8,
+    cache: str | Path | None = None,
+    precision: str | bool | None = None,
+) -> pd.DataFrame:
+    """LLM difficulty labels saved at ``path`` (CSV) with a fingerprint sidecar; reused when it matches.
+
+    The file is recomputed and overwritten atomically when the models, their files, ``debias``, the
+    template, the precision or the questions changed. Returns the labels in the table's row order.
+    """
+    path, meta = Path(path), sidecar_path(path)
+    fingerprint = difficulty_fingerprint(table, models, debias, template, precision)
+    if path.exists() and meta.exists():
+        stored = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint", {})
+        if stored == fingerprint:
+            log.info("reusing %s: models, questions and settings are unchanged", path)
+            labels = pd.read_csv(path, dtype={"id": str})
+            return labels.set_index("id").loc[table["id"].astype(str)].reset_index()
+        changed = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
+        log.info("recomputing %s: %s changed", path, ", ".join(changed))
+    else:
+        log.info("computing %s (no saved labels yet)", path)
+    labels = llm_difficulty(table, models, debias, cache, template, batch_size, fingerprint["precision"])
+    agreement = model_agreement(labels)
+    meta.unlink(missing_ok=True)  # a crash between the two writes must not leave an old fingerprint
+    with atomic_path(path) as tmp:
+        labels.to_csv(tmp, index=False)
+    summary = {
+        "mean_accuracy": agreement.mean_accuracy.to_dict(),
+        "mean_pairwise_correlation": None if np.isnan(agreement.mean_pairwise) else agreement.mean_pairwise,
+    }
+    write_text_atomic(meta, json.dumps({"fingerprint": fingerprint, "summary": summary}, indent=1))
+    return labels

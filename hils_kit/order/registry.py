@@ -1,0 +1,99 @@
+"""The strategy registry: every training order by key, with its display name, the labels it needs, whether the
+paper ran it, and its function (:mod:`hils_kit.order.strategies`).
+
+The study's validation, the notebooks, the analysis and the report read this registry; a new strategy plugs in
+with one line in :data:`STRATEGY`. No other module compares strategy names.
+
+>>> STRATEGY["blocked_curriculum"].name, strategy_name("random"), strategy_key("Interleaved")
+('Blocked Curriculum', 'Random Shuffle', 'interleaved')
+>>> strategy_scenarios("blocked", ["llm", "llm_clusters"])
+['none', 'llm_clusters']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hils_kit.labels.scenarios import SCENARIO
+from hils_kit.order import strategies
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A training order: its key, display name, the labels it uses, whether the paper ran it, and its function."""
+
+    key: str
+    name: str
+    uses_category: bool
+    uses_difficulty: bool
+    order: Callable[[strategies.Keys], strategies.Ordering]
+    in_paper: bool = True
+
+
+STRATEGY: dict[str, Strategy] = {
+    s.key: s
+    for s in (  # in the paper's row order; a new strategy is one line here and one function in strategies.py
+        Strategy("random", "Random Shuffle", False, False, strategies.random),
+        Strategy("curriculum", "Curriculum", False, True, strategies.curriculum),
+        Strategy("blocked", "Blocked", True, False, strategies.blocked),
+        Strategy("blocked_curriculum", "Blocked Curriculum", True, True, strategies.blocked_curriculum),
+        Strategy("interleaved", "Interleaved", True, False, strategies.interleaved),
+        Strategy("interleaved_curriculum", "Interleaved Curriculum", True, True, strategies.interleaved_curriculum),
+        Strategy("anti_curriculum", "Anti-Curriculum", False, True, strategies.anti_curriculum, in_paper=False),
+    )
+}
+STRATEGIES = tuple(STRATEGY)
+PAPER_STRATEGIES = tuple(k for k, s in STRATEGY.items() if s.in_paper)
+NEEDS_CATEGORY = tuple(k for k, s in STRATEGY.items() if s.uses_category)
+NEEDS_DIFFICULTY = tuple(k for k, s in STRATEGY.items() if s.uses_difficulty)
+CURRICULUM_STRATEGIES = tuple(k for k in NEEDS_DIFFICULTY if STRATEGY[k].in_paper)
+BASELINE = "random"  # the key every gain is measured against; tables show its display name
+BASELINE_NAME = STRATEGY[BASELINE].name
+
+
+def strategy_name(key: str) -> str:
+    """Display name of a strategy key; a name (or an unknown key) passes through."""
+    return STRATEGY[key].name if key in STRATEGY else key
+
+
+def strategy_key(name: str) -> str:
+    """The key of a strategy display name; a key passes through."""
+    return next((k for k, s in STRATEGY.items() if s.name == name), name)
+
+
+def paper_order(names) -> list[str]:
+    """Display names in the paper's row order, then any others in order of appearance."""
+    names = list(dict.fromkeys(names))
+    known = [s.name for s in STRATEGY.values() if s.name in names]
+    return known + [n for n in names if n not in known]
+
+
+def labels_used(strategy: str, scenario: str) -> list[str]:
+    """The labels (``difficulty``, ``categories``) a cell's order depends on; an unknown strategy uses both."""
+    known = STRATEGY.get(strategy)
+    used = [
+        label
+        for label, flag in (
+            ("difficulty", known.uses_difficulty if known else True),
+            ("categories", known.uses_category if known else True),
+        )
+        if flag
+    ]
+    return [label for label in used if not (scenario == "none" and label == "difficulty")]
+
+
+def strategy_scenarios(strategy: str, scenarios: list[str]) -> list[str]:
+    """The scenarios a strategy runs under: once per distinct set of labels it uses.
+
+    ``random`` uses no labels: once, as ``"none"``. ``blocked`` and ``interleaved`` use only the categories:
+    ``"none"`` (the data's categories, shared by the ``human`` and ``llm`` tables) plus each ``*_clusters``
+    scenario. Curricula use the difficulty: every scenario.
+    """
+    info = STRATEGY[strategy]
+    if info.uses_difficulty:
+        return list(scenarios)
+    if info.uses_category:
+        clusters = [s for s in scenarios if SCENARIO[s].categories == "clusters"]
+        return (["none"] if len(clusters) < len(scenarios) or not scenarios else []) + clusters
+    return ["none"]

@@ -1,0 +1,211 @@
+"""Letter scoring: one forward pass per question, softmax over the option letters only.
+
+The tokens every prompt starts with (the paper's instruction, about 31 of MedMCQA's 86 tokens per prompt)
+are run once per call and their key/value cache is shared by every batch. The rest of each prompt is
+left-padded into length-sorted batches (longest first, so little padding; the results come back in the
+table's order), with position ids that ignore the padding, and only the last position's logits are
+computed. The probability of each letter is the softmax of the logits of `` A`` … restricted to the
+question's own letters, which is exactly the paper's rule (lowest loss of ``prompt + letter`` among the
+options) in one pass instead of one per option.
+
+:func:`per_option_losses` is the paper's own method (one sequence per option, mean cross-entropy over the
+whole sequence), kept as the reference that tests and ``benchmarks/bench_scoring.py`` compare against.
+
+>>> from hils_kit.models.loading import load_model
+>>> from hils_kit.data.loaders import load_questions
+>>> model, tok = load_model("tiny")                                        # doctest: +SKIP
+>>> table = load_questions("medmcqa").head(8)                              # doctest: +SKIP
+>>> probs = letter_probabilities(model, tok, table)                        # doctest: +SKIP
+>>> probs.shape                                                            # doctest: +SKIP
+(8, 4)
+>>> (predict(probs) == predict(-per_option_losses(model, tok, table))).all()  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import numpy as np
+import pandas as pd
+
+from hils_kit.core.precision import use_bf16
+from hils_kit.core.progress import progress_bar
+from hils_kit.data.prompts import format_completion, letter_token_ids, prompts_of
+from hils_kit.data.questions import LETTERS
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Score with dropout off (a model fresh from training is in train mode), then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+MIN_SHARED_TOKENS = 4  # a shorter common prefix is not worth its cache
+
+
+def _cache_argument() -> str:
+    """The forward argument (and output field) of the key/value cache: transformers renamed ``past_key_values``."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def shared_prefix(encoded: list[list[int]]) -> int:
+    """How many leading tokens all ``encoded`` sequences share, leaving at least one token of each to score.
+
+    >>> shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3]])
+    2
+    """
+    if len(encoded) < 2:
+        return 0
+    first, limit = encoded[0], min(len(e) for e in encoded) - 1
+    n = 0
+    while n < limit and all(e[n] == first[n] for e in encoded):
+        n += 1
+    return n
+
+
+def letter_probabilities(
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    template: str = "paper",
+    batch_size: int = 8,
+    desc: str = "scoring",
+    precision: str | bool | None = None,
+) -> np.ndarray:
+    """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
+
+    ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
+    (``HILS_PRECISION``, else bf16 where the device computes it natively; :mod:`hils_kit.core.precision`).
+    bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
+    """
+    import torch
+
+    n_opts = np.array([len(o) for o in table["options"]])
+    width = int(n_opts.max())
+    letter_ids = torch.tensor(letter_token_ids(tokenizer, width, template))
+    encoded = tokenizer(prompts_of(table, template), add_special_tokens=True)["input_ids"]
+    order = np.argsort([-len(e) for e in encoded], kind="stable")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    bf16 = use_bf16(precision, device.type)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    window = getattr(model.config, "sliding_window", None)
+    cache_arg = _cache_argument()
+    logits_out = np.zeros((len(encoded), width), dtype=np.float64)
+    with torch.inference_mode(), eval_mode(model), autocast, progress_bar(total=len(encoded), desc=desc) as bar:
+        shared, prefix_cache = shared_prefix(encoded), None
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            longest = max(len(encoded[i]) for i in idx)
+            # a sliding-window model shares the prefix only while the whole batch fits in its window
+            fits = window is None or longest + shared <= window
+            skip = shared if shared >= MIN_SHARED_TOKENS and fits else 0
+            if skip and prefix_cache is None:
+                prefix = torch.tensor([encoded[0][:shared]], device=device)
+                prefix_cache = getattr(model(input_ids=prefix, use_cache=True, logits_to_keep=1), cache_arg)
+            ids = torch.full((len(idx), longest - skip), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), longest - skip), dtype=torch.long)
+            for row, i in enumerate(idx):
+                seq = encoded[i][skip:]
+                ids[row, ids.shape[1] - len(seq) :] = torch.tensor(seq)
+                mask[row, ids.shape[1] - len(seq) :] = 1
+            positions = skip + (mask.cumsum(-1) - 1).clamp(min=0)
+            extra = {}
+            if skip:  # [shared prefix][padding][rest of the prompt]: the padding is masked out
+                past = copy.deepcopy(prefix_cache)
+                past.batch_repeat_interleave(len(idx))
+                mask = torch.cat([torch.ones((len(idx), skip), dtype=torch.long), mask], dim=1)
+                extra = {cache_arg: past, "use_cache": True}
+            out = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=1,
+                **extra,
+            )
+            last = out.logits[:, -1, :].float().cpu()
+            logits_out[idx] = last[:, letter_ids].double().numpy()
+            bar.update(len(idx))
+    valid = np.arange(width)[None, :] < n_opts[:, None]
+    logits_out = np.where(valid, logits_out, -np.inf)
+    logits_out -= logits_out.max(axis=1, keepdims=True)
+    probs = np.exp(logits_out)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return np.where(valid, probs, np.nan)
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """The letter with the highest score in each row (NaN entries ignored); pass ``-losses`` for losses.
+
+    >>> predict(np.array([[0.1, 0.7, 0.2, np.nan], [0.4, 0.3, 0.2, 0.1]])).tolist()
+    ['B', 'A']
+    """
+    scores = np.asarray(scores, dtype=float)
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    return np.array(list(LETTERS))[filled.argmax(axis=1)]
+
+
+def per_option_losses(
+    model,
+    tokenizer,
+    table: pd.DataFrame,
+    template: str = "paper",
+    batch_size: int = 8,
+    desc: str = "per-option scoring",
+) -> np.ndarray:
+    """The paper's scorer: mean token cross-entropy of ``prompt + letter`` for every option of every question.
+
+    As in the paper's ``inference.py``: each option letter is appended to the prompt, every
+    (question, option) sequence is its own row (``batch_size`` questions × their options per forward pass,
+    right-padded, padding labels masked), and the loss is the mean cross-entropy of all next tokens of the
+    sequence. The lowest loss is the prediction. Shape ``(len(table), max options)``; NaN past a row's options.
+    Tokenization is the kit's (the same as :func:`letter_probabilities`), so the two are comparable; the
+    paper's code added a BOS token for 5-option sets but not for MedMCQA's 4 options.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n_opts = [len(o) for o in table["options"]]
+    prompts = prompts_of(table, template)
+    losses = np.full((len(table), max(n_opts)), np.nan)
+    device = next(model.parameters()).device
+    with torch.inference_mode(), eval_mode(model), progress_bar(total=len(table), desc=desc) as bar:
+        for start in range(0, len(table), batch_size):
+            pairs = [(i, k) for i in range(start, min(start + batch_size, len(table))) for k in range(n_opts[i])]
+            texts = [prompts[i] + format_completion(LETTERS[k]) for i, k in pairs]
+            batch = tokenizer(texts, padding=True, padding_side="right", return_tensors="pt").to(device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)[:, 1:]
+            token_ce = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), labels, reduction="none")
+            mean_ce = token_ce.double().sum(1) / (labels != -100).sum(1)
+            rows, cols = zip(*pairs)
+            losses[list(rows), list(cols)] = mean_ce.cpu().numpy()
+            bar.update(len(set(rows)))
+    return losses
+
+
+def probabilities_from_losses(
+    losses: np.ndarray, tokenizer, table: pd.DataFrame, template: str = "paper"
+) -> np.ndarray:
+    """Normalised letter probabilities implied by :func:`per_option_losses`, comparable to :func:`letter_probabilities`.
+
+    A mean loss times the number of tokens predicted is the sequence's total loss; its prompt part is the
+    same for every option, so ``softmax(-(tokens predicted) × mean loss)`` over the options is
+    ``P(letter | prompt)`` restricted to the options.
+    """
+    predicted = np.array(
+        [len(tokenizer(p + format_completion("A"))["input_ids"]) - 1 for p in prompts_of(table, template)], dtype=float
+    )
+    logp = -losses * predicted[:, None]
+    logp = logp - np.nanmax(logp, axis=1, keepdims=True)
+    probs = np.exp(logp)
+    return probs / np.nansum(probs, axis=1, keepdims=True)

@@ -1,0 +1,121 @@
+"""Stage 03, ``03_train_evaluate``: one experiment cell. Owns the notebook's parameters (:class:`CellParams`:
+the cell's place in the grid, its order, and every training setting of :class:`hils_kit.train.presets.TrainConfig`
+as a typed parameter), the one place a cell's :class:`~hils_kit.train.presets.TrainConfig` is built
+(:func:`train_config`), and the tables the cell trains and is tested on. Its files are named by
+:class:`hils_kit.core.layout.CellFiles`.
+
+>>> params = CellParams(preset="tiny", learning_rate=5e-4, train_seed=7, precision="fp32")
+>>> config = train_config(params)
+>>> config.learning_rate, config.lora_r, config.seed, config.bf16
+(0.0005, 8, 7, False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import pandas as pd
+
+from hils_kit.core.layout import PrepareFiles
+from hils_kit.core.params import optional_fields, param
+from hils_kit.core.precision import with_precision
+from hils_kit.data.loaders import load_questions
+from hils_kit.labels.scenarios import SCENARIO
+from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS
+from hils_kit.order.registry import STRATEGIES
+from hils_kit.train.presets import TrainConfig, make_config
+
+# TrainConfig settings that are not notebook parameters of their own: the cell's train_seed and precision set them
+CELL_SETTINGS = ("seed", "bf16")
+
+
+@dataclass
+class CellGridParams:
+    """The cell's place in the study and its order (the first part of :class:`CellParams`)."""
+
+    study: str = param("explore", "study name, used in titles", derived=True)
+    cell_id: str = param("smollm2__llm__curriculum__holdout__r0", "this cell's id", derived=True)
+    model: str = param("smollm2", "model to fine-tune: kit name, local folder or hub id", derived=True)
+    preset: str = param(
+        "smollm2-cpu", "training preset (hils_kit.train.presets); each setting below may override it", derived=True
+    )
+    precision: Optional[str] = param(
+        None, "training and scoring: fp32, bf16, auto; None: HILS_PRECISION, else auto", derived=True
+    )
+    strategy: str = param("curriculum", "training order", STRATEGIES, derived=True)
+    variant: str = param("strict", "difficulty variant of this cell", VARIANTS, derived=True)
+    rounds: int = param(3, "interleaving rounds per category")
+    category_order: Union[str, list] = param(
+        "size", f"order of the category blocks: {', '.join(CATEGORY_ORDERS)} or a list of every category"
+    )
+    scenario: str = param("llm", "labels the order uses", tuple(SCENARIO), derived=True)
+    balance_letters: bool = param(
+        False,
+        "rotate each training question's options so the gold letters cycle A, B, C, ... along the (unchanged) "
+        "order: removes the letter-prior confound",
+    )
+    probe_questions: int = param(16, "held-out questions scored during training for the learning curve, 0 for none")
+    probe_every: int = param(0, "optimizer steps between probe scorings, 0: about 10 % of training")
+    replicate: int = param(0, "replicate number r of this cell", derived=True)
+    order_seed: int = param(0, "seed of the ordering (ties, shuffles)", derived=True)
+    train_seed: int = param(42, "seed of training: LoRA init, dropout, data collation", derived=True)
+    part: str = param("holdout", "training part prepared by 02 (holdout, fold0.., full)", derived=True)
+    prepare_dir: str = param("runs/explore/prepare", "output folder of 02", derived=True)
+    test_sets: list[str] = param(
+        ["medmcqa_test", "medqa", "mmlu_medical"], "test set labels prepared for this part", derived=True
+    )
+    out_dir: str = param("runs/explore/cells/smollm2__llm__curriculum__holdout__r0", "this cell's folder", derived=True)
+
+
+CellParams = dataclasses.make_dataclass(
+    "CellParams",
+    [
+        (n, t, dataclasses.field(default=None, metadata={**f.metadata, "derived": True}))
+        for n, t, f in optional_fields(TrainConfig, exclude=CELL_SETTINGS)
+    ],
+    bases=(CellGridParams,),
+    namespace={"__module__": __name__},
+)
+CellParams.__doc__ = """``03_train_evaluate``: one experiment cell. After the grid fields come the training settings, one per
+:class:`~hils_kit.train.presets.TrainConfig` field: ``None`` is the preset's value (the study runner writes the
+resolved values)."""
+TRAINING_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in CELL_SETTINGS)
+
+
+def train_config(params) -> TrainConfig:
+    """The cell's training settings: the preset, each setting the parameters give, the cell's seed and precision."""
+    given = {name: getattr(params, name) for name in TRAINING_SETTINGS if getattr(params, name) is not None}
+    return make_config(params.preset, with_precision({**given, "seed": params.train_seed}, params.precision))
+
+
+def resolved_settings(preset: str, overrides: dict) -> dict:
+    """Every training setting of :class:`CellParams` resolved from ``preset`` and ``overrides``."""
+    config = make_config(preset, overrides)
+    return {name: getattr(config, name) for name in TRAINING_SETTINGS}
+
+
+def cell_training_table(prepare_dir: str | Path, part: str, scenario: str) -> pd.DataFrame:
+    """The training questions of ``part`` with the scenario's labels as ``difficulty`` (and ``cluster``)."""
+    files = PrepareFiles(prepare_dir)
+    table = load_questions(files.train(part))
+    labels = pd.read_csv(files.labels, dtype={"id": str})
+    table = table.drop(columns=[c for c in labels.columns if c != "id" and c in table]).merge(
+        labels, on="id", how="left"
+    )
+    column = SCENARIO[scenario].difficulty_column
+    if column is not None:
+        if column not in table or table[column].isna().any():
+            raise ValueError(
+                f"{files.labels}: no '{column}' labels for every question of part '{part}' (scenario '{scenario}')"
+            )
+        table["difficulty"] = table[column]
+    return table
+
+
+def cell_test_sets(prepare_dir: str | Path, part: str, labels: list[str]) -> dict[str, pd.DataFrame]:
+    """The test sets prepared for ``part``, by label."""
+    files = PrepareFiles(prepare_dir)
+    return {label: load_questions(files.test(part, label)) for label in labels}

@@ -1,0 +1,167 @@
+"""A study's grid: the cells (model x scenario x strategy x training part x replicate) and the exact
+parameters each notebook receives, built from the stages' dataclasses with ``dataclasses.replace``.
+
+>>> from hils_kit.study.config import study_from_dict
+>>> config = study_from_dict({"name": "demo", "models": ["tiny"], "strategies": ["random", "curriculum"],
+...                           "scenarios": ["llm", "human"]})
+>>> [cell.id for cell in expand_cells(config)]
+['tiny__none__random__holdout__r0', 'tiny__llm__curriculum__holdout__r0', 'tiny__human__curriculum__holdout__r0']
+>>> part_test_sets(config, "holdout")
+['medmcqa_test', 'medqa', 'mmlu_medical']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from hils_kit.core.precision import pinned_precision
+from hils_kit.data.loaders import dataset_label
+from hils_kit.labels.scenarios import SCENARIO
+from hils_kit.order.registry import STRATEGY, strategy_scenarios
+from hils_kit.stages.analysis import AnalysisParams
+from hils_kit.stages.cell import CellParams, resolved_settings
+from hils_kit.stages.exploration import ExplorationParams
+from hils_kit.stages.prepare import PrepareParams
+from hils_kit.study.config import PAPER_ORDER_SEEDS, SplitConfig, StudyConfig, model_slug
+from hils_kit.train.presets import make_config
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run: a model trained on one part of the data in one order, then evaluated."""
+
+    model: str
+    scenario: str  # "none", or a label scenario (see strategy_scenarios)
+    strategy: str
+    part: str  # "holdout", "fold0".."fold{k-1}" or "full"
+    replicate: int  # sets the ordering seed and the training seed
+
+    @property
+    def id(self) -> str:
+        return f"{model_slug(self.model)}__{self.scenario}__{self.strategy}__{self.part}__r{self.replicate}"
+
+
+def training_parts(split: SplitConfig) -> list[str]:
+    """``["holdout"]``, or ``["fold0", ..., "fold{k-1}"]`` plus ``"full"`` when ``include_full``."""
+    if split.kind == "holdout":
+        return ["holdout"]
+    return [f"fold{i}" for i in range(split.k)] + (["full"] if split.include_full else [])
+
+
+def part_test_sets(config: StudyConfig, part: str) -> list[str]:
+    """Labels of the test sets a part is evaluated on (see :meth:`hils_kit.core.layout.PrepareFiles.test`)."""
+    external = [dataset_label(s) for s in config.prepare.test_sets]
+    own = dataset_label(config.prepare.train_data)
+    if part == "holdout":
+        return [f"{own}_test", *external]
+    if part == "full":
+        return external
+    return [own]  # a fold is tested on its held-out questions only
+
+
+def expand_cells(config: StudyConfig) -> list[Cell]:
+    """Models x training parts x (scenario, strategy) x replicates, in a stable order.
+
+    A strategy runs once per distinct set of labels it uses (:func:`strategy_scenarios`), not once per scenario.
+    """
+    pairs = [
+        (scenario, strategy)
+        for strategy in config.strategies
+        for scenario in strategy_scenarios(strategy, config.scenarios)
+    ]
+    return [
+        Cell(model, scenario, strategy, part, replicate)
+        for model in config.models
+        for part in training_parts(config.split)
+        for scenario, strategy in pairs
+        for replicate in range(config.replicates)
+    ]
+
+
+# ----------------------------------------------------------------------------- notebook parameters
+
+
+def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> ExplorationParams:
+    """Parameters of ``01_data_exploration``."""
+    prep = config.prepare
+    return ExplorationParams(
+        study=config.name,
+        train_data=prep.train_data,
+        train_format=prep.train_format,
+        compare_with=list(prep.test_sets),
+        tokenizer_model=config.models[0],
+        out_dir=str(out_dir),
+    )
+
+
+def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:
+    """Parameters of ``02_difficulty_labeling``; ``parts`` maps each training part to its test set labels."""
+    return dataclasses.replace(
+        config.prepare,
+        study=config.name,
+        split=config.split.as_params(),
+        scenarios=list(config.scenarios),
+        precision=pinned_precision(config.precision),
+        parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
+        prepare_dir=str(prepare_dir),
+    )
+
+
+def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:
+    """The cell's ``variant``, ``order_seed`` and ``train_seed``: replicate r is an independent run.
+
+    The training seed is the preset's (or the study's ``train.seed``) plus r, so LoRA init, dropout and the
+    collator differ between replicates even where the order cannot (a strict curriculum). With
+    ``variant: paper`` run 1 is the strict order and runs 2-5 are tiered orders with the authors' seeds.
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> config = study_from_dict({"models": ["tiny"], "preset": "tiny", "variant": "paper", "replicates": 3})
+    >>> [replicate_seeds(config, Cell("tiny", "llm", "curriculum", "holdout", r)) for r in (0, 2)]
+    [{'variant': 'strict', 'order_seed': 0, 'train_seed': 42}, {'variant': 'tiers', 'order_seed': 123, 'train_seed': 44}]
+    """
+    base = make_config(config.preset_for(cell.model), config.train_overrides).seed
+    if config.variant != "paper":
+        return {"variant": config.variant, "order_seed": cell.replicate, "train_seed": base + cell.replicate}
+    uses_difficulty = STRATEGY[cell.strategy].uses_difficulty
+    return {
+        "variant": "tiers" if cell.replicate and uses_difficulty else "strict",
+        "order_seed": PAPER_ORDER_SEEDS[cell.replicate],
+        "train_seed": base + cell.replicate,
+    }
+
+
+def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, out_dir: str | Path) -> CellParams:
+    """Parameters of ``03_train_evaluate`` for one cell: the study's cell settings, the cell's place in the grid,
+    and every training setting resolved from the preset and the study's ``train`` block."""
+    preset = config.preset_for(cell.model)
+    bf16 = config.train.bf16  # a training setting bf16 wins over the study's precision
+    return dataclasses.replace(
+        config.cell,
+        study=config.name,
+        cell_id=cell.id,
+        model=cell.model,
+        preset=preset,
+        precision=pinned_precision(config.precision if bf16 is None else bf16),
+        strategy=cell.strategy,
+        scenario=cell.scenario,
+        replicate=cell.replicate,
+        part=cell.part,
+        prepare_dir=str(prepare_dir),
+        test_sets=part_test_sets(config, cell.part),
+        out_dir=str(out_dir),
+        **replicate_seeds(config, cell),
+        **resolved_settings(preset, config.train_overrides),
+    )
+
+
+def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> AnalysisParams:
+    """Parameters of ``04_analysis``."""
+    scored = any(SCENARIO[s].difficulty == "llm" for s in config.scenarios) and not config.prepare.difficulty_file
+    return AnalysisParams(
+        study=config.name,
+        run_dir=str(run_dir),
+        out_dir=str(out_dir),
+        difficulty_models=list(config.prepare.difficulty_models) if scored else [],
+    )
