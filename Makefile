@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 # cells of `make study` side by side: one GPU each, or an equal share of the CPU cores
 STUDY_WORKERS ?= 2
 
-.PHONY: setup study test coverage lint lab assets clean-runs
+.PHONY: setup study test coverage lint lab assets clean-runs notebook-params
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ coverage: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# the notebooks' parameters cells, generated from the stages' dataclasses (hils_kit/stages/)
+notebook-params: $(STAMP)
+	$(PY) -m hils_kit.stages.notebooks --write
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

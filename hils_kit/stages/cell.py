@@ -24,9 +24,11 @@ from hils_kit.core.params import optional_fields, param
 from hils_kit.core.precision import with_precision
 from hils_kit.data.loaders import load_questions
 from hils_kit.labels.scenarios import SCENARIO
-from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS
+from hils_kit.order.letter_prior import balance_letters
+from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
 from hils_kit.order.registry import STRATEGIES
 from hils_kit.train.presets import TrainConfig, make_config
+from hils_kit.train.probe import probe_callbacks
 
 # TrainConfig settings that are not notebook parameters of their own: the cell's train_seed and precision set them
 CELL_SETTINGS = ("seed", "bf16")
@@ -119,3 +121,27 @@ def cell_test_sets(prepare_dir: str | Path, part: str, labels: list[str]) -> dic
     """The test sets prepared for ``part``, by label."""
     files = PrepareFiles(prepare_dir)
     return {label: load_questions(files.test(part, label)) for label in labels}
+
+
+# ----------------------------------------------------------------------------- the notebook's steps
+
+
+def order_cell(params, table: pd.DataFrame) -> pd.DataFrame:
+    """Step 1 of 03: ``table`` in the cell's training order, its options rotated when ``balance_letters``."""
+    ordered = order_questions(
+        table,
+        params.strategy,
+        category=SCENARIO[params.scenario].category_column,
+        variant=params.variant,
+        rounds=params.rounds,
+        seed=params.order_seed,
+        category_order=params.category_order,
+    )
+    return balance_letters(ordered, seed=params.order_seed) if params.balance_letters else ordered
+
+
+def cell_probe(params, tests: dict[str, pd.DataFrame], config: TrainConfig) -> list:
+    """Step 2 of 03: the learning-curve probe's callbacks (held-out questions of the cell's test sets)."""
+    return probe_callbacks(
+        tests, params.probe_questions, params.probe_every, seed=params.order_seed, template=config.template
+    )

@@ -212,3 +212,38 @@ def label_questions(
     with atomic_path(files.labels) as tmp:
         labels.to_csv(tmp, index=False)
     return labels
+
+
+# ----------------------------------------------------------------------------- the notebook's steps
+
+
+def split_and_sample(params: PrepareParams) -> pd.DataFrame:
+    """Step 1 of 02: the study's split and each part's sampled training and test files (:func:`prepare_data`)."""
+    return prepare_data(
+        params.train_data,
+        params.split,
+        params.parts,
+        params.test_sets,
+        params.prepare_dir,
+        train_format=params.train_format,
+        train_limit=params.train_limit,
+        test_limit=params.test_limit,
+        on_overlap=params.on_overlap,
+    )
+
+
+def label(params: PrepareParams, train: pd.DataFrame) -> pd.DataFrame:
+    """Step 2 of 02: the labels of the training questions ``train`` (:func:`label_questions`)."""
+    return label_questions(
+        train,
+        params.scenarios,
+        params.prepare_dir,
+        params.difficulty_models,
+        debias=params.debias,
+        difficulty_file=params.difficulty_file,
+        cluster_encoder=params.cluster_encoder,
+        cluster_text=params.cluster_text,
+        cluster_search=params.cluster_search,
+        cluster_trials=params.cluster_trials,
+        precision=params.precision,
+    )
