@@ -46,6 +46,9 @@ class PrepareParams:
     train_limit: int = param(64, "training questions sampled from each training part, 0 for all")
     test_sets: list[str] = param(["medqa", "mmlu_medical"], "external test sets (names or files)")
     test_limit: int = param(60, "questions sampled from each test set, 0 for all")
+    sample_seed: Optional[int] = param(
+        None, "seed of the train_limit and test_limit samples; None: the split's seed (another sample, same split)"
+    )
     scenarios: list[str] = param(["llm"], "label scenarios", LABEL_SCENARIOS, derived=True)
     difficulty_models: list[str] = param(["smollm2"], "models that score the LLM difficulty")
     difficulty_file: Optional[str] = param(
@@ -102,6 +105,7 @@ def prepare_data(
     train_limit: int = 0,
     test_limit: int = 0,
     on_overlap: str = "drop",
+    sample_seed: int | None = None,
 ) -> pd.DataFrame:
     """Split ``train_data``, sample each part's training and test questions, and write them as kit CSVs.
 
@@ -118,9 +122,8 @@ def prepare_data(
     save_split(ids.pop("_split"), files.split)
     own = dataset_label(train_data)
     external = {dataset_label(s): s for s in test_sets}
-    trains = {
-        part: sample_questions(select(table, ids[part][0]), train_limit, seed=int(split["seed"])) for part in parts
-    }
+    seed = int(split["seed"]) if sample_seed is None else sample_seed  # of the samples; the split keeps its own
+    trains = {part: sample_questions(select(table, ids[part][0]), train_limit, seed=seed) for part in parts}
     every_training = question_keys(pd.concat(trains.values(), ignore_index=True))
     rows = []
     for part, labels in parts.items():
@@ -137,7 +140,7 @@ def prepare_data(
                     f"{', '.join(external) or 'the external test sets'}"
                 )
             test, dropped = drop_overlap(test, keys, label, on_overlap)
-            test = sample_questions(test, test_limit, seed=int(split["seed"]))
+            test = sample_questions(test, test_limit, seed=seed)
             save_questions(test, files.test(part, label))
             rows.append({"part": part, "role": "test", "label": label, "questions": len(test), "overlap": dropped})
     written = pd.DataFrame(rows)
@@ -229,6 +232,7 @@ def split_and_sample(params: PrepareParams) -> pd.DataFrame:
         train_limit=params.train_limit,
         test_limit=params.test_limit,
         on_overlap=params.on_overlap,
+        sample_seed=params.sample_seed,
     )
 
 
