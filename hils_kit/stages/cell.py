@@ -20,13 +20,14 @@ from typing import Optional, Union
 import pandas as pd
 
 from hils_kit.core.layout import PrepareFiles
-from hils_kit.core.params import optional_fields, param
+from hils_kit.core.params import optional_fields, param, same_as
 from hils_kit.core.precision import with_precision
 from hils_kit.data.loaders import load_questions
 from hils_kit.labels.scenarios import SCENARIO
 from hils_kit.order.letter_prior import balance_letters
 from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
 from hils_kit.order.registry import STRATEGIES
+from hils_kit.stages.prepare import PrepareParams
 from hils_kit.train.presets import TrainConfig, make_config
 from hils_kit.train.probe import probe_callbacks
 
@@ -38,15 +39,13 @@ CELL_SETTINGS = ("seed", "bf16")
 class CellGridParams:
     """The cell's place in the study and its order (the first part of :class:`CellParams`)."""
 
-    study: str = param("explore", "study name, used in titles", derived=True)
+    study: str = same_as(PrepareParams, "study")
     cell_id: str = param("smollm2__llm__curriculum__holdout__r0", "this cell's id", derived=True)
     model: str = param("smollm2", "model to fine-tune: kit name, local folder or hub id", derived=True)
     preset: str = param(
         "smollm2-cpu", "training preset (hils_kit.train.presets); each setting below may override it", derived=True
     )
-    precision: Optional[str] = param(
-        None, "training and scoring: fp32, bf16, auto; None: HILS_PRECISION, else auto", derived=True
-    )
+    precision: Optional[str] = same_as(PrepareParams, "precision")
     strategy: str = param("curriculum", "training order", STRATEGIES, derived=True)
     variant: str = param("strict", "difficulty variant of this cell", VARIANTS, derived=True)
     rounds: int = param(3, "interleaving rounds per category")
@@ -65,7 +64,7 @@ class CellGridParams:
     order_seed: int = param(0, "seed of the ordering (ties, shuffles)", derived=True)
     train_seed: int = param(42, "seed of training: LoRA init, dropout, data collation", derived=True)
     part: str = param("holdout", "training part prepared by 02 (holdout, fold0.., full)", derived=True)
-    prepare_dir: str = param("runs/explore/prepare", "output folder of 02", derived=True)
+    prepare_dir: str = same_as(PrepareParams, "prepare_dir")
     test_sets: list[str] = param(
         ["medmcqa_test", "medqa", "mmlu_medical"], "test set labels prepared for this part", derived=True
     )

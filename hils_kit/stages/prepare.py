@@ -56,7 +56,7 @@ class PrepareParams:
     )
     debias: bool = param(True, "average over cyclic option rotations (removes the letter bias)")
     precision: Optional[str] = param(
-        None, "difficulty scoring: fp32, bf16, auto; None: HILS_PRECISION, else auto", derived=True
+        None, "what this notebook computes in: fp32, bf16, auto; None: HILS_PRECISION, else auto", derived=True
     )
     parts: dict = param(
         {"holdout": ["medmcqa_test", "medqa", "mmlu_medical"]}, "training part -> its test set labels", derived=True
