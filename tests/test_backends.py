@@ -50,10 +50,13 @@ def local_run(smoke_study):
     return out
 
 
-def without_cells(local: Path, target: Path) -> Path:
-    """A copy of the local run whose cells have not run yet (01 and 02 stay done)."""
+def with_first_cell_only(local: Path, target: Path) -> Path:
+    """A copy of the local run in which only ``FIRST`` ran (01, 02 and that cell stay done): the backend then runs
+    ``SECOND`` alone, and must leave ``FIRST`` as the local backend wrote it."""
     shutil.copytree(local, target)
-    shutil.rmtree(target / "runs" / "smoke" / "cells")
+    for cell in (target / "runs" / "smoke" / "cells").iterdir():
+        if cell.name != FIRST:
+            shutil.rmtree(cell)
     return target
 
 
@@ -123,8 +126,9 @@ def wait_for(condition, seconds: float, what: str):
 
 
 def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_run, ray_head, tmp_path):
-    out = without_cells(local_run, tmp_path / "ray")
+    out = with_first_cell_only(local_run, tmp_path / "ray")
     cells = out / "runs" / "smoke" / "cells"
+    first_done = (cells / FIRST / "DONE").read_text()
     cli = [
         *HILS,
         "study",
@@ -144,31 +148,29 @@ def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_
     # 1. no retries; the worker of the second cell dies mid-cell: it fails, the first cell stays done
     study = subprocess.Popen([*cli, "--max-retries", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: (cells / FIRST / "DONE").exists(), 600, f"{FIRST} to finish")
-        os.kill(wait_for(lambda: ray_worker_of(SECOND), 300, f"the Ray worker of {SECOND}"), signal.SIGKILL)
+        os.kill(wait_for(lambda: ray_worker_of(SECOND), 600, f"the Ray worker of {SECOND}"), signal.SIGKILL)
         printed, _ = study.communicate(timeout=300)
     finally:
         study.kill()
     assert study.returncode == 1, printed
+    assert "cells: 0 ran, 1 done before, 1 failed" in printed, printed
     failed = json.loads((cells / SECOND / "FAILED").read_text())
     assert "on Ray" in failed["error"] and not (cells / SECOND / "DONE").exists()
-    first_done = (cells / FIRST / "DONE").read_text()
 
     # 2. rerun: the finished cell is untouched, the lost one runs again and its files come back to the driver
     rerun = subprocess.run(cli, capture_output=True, text=True, timeout=900, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "cells: 1 ran, 1 done before, 0 failed" in rerun.stdout
     assert (cells / FIRST / "DONE").read_text() == first_done
-    for cell in (FIRST, SECOND):
-        for name in (
-            "03_train_evaluate.ipynb",
-            "results.json",
-            "papermill.log",
-            "predictions_medqa.csv",
-            "train/order_fed.csv",
-        ):
-            assert (cells / cell / name).is_file(), f"{cell}/{name}"
-        assert not (cells / cell / ADAPTER).exists()  # adapters stay on the worker unless --keep-adapters
+    for name in (
+        "03_train_evaluate.ipynb",
+        "results.json",
+        "papermill.log",
+        "predictions_medqa.csv",
+        "train/order_fed.csv",
+    ):
+        assert (cells / SECOND / name).is_file(), f"{SECOND}/{name}"
+    assert not (cells / SECOND / ADAPTER).exists()  # adapters stay on the worker unless --keep-adapters
     assert metrics(out) == metrics(local_run)
     index = (out / "reports" / "smoke" / "index.html").read_text()
     assert f'href="cells/{SECOND}.html"' in index
@@ -176,7 +178,7 @@ def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_
 
 def test_slurm_cells_through_submitit_match_the_local_backend(local_run, tmp_path):
     pytest.importorskip("submitit", reason="needs the slurm extra: pip install -e '.[slurm]'")
-    out = without_cells(local_run, tmp_path / "slurm")
+    out = with_first_cell_only(local_run, tmp_path / "slurm")
     assert (
         main(
             [
@@ -196,7 +198,10 @@ def test_slurm_cells_through_submitit_match_the_local_backend(local_run, tmp_pat
         )
         == 0
     )
-    assert metrics(out) == metrics(local_run)
+    assert metrics(out) == metrics(local_run)  # SECOND ran as a SLURM job, FIRST stayed as the local backend wrote it
+    assert (out / "runs" / "smoke" / "cells" / FIRST / "DONE").read_text() == (
+        local_run / "runs" / "smoke" / "cells" / FIRST / "DONE"
+    ).read_text()
     assert list((out / "runs" / "smoke" / "slurm").glob("*_log.out"))  # submitit's own logs, one per job
 
 
