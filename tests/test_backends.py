@@ -1,5 +1,6 @@
 """The Ray and SLURM backends: the smoke study's cells on a local Ray head and through submitit's local executor
-give the same results as the local backend, and a study resumes after a lost Ray worker."""
+give the same results as the local backend, and (``long``: ``make test TESTS=all`` and CI) a study resumes after
+a lost Ray worker; ``make test`` checks that at small scale, a dead worker's cell marked FAILED "on Ray"."""
 
 from __future__ import annotations
 
@@ -125,6 +126,49 @@ def wait_for(condition, seconds: float, what: str):
     pytest.fail(f"waited {seconds} s for {what}")
 
 
+@pytest.mark.small
+def test_a_ray_cell_matches_the_local_backend(local_run, ray_head, tmp_path):
+    """The small variant of the next test (which ``make test TESTS=all`` runs instead): one cell on Ray."""
+    out = with_first_cell_only(local_run, tmp_path / "ray")
+    cells = out / "runs" / "smoke" / "cells"
+    cli = [*HILS, "study", str(SMOKE), "--out", str(out), "--only", PAIR, "--backend", "ray", "--address", ray_head]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0 and "cells: 1 ran, 1 done before, 0 failed" in done.stdout, done.stdout + done.stderr
+    for name in (
+        "03_train_evaluate.ipynb",
+        "results.json",
+        "papermill.log",
+        "predictions_medqa.csv",
+        "train/order_fed.csv",
+    ):
+        assert (cells / SECOND / name).is_file(), f"{SECOND}/{name}"
+    assert not (cells / SECOND / ADAPTER).exists()  # adapters stay on the worker unless --keep-adapters
+    assert metrics(out) == metrics(local_run)
+
+
+def test_a_cell_whose_ray_worker_died_is_marked_failed_on_ray(tmp_path, monkeypatch):
+    """What the long test checks with a real SIGKILL, at unit scale: the error becomes the cell's FAILED reason."""
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install -e '.[ray]'")
+    from hils_kit.study.ray_backend import RayExecutor
+
+    config = study_from_dict({"name": "fixture", "models": ["tiny"], "preset": "tiny", "strategies": ["random"]})
+    job = plan(config, Layout(tmp_path, "fixture"), FIXTURES)[2][0]
+    job.folder.mkdir(parents=True)
+    (job.folder / "partial.txt").write_text("written before the worker died")
+
+    def dead(ref):
+        raise ray.exceptions.WorkerCrashedError()
+
+    monkeypatch.setattr(ray, "get", dead)
+    ended = []
+    executor = RayExecutor.__new__(RayExecutor)  # no cluster: only the bookkeeping of a finished task
+    executor.shared_fs = False
+    executor._finished(job, object(), 0.0, type("Events", (), {"ended": lambda self, *a: ended.append(a)})())
+    assert ended[0][0] is job and ended[0][1] == 1 and ended[0][3].startswith("WorkerCrashedError on Ray")
+    assert not (job.folder / "partial.txt").exists()  # the cell starts clean when it runs again
+
+
+@pytest.mark.long
 def test_ray_cells_match_the_local_backend_and_resume_after_a_lost_worker(local_run, ray_head, tmp_path):
     out = with_first_cell_only(local_run, tmp_path / "ray")
     cells = out / "runs" / "smoke" / "cells"
