@@ -78,7 +78,8 @@ def ray_head():
         yield os.environ["RAY_ADDRESS"]
         return
     ray = shutil.which("ray", path=os.path.dirname(sys.executable))
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    # Ray's own processes run without `make coverage`'s tracing: traced, they can miss the raylet's 30 s start-up
+    env = {k: v for k, v in os.environ.items() if k != "COVERAGE_PROCESS_START"} | {"RAY_AUTH_MODE": "disabled"}
     port = free_port()
     command = [
         ray,
