@@ -235,3 +235,13 @@ def test_claim_folder_leaves_a_non_empty_foreign_folder_unmarked(tmp_path):
     claim_folder(tmp_path, "test")
     assert not made_by_kit(tmp_path)
     assert made_by_kit(claim_folder(tmp_path / "new", "test"))
+
+
+def test_a_folder_written_into_an_existing_empty_folder_is_marked_as_the_kit_s(tmp_path):
+    """An empty folder (made by ``mkdir`` or left by a cleared run) takes the output, and the kit marks it as its own."""
+    target = tmp_path / "run"
+    target.mkdir()
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "a.txt").write_text("written")
+    assert (target / "a.txt").read_text() == "written" and made_by_kit(target)

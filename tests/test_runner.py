@@ -241,3 +241,18 @@ def test_no_module_of_the_kit_imports_itself_back():
         return False
 
     assert [module for module in graph if reaches(module, module, set())] == []
+
+
+def test_a_report_newer_than_its_executed_notebook_is_not_rendered_again(tmp_path):
+    import os
+
+    from hils_kit.study.jobs import Job, Outcome
+    from hils_kit.study.runner import render
+
+    output, report = tmp_path / "run.ipynb", tmp_path / "run.html"
+    output.write_text("{}")
+    report.write_text("the report of an earlier call")
+    os.utime(output, (1_000_000, 1_000_000))  # the executed notebook is older than its report
+    job = Job("run", FIXTURES / "01_data_exploration.ipynb", output, tmp_path, {}, tmp_path / "p.yaml", report)
+    render(Outcome(job, "cached"), say=lambda line: pytest.fail(f"rendered: {line}"))
+    assert report.read_text() == "the report of an earlier call"
