@@ -243,7 +243,7 @@ def test_no_module_of_the_kit_imports_itself_back():
     assert [module for module in graph if reaches(module, module, set())] == []
 
 
-def test_a_report_newer_than_its_executed_notebook_is_not_rendered_again(tmp_path):
+def test_a_report_is_rendered_only_for_a_new_executed_notebook(tmp_path):
     import os
 
     from hils_kit.study.jobs import Job, Outcome
@@ -256,3 +256,7 @@ def test_a_report_newer_than_its_executed_notebook_is_not_rendered_again(tmp_pat
     job = Job("run", FIXTURES / "01_data_exploration.ipynb", output, tmp_path, {}, tmp_path / "p.yaml", report)
     render(Outcome(job, "cached"), say=lambda line: pytest.fail(f"rendered: {line}"))
     assert report.read_text() == "the report of an earlier call"
+    output.unlink()  # a run that failed before papermill wrote its notebook has nothing to render
+    report.unlink()
+    render(Outcome(job, "failed"), say=lambda line: pytest.fail(f"rendered: {line}"))
+    assert not report.exists()
