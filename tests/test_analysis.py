@@ -377,15 +377,42 @@ def test_power_analysis_says_what_the_study_could_detect(run_dir):
 def test_gain_intervals_from_replicates_or_ci(run_dir):
     long = collect_results(run_dir)
     two = gain_intervals(long, "llm")
-    # each cell: replicates mean ± 1 point, so se = 1 per cell; gain se = sqrt(6 cells × 2) / 6
-    half = stats.norm.ppf(0.975) * np.sqrt(12) / 6
+    # each cell: replicates mean ± 1 point, so se = 1 per cell on 1 df; gain se = sqrt(6 cells × 2) / 6 on 12 df
+    half = stats.t.ppf(0.975, 12) * np.sqrt(12) / 6
     assert two.loc["Interleaved", "gain"] == pytest.approx(3 + 1 / 6)
     assert two.loc["Interleaved", "high"] - two.loc["Interleaved", "gain"] == pytest.approx(half)
+    assert two.loc["Interleaved", "df"] == pytest.approx(12)
     assert two.loc["Interleaved", "interval_from"] == "replicates"
     one = gain_intervals(long[long["replicate"] == 0], "llm")
     # a ±5 point accuracy_ci is a standard error of 5 / z per cell: half-width = z × sqrt(12) × (5 / z) / 6
     assert one.loc["Interleaved", "high"] - one.loc["Interleaved", "gain"] == pytest.approx(5 * np.sqrt(12) / 6)
-    assert one.loc["Interleaved", "interval_from"] == "accuracy_ci"
+    assert one.loc["Interleaved", "df"] == np.inf
+    assert one.loc["Interleaved", "interval_from"] == "accuracy_ci (normal z)"
+
+
+def test_gain_intervals_use_welch_t_quantiles_for_few_replicates():
+    random, blocked = [0.20, 0.22, 0.24], [0.30, 0.33, 0.36]
+    long = pd.DataFrame(
+        {
+            "scenario": "llm",
+            "strategy": ["random"] * 3 + ["blocked"] * 3,
+            "model": "tiny",
+            "dataset": "medqa",
+            "replicate": [0, 1, 2] * 2,
+            "accuracy": random + blocked,
+            "accuracy_ci_low": np.r_[random, blocked] - 0.05,
+            "accuracy_ci_high": np.r_[random, blocked] + 0.05,
+        }
+    )
+    row = gain_intervals(long, "llm").loc["Blocked"]
+    welch = stats.ttest_ind(np.array(blocked) * 100, np.array(random) * 100, equal_var=False)
+    assert row["gain"] == pytest.approx(11)
+    assert row["df"] == pytest.approx(welch.df)  # about 3.5, not the normal's infinity
+    assert [row["low"], row["high"]] == pytest.approx(list(welch.confidence_interval()))
+    assert row["interval_from"] == "replicates"
+    one = gain_intervals(long[long["replicate"] == 0], "llm").loc["Blocked"]
+    assert one["high"] - one["gain"] == pytest.approx(5 * np.sqrt(2))  # two ±5 point bootstrap intervals, on z
+    assert one["df"] == np.inf and one["interval_from"] == "accuracy_ci (normal z)"
 
 
 def test_accuracy_spread_gives_intervals_and_the_spread_between_runs(run_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,24 +42,44 @@ def test_balance_letters_keeps_the_order_and_the_answers_content():
         assert after["options"][k:] + after["options"][:k] == before["options"]
 
 
+def paired_gains(gains, prior_gains) -> pd.DataFrame:
+    """Random Shuffle at 0.25 and one strategy per replicate with the given accuracy and letter-prior gains."""
+    n = len(gains)
+    return pd.DataFrame(
+        {
+            "strategy": ["random"] * n + ["blocked"] * n,
+            "model": "m",
+            "dataset": "d",
+            "replicate": [*range(n), *range(n)],
+            "accuracy": np.r_[np.full(n, 0.25), 0.25 + np.asarray(gains)],
+            "letter_prior_accuracy": np.r_[np.full(n, 0.25), 0.25 + np.asarray(prior_gains)],
+        }
+    )
+
+
 def test_gains_that_follow_the_letter_mix_are_called_out():
-    rows = []
-    for replicate in range(3):
-        for strategy, acc, prior in (("random", 0.25, 0.25), ("blocked", 0.35, 0.34), ("curriculum", 0.20, 0.21)):
-            rows.append(
-                {
-                    "cell_id": f"{strategy}{replicate}",
-                    "strategy": strategy,
-                    "model": "m",
-                    "dataset": "d",
-                    "replicate": replicate,
-                    "accuracy": acc + replicate / 100,
-                    "letter_prior_accuracy": prior + replicate / 90,
-                }
-            )
-    result = gains_track_letters(pd.DataFrame(rows))
-    assert result["pairs"] == 6 and result["correlation"] > 0.9
-    assert "track the letter prior" in result["verdict"]
+    gains = [0.10, -0.05, 0.03, 0.07, -0.02, 0.00]
+    result = gains_track_letters(paired_gains(gains, [g * 0.9 + 0.001 * k for k, g in enumerate(gains)]))
+    assert result["n_pairs"] == 6 and result["r"] > 0.99
+    assert result["p_value"] == pytest.approx(1 / 720)  # exact: only the observed pairing reaches r
+    assert result["verdict"].startswith("the gains follow the letter prior")
+
+
+def test_gains_track_letters_tests_nothing_with_three_pairs():
+    result = gains_track_letters(paired_gains([0.1, -0.05, 0.03], [0.09, -0.04, 0.02]))
+    assert result["n_pairs"] == 3 and result["r"] > 0.99 and np.isnan(result["p_value"])
+    assert result["verdict"] == "not tested (fewer than 4 pairs: with 3 the smallest achievable p is 0.167)"
+
+
+def test_gains_track_letters_rarely_follows_unrelated_letters():
+    rng = np.random.default_rng(7)
+    verdicts = []
+    for _ in range(300):
+        n = int(rng.integers(3, 7))
+        verdicts.append(gains_track_letters(paired_gains(rng.normal(0, 0.05, n), rng.normal(0, 0.05, n)))["verdict"])
+    follows = np.mean([v.startswith("the gains follow") for v in verdicts])
+    assert follows <= 0.07
+    assert any(v.startswith("no evidence") for v in verdicts) and any(v.startswith("not tested") for v in verdicts)
 
 
 def test_letter_prior_table_from_collected_rows():

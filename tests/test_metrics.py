@@ -66,6 +66,26 @@ def test_debiasing_removes_a_constant_letter_preference():
     assert s["debiased_accuracy"] == 1.0
 
 
+def test_debiasing_costs_an_unbiased_model_on_skewed_gold_letters():
+    # the documented assumption: the letter means are read off the test set, so a gold letter that is
+    # more common there looks like a preference and is subtracted even from a model with none
+    rng = np.random.default_rng(0)
+    losses = {}
+    for name, counts in (("skewed", [1100, 300, 300, 300]), ("balanced", [500] * 4)):
+        gold = rng.permutation(np.repeat(np.arange(4), counts))
+        logits = rng.normal(0, 1, (2000, 4))
+        logits[np.arange(2000), gold] += 1.0  # the same signal for every letter: no letter preference
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        letters = np.array(list("ABCD"))
+        s = summarize(predictions("".join(letters[gold]), "".join(letters[probs.argmax(axis=1)]), probs), 20)
+        losses[name] = s["accuracy"] - s["debiased_accuracy"]
+        if name == "skewed":
+            assert s["gold_letter_shares"] == {"A": 0.55, "B": 0.15, "C": 0.15, "D": 0.15}
+            assert 0.53 < s["accuracy"] < 0.59 and s["mean_gold_logprob_debiased"] < s["mean_gold_logprob"]
+    assert 0.03 < losses["skewed"] < 0.07  # about 5 points, as the module docstring says
+    assert abs(losses["balanced"]) < 0.015
+
+
 def test_debiasing_with_mixed_option_counts_uses_each_rows_own_options():
     probs = np.array([[0.5, 0.3, 0.2, np.nan], [0.1, 0.1, 0.1, 0.7], [0.6, 0.2, 0.1, 0.1]])
     letters = debiased_predictions(probs)

@@ -103,7 +103,7 @@ def test_the_simulated_run_spread_is_realistic():
 
 def test_design_se_matches_the_se_compare_runs_estimates_on_average():
     rng = np.random.default_rng(4)
-    ses, components = [], []
+    ses = []
     for _ in range(200):
         question = rng.normal(0, 1, (100, 1))
         a = question + rng.normal(0, 0.2, (1, 3)) + rng.normal(0, 0.6, (100, 3))

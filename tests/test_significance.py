@@ -108,6 +108,39 @@ def test_replicate_bootstrap_widens_with_run_to_run_noise():
     assert replicate_bootstrap_difference(a_still, b_still, seed=2) == calm
 
 
+def simulated_answers(rng, run_shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 answers of two systems to 100 questions in 3 runs each: independent Bernoulli draws around a
+    per-question probability (A: p, B: 0.8 p with p ~ Beta(2, 2): a true difference of 0.1), each run's
+    probabilities moved by a shift ~ N(0, ``run_shift``)."""
+    p = rng.beta(2, 2, (100, 1))
+    runs = [np.clip(q + rng.normal(0, run_shift, (1, 3)), 0, 1) for q in (p, 0.8 * p)]
+    return tuple((rng.random((100, 3)) < q).astype(float) for q in runs)
+
+
+def test_replicate_bootstrap_without_run_effect_matches_the_question_bootstrap():
+    rng = np.random.default_rng(11)
+    ratios, covered = [], []
+    for seed in range(200):
+        a, b = simulated_answers(rng)
+        both = replicate_bootstrap_difference(a, b, n_resamples=400, seed=seed)["ci"]
+        questions = replicate_bootstrap_difference(a.mean(axis=1), b.mean(axis=1), n_resamples=400, seed=seed)["ci"]
+        ratios.append((both[1] - both[0]) / (questions[1] - questions[0]))
+        covered.append(both[0] <= 0.1 <= both[1])
+    assert np.median(ratios) == pytest.approx(1, abs=0.1) and np.mean(ratios) == pytest.approx(1, abs=0.15)
+    assert 0.9 <= np.mean(covered) <= 0.99
+
+
+def test_replicate_bootstrap_widens_with_a_per_run_shift():
+    rng = np.random.default_rng(12)
+    ratios = []
+    for seed in range(20):
+        a, b = simulated_answers(rng, run_shift=0.1)
+        both = replicate_bootstrap_difference(a, b, n_resamples=400, seed=seed)["ci"]
+        questions = replicate_bootstrap_difference(a.mean(axis=1), b.mean(axis=1), n_resamples=400, seed=seed)["ci"]
+        ratios.append((both[1] - both[0]) / (questions[1] - questions[0]))
+    assert np.mean(ratios) > 1.5
+
+
 def test_replicate_bootstrap_refuses_different_questions_and_nan():
     with pytest.raises(ValueError, match="same questions"):
         replicate_bootstrap_difference(np.zeros((5, 2)), np.zeros((4, 2)))

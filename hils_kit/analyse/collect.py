@@ -25,6 +25,7 @@ from hils_kit.score.metrics import summarize
 log = logging.getLogger(__name__)
 
 POOLED_PART = "cv"  # the part of a k-fold figure pooled over its folds
+CELL_SEEDS = ("order_seed", "train_seed")  # a run's seeds (cell parameters), shared by the folds of a pooled row
 
 
 def _result_rows(path: Path) -> list[dict]:
@@ -53,8 +54,10 @@ def _result_rows(path: Path) -> list[dict]:
 
 
 def collect_results(run_dir: str | Path) -> pd.DataFrame:
-    """One row per (cell, test set) of a study run: the cell's fields, ``dataset``, its metrics, ``train_*``,
-    ``cell_dir``, ``predictions`` (the per-question files behind the row) and ``level``.
+    """One row per (cell, test set) of a study run: the cell's fields (``order_seed`` and ``train_seed`` among
+    them, to split the run-to-run spread into its order and initialisation parts), ``dataset``, its metrics, the
+    training summary ``train_*``, ``cell_dir``, ``predictions`` (the per-question files behind the row) and
+    ``level``.
 
     ``run_dir`` is the study run folder (with ``cells/``) or its ``cells/`` folder. A confidence interval
     ``accuracy_ci: [lo, hi]`` becomes ``accuracy_ci_low`` / ``accuracy_ci_high``. Cells that have no
@@ -138,7 +141,9 @@ def pool_folds(long: pd.DataFrame) -> pd.DataFrame:
         row = {
             k: v
             for k, v in row.items()
-            if not k.startswith("train_") and k not in metrics and not k.startswith(tuple(f"{m}_ci_" for m in metrics))
+            if (k in CELL_SEEDS or not k.startswith("train_"))
+            and k not in metrics
+            and not k.startswith(tuple(f"{m}_ci_" for m in metrics))
         }
         for name, value in metrics.items():
             if name.endswith("_ci"):

@@ -232,10 +232,13 @@ def gain_intervals(
 ) -> pd.DataFrame:
     """Each strategy's mean gain over Random Shuffle (the ``Mean`` column difference) with a ``level`` interval.
 
-    The interval reflects run-to-run noise: per cell, the standard error of the replicate mean where a cell has two
-    or more replicates, else the half-width of ``<value>_ci`` (the bootstrap interval over questions) / z. Strategy
-    and baseline errors are added as if independent, which overstates the error of a difference measured on the
-    same questions. ``interval_from`` says which source was used; NaN bounds where there is none.
+    The interval reflects run-to-run noise: per cell, the standard error of the replicate mean (n - 1 degrees of
+    freedom) where a cell has two or more replicates, else the half-width of ``<value>_ci`` (the bootstrap interval
+    over questions) / z, taken as exact (infinite df). The gain's variance is the sum of its cells' and its quantile
+    a t quantile with the Welch-Satterthwaite ``df`` of that sum, which is z where every cell came from a
+    ``<value>_ci``. Strategy and baseline errors are added as if independent, which overstates the error of a
+    difference measured on the same questions. ``interval_from`` says which source was used ("(normal z)" where
+    only bootstrap intervals were); NaN bounds where there is none.
     """
     rows = _select_variant(scenario_cells(long, scenario), variant)
     if value not in rows:
@@ -252,6 +255,7 @@ def gain_intervals(
         .reset_index()
     )
     cells["se"] = np.where(cells["n"] >= 2, cells["sd"] / np.sqrt(cells["n"]), cells["ci_se"])
+    cells["df"] = np.where(cells["n"] >= 2, cells["n"] - 1, np.inf)
     cells["source"] = np.where(cells["n"] >= 2, "replicates", np.where(cells["ci_se"].notna(), f"{value}_ci", ""))
     base = cells[cells["strategy"] == BASELINE_NAME].set_index(["model", "dataset"])
     if base.empty:
@@ -261,14 +265,25 @@ def gain_intervals(
         mine = mine.set_index(["model", "dataset"])
         matched = mine.index.intersection(base.index)
         gain = (mine.loc[matched, "mean"] - base.loc[matched, "mean"]).mean()
-        half = z * np.sqrt((mine.loc[matched, "se"] ** 2 + base.loc[matched, "se"] ** 2).sum()) / len(matched)
+        variances = np.r_[mine.loc[matched, "se"], base.loc[matched, "se"]] ** 2
+        dfs = np.r_[mine.loc[matched, "df"], base.loc[matched, "df"]]
+        total, denominator = variances.sum(), (variances**2 / dfs).sum()
+        if np.isnan(total):
+            df = np.nan
+        elif denominator == 0:  # every variance from a bootstrap interval (or zero)
+            df = np.inf
+        else:
+            df = total**2 / denominator
+        half = stats.t.ppf(0.5 + level / 2, df) * np.sqrt(total) / len(matched)
         sources = set(mine.loc[matched, "source"]) | set(base.loc[matched, "source"])
+        interval_from = "+".join(sorted(s for s in sources if s)) if "" not in sources else "none"
         out[name] = {
             "gain": gain,
             "low": gain - half,
             "high": gain + half,
+            "df": df,
             "n_cells": len(matched),
-            "interval_from": "+".join(sorted(s for s in sources if s)) if "" not in sources else "none",
+            "interval_from": interval_from + (" (normal z)" if sources == {f"{value}_ci"} else ""),
         }
     table = pd.DataFrame.from_dict(out, orient="index")
     return table.reindex(paper_order(table.index))

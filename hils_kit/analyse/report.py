@@ -14,17 +14,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from hils_kit.analyse.collect import collect_results, scenario_cells
-from hils_kit.analyse.paired import gain_intervals, power_analysis, question_tests
+from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies
+from hils_kit.analyse.findings import claims, detectable, power_view
+from hils_kit.analyse.paired import gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
+from hils_kit.analyse.predictions import study_predictions
 from hils_kit.analyse.tables import accuracy_spread, best_gains, label_source_deltas, strategy_table, win_counts
 from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
 from hils_kit.core.paths import write_text_atomic
 from hils_kit.order.letter_prior import gains_track_letters, letter_prior_table
-from hils_kit.order.registry import BASELINE_NAME, CURRICULUM_STRATEGIES, strategy_name
+from hils_kit.order.registry import BASELINE, BASELINE_NAME, CURRICULUM_STRATEGIES, strategy_name
+from hils_kit.stats.family import format_p_column
 from hils_kit.train.learning_curve import plot_curves, read_curves
 
 
@@ -72,17 +75,26 @@ SECTIONS = {  # notebook section -> artefact kinds
     "wins": ("wins",),
     "curves": ("learning_curves",),
     "label_sources": ("label_sources", "label_sources_plot"),
-    "tests": ("paired_tests",),
+    "tests": ("comparisons", "variance_components", "meta_analysis"),
     "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
 
 
-def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: list[str] = ()) -> StudyAnalysis:
+def analyse_study(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    difficulty_models: list[str] = (),
+    alpha: float = 0.05,
+    run_sd_points: float = RUN_SD_POINTS,
+    target_points: float = 2.0,
+) -> StudyAnalysis:
     """Analyse the cells of ``run_dir`` and write every artefact into ``out_dir`` (see the module docstring).
 
     ``difficulty_models``: the models that scored the LLM difficulty; the findings say so when one of them is
-    also a fine-tuned model (the paper chose other models to keep the labels free of that bias)."""
+    also a fine-tuned model (the paper chose other models to keep the labels free of that bias). ``alpha``,
+    ``run_sd_points`` (the run-to-run sd assumed where a strategy has one run) and ``target_points`` (the
+    difference the power figures plan for) go to :func:`hils_kit.analyse.comparisons.compare_strategies`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     long = collect_results(run_dir)
@@ -92,8 +104,9 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
 
     def add(kind: str, value, scenario: str = "") -> None:
         path = artefact_path(out_dir, kind, scenario)
-        if isinstance(value, pd.DataFrame):
-            write_text_atomic(path, value.round(4).to_csv())
+        if isinstance(value, pd.DataFrame):  # p-values as text: one below the display precision is "< 1e-4"
+            shown = value.round(4).assign(**{c: format_p_column(value[c]) for c in value if _is_p(c)})
+            write_text_atomic(path, shown.to_csv())
         else:
             value.savefig(path, dpi=120, bbox_inches="tight")
         result.items.append(Item(kind, scenario, artefact_title(kind, scenario), value, path))
@@ -121,10 +134,13 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
             plot_gains(gain_intervals(long, scenario), title=artefact_title("gains_plot", scenario)),
             scenario,
         )
-    if compared:  # what the study could have detected, beside the gains
-        power = pd.concat([power_analysis(long, scenario) for scenario in compared], ignore_index=True)
-        add("power", power)
-        result.findings[:0] = detectable(power)
+    comparisons = None
+    if compared:  # the run as the unit; what the study could have detected, beside the gains
+        comparisons = compare_strategies(
+            study_predictions(long, compared), BASELINE, alpha, target_points=target_points, run_sd=run_sd_points
+        )
+        add("power", power_view(comparisons.table))
+        result.findings[:0] = [*detectable(comparisons.table), *comparisons.notes, *claims(comparisons.table)]
     if several:
         add("wins", win_counts(list(tables.values())))
     for scenario in scenarios:
@@ -137,8 +153,10 @@ def analyse_study(run_dir: str | Path, out_dir: str | Path, difficulty_models: l
             add("label_sources", label_source_deltas(tables["human"], tables["llm"], both).round(2))
         if both and {"human", "llm"} <= set(compared):  # the plot shows gains over Random Shuffle
             add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"], strategies=both))
-    if compared:
-        add("paired_tests", paired_tests(long, compared))
+    if comparisons is not None:
+        add("comparisons", comparisons.table.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
+        add("variance_components", comparisons.components.set_index(["scenario", "model", "dataset", "strategy"]))
+        add("meta_analysis", comparisons.meta.set_index(["strategy", "metric"]))
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(
@@ -173,14 +191,6 @@ def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
     return curves.assign(strategy=curves["cell_id"].map(names))
 
 
-def paired_tests(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
-    """Every strategy against Random Shuffle on the same questions, per scenario (Holm-corrected across the
-    strategies of the table; each row names its pairing unit)."""
-    return pd.concat(
-        [question_tests(long, scenario).assign(scenario=scenario) for scenario in scenarios], ignore_index=True
-    )
-
-
 def training_audit(long: pd.DataFrame) -> pd.DataFrame:
     """One row per trained cell: did the fed order equal the plan, and how long did training take."""
     cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
@@ -188,28 +198,8 @@ def training_audit(long: pd.DataFrame) -> pd.DataFrame:
     return cells.set_index("cell_id")[columns]
 
 
-def detectable(power: pd.DataFrame) -> list[str]:
-    """One sentence per model x test set: the smallest difference the study could have detected."""
-    lines = []
-    for row in power.drop_duplicates(["model", "dataset"]).itertuples(index=False):
-        mde, gold, need = (
-            row.mde_accuracy_points,
-            getattr(row, "mde_gold_logprob", float("nan")),
-            row.questions_needed_1pt,
-        )
-        head = f"{row.dataset} ({row.model}, {row.n_questions} questions, {row.replicates:g} run(s) per cell): "
-        if pd.notna(mde) and np.isfinite(mde):
-            text = head + f"only differences of {mde:.1f} accuracy points or more were detectable (80 % power, α 0.05)"
-        else:
-            text = head + "too few questions on which the models disagree to detect any accuracy difference"
-        if pd.notna(gold) and np.isfinite(gold):
-            text += (
-                f"; on the same questions a difference of {gold:.3f} nats in mean gold-letter log-prob was detectable"
-            )
-        if pd.notna(need) and np.isfinite(need):
-            text += f"; one accuracy point needs about {need:,.0f} questions"
-        lines.append(text + ".")
-    return lines
+def _is_p(column: str) -> bool:
+    return column == "p_value" or column.startswith("p_") and column not in ("p_gold",)
 
 
 def overlap_table(long: pd.DataFrame) -> pd.DataFrame:

@@ -179,12 +179,26 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
     "wins": ("wins.csv", "How often each strategy is best"),
     "label_sources": ("label_sources.csv", "LLM minus human difficulty labels, curriculum strategies"),
     "label_sources_plot": ("label_sources.png", "Curriculum gains: human vs LLM difficulty labels"),
-    "paired_tests": (
-        "paired_tests.csv",
-        "Paired tests against Random Shuffle on the same questions (Holm-corrected "
-        "across the strategies of each table; pairing unit in 'paired_over')",
+    "power": (
+        "power.csv",
+        "What the study could detect: the minimal detectable difference of the test run (80 % power, α divided by "
+        "its family), and the runs and questions a target difference needs",
     ),
-    "power": ("power.csv", "What the study could detect: minimal detectable differences (80 % power, α 0.05)"),
+    "comparisons": (
+        "comparisons.csv",
+        "Each strategy against Random Shuffle, the training run as the unit (t-test on run means, questions "
+        "paired; Holm and Benjamini–Hochberg across every strategy claim; 'these trained models' where a "
+        "strategy has one run)",
+    ),
+    "variance_components": (
+        "variance_components.csv",
+        "Variance components behind each comparison: questions, runs, question × strategy, residual",
+    ),
+    "meta_analysis": (
+        "meta_analysis.csv",
+        "Each strategy over models × test sets × label sources: random-effects pooled gain, heterogeneity "
+        "(τ², I²), 95 % prediction interval for a new cell, share of cells it beats Random Shuffle",
+    ),
     "learning_curves": (
         "learning_curves_{scenario}.png",
         "Learning curves: mean gold-letter log-prob on held-out probe questions during training, {scenario} labels",

@@ -17,12 +17,16 @@ gold letters are balanced and spread along the order; the question order itself 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from hils_kit.data.questions import LETTERS
 
 TAIL = 0.10  # the share of an order whose letters a one-epoch model remembers best
+ALPHA = 0.05  # the level at which gains_track_letters decides
 
 
 def tail_letter_mix(ordered: pd.DataFrame, tail: float = TAIL) -> dict[str, float]:
@@ -71,12 +75,20 @@ def letter_prior_table(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gains_track_letters(table: pd.DataFrame, baseline: str = "random") -> dict:
+def gains_track_letters(table: pd.DataFrame, baseline: str = "random", alpha: float = ALPHA) -> dict:
     """Do the strategies' accuracy gains over ``baseline`` follow the gains of their letter-prior accuracy?
 
-    Pairs each strategy's cell with the baseline's on model x test set x replicate, and returns the number of
-    pairs, the Pearson correlation of the two gains, the share of the mean accuracy gain that the letter prior
-    accounts for, and a one-line verdict for the report.
+    Pairs each strategy's cell with the baseline's on model x test set x replicate and tests for a positive
+    Pearson correlation of the two gains by permuting the pairings (one-sided; exact when there are at most
+    9999 pairings, else 9999 seeded ones). Returns ``n_pairs``, ``r``, ``p_value``, ``share_explained`` (the
+    share of the mean accuracy gain that the letter prior accounts for) and a one-line ``verdict``; with too
+    few pairs for any p to reach ``alpha`` (n! pairings, so fewer than 4 at 0.05) nothing is tested.
+
+    >>> pairs = pd.DataFrame({"strategy": ["random"] * 3 + ["blocked"] * 3, "model": "m", "dataset": "d",
+    ...                       "replicate": [0, 1, 2] * 2, "accuracy": [0.2, 0.2, 0.2, 0.3, 0.1, 0.2],
+    ...                       "letter_prior_accuracy": [0.2, 0.2, 0.2, 0.3, 0.1, 0.25]})
+    >>> gains_track_letters(pairs)["verdict"]
+    'not tested (fewer than 4 pairs: with 3 the smallest achievable p is 0.167)'
     """
     keys = ["model", "dataset", "replicate"]
     base = table[table["strategy"] == baseline].set_index(keys)
@@ -85,27 +97,40 @@ def gains_track_letters(table: pd.DataFrame, baseline: str = "random") -> dict:
         .join(base[["accuracy", "letter_prior_accuracy"]], on=keys, rsuffix="_base")
         .dropna(subset=["accuracy_base"])
     )
-    gain = others["accuracy"] - others["accuracy_base"]
-    prior_gain = others["letter_prior_accuracy"] - others["letter_prior_accuracy_base"]
-    n = len(others)
-    corr = (
-        float(np.corrcoef(gain, prior_gain)[0, 1])
-        if n >= 3 and gain.std() > 0 and prior_gain.std() > 0
-        else float("nan")
-    )
+    gain = (others["accuracy"] - others["accuracy_base"]).to_numpy(dtype=float)
+    prior_gain = (others["letter_prior_accuracy"] - others["letter_prior_accuracy_base"]).to_numpy(dtype=float)
+    n = len(gain)
     explained = float(prior_gain.mean() / gain.mean()) if n and abs(gain.mean()) > 1e-12 else float("nan")
-    if n >= 3 and gain.std() == 0:
+    varies = n >= 3 and np.ptp(gain) > 0 and np.ptp(prior_gain) > 0
+    r = float(stats.pearsonr(gain, prior_gain).statistic) if varies else float("nan")
+    p = float("nan")
+    smallest_p = 1 / math.factorial(n)
+    if smallest_p > alpha:
+        least = next(k for k in range(1, 21) if 1 / math.factorial(k) <= alpha)
+        verdict = f"not tested (fewer than {least} pairs: with {n} the smallest achievable p is {smallest_p:.3g})"
+    elif np.ptp(gain) == 0:
         verdict = f"no strategy changed accuracy in any of {n} paired cells, so there is no gain to explain"
-    elif n < 3 or np.isnan(corr):
-        verdict = f"too few paired cells ({n}) to tell whether the gains follow the letter mix"
-    elif corr >= 0.5:
-        verdict = (
-            f"the gains track the letter prior (r = {corr:.2f} over {n} pairs): they say more about which "
-            "letters each order taught than about the order of the knowledge"
-        )
+    elif not varies:
+        verdict = f"the letter-prior accuracy did not change in any of {n} paired cells, so it explains no gain"
     else:
-        verdict = f"the gains do not follow the letter prior (r = {corr:.2f} over {n} pairs)"
-    return {"pairs": n, "correlation": corr, "share_explained": explained, "verdict": verdict}
+        test = stats.permutation_test(  # permuting one sample's order gives every pairing once: n! of them
+            (gain,),
+            lambda x, axis: stats.pearsonr(x, prior_gain, axis=axis).statistic,
+            permutation_type="pairings",
+            vectorized=True,
+            alternative="greater",
+            rng=0,
+        )
+        p = float(test.pvalue)
+        stated = f"r = {r:.2f}, permutation p = {p:.3g} over {n} pairs"
+        if p <= alpha:
+            verdict = (
+                f"the gains follow the letter prior ({stated}, α {alpha}): they say more about which letters "
+                "each order taught than about the order of the knowledge"
+            )
+        else:
+            verdict = f"no evidence that the gains follow the letter prior ({stated}, α {alpha})"
+    return {"n_pairs": n, "r": r, "p_value": p, "share_explained": explained, "verdict": verdict}
 
 
 def balance_letters(ordered: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

@@ -21,7 +21,13 @@ from hils_kit.order import strategies
 
 @dataclass(frozen=True)
 class Strategy:
-    """A training order: its key, display name, the labels it uses, whether the paper ran it, and its function."""
+    """A training order: its key, display name, the labels it uses, whether the paper ran it, its function, and
+    whether the ordering seed can change its order.
+
+    Every strategy of the kit is ``seeded``: each shuffles, or breaks ties of equal difficulty in a seeded random
+    order (strict ``curriculum`` too). An order no seed can change sets ``seeded=False``; a study with crossed
+    seeds then runs it with one ordering seed (:func:`hils_kit.study.cells.order_uses_seed`).
+    """
 
     key: str
     name: str
@@ -29,6 +35,7 @@ class Strategy:
     uses_difficulty: bool
     order: Callable[[strategies.Keys], strategies.Ordering]
     in_paper: bool = True
+    seeded: bool = True
 
 
 STRATEGY: dict[str, Strategy] = {

@@ -24,3 +24,8 @@ class AnalysisParams:
         [], "models that scored the LLM difficulty (the report says when they are also fine-tuned)", derived=True
     )
     out_dir: str = param("runs/explore/analysis", "where tables (CSV) and figures (PNG) go", derived=True)
+    alpha: float = param(0.05, "family-wise error rate of the strategy claims (Holm; Benjamini–Hochberg beside it)")
+    run_sd_points: float = param(
+        3.0, "run-to-run sd of accuracy (points) assumed for power where a strategy has one run"
+    )
+    target_points: float = param(2.0, "the accuracy difference (points) the runs and questions needed are planned for")

@@ -116,7 +116,8 @@ def compare_runs(a, b, level: float = 0.95) -> dict:
 
     ``a``, ``b``: questions × runs score matrices of the two strategies (a 1-D array is one run); rows are the
     same questions in the same order. Returns the ``estimate`` (mean of A − mean of B), its ``se``, ``df``,
-    ``ci_low`` / ``ci_high``, ``t`` and two-sided ``p_value``, the variance components (``var_*``), the run and
+    ``ci_low`` / ``ci_high``, ``t`` and two-sided ``p_value``, the variance components (``var_*``), the pooled
+    variance of the run means within a strategy (``run_means_var``, unbiased for σ²_run + σ²_e / n), the run and
     question counts and ``confounded`` (one run per strategy: strategy and run cannot be told apart, so
     ``se``, the interval and ``p_value`` are NaN).
 
@@ -148,8 +149,10 @@ def compare_runs(a, b, level: float = 0.95) -> dict:
             "t": math.nan,
             "p_value": math.nan,
         }
-    run_part = _pooled([(float(m.var(ddof=1)) if len(m) > 1 else 0.0, len(m) - 1) for m in (run_means_a, run_means_b)])
-    run_part *= 1 / k_a + 1 / k_b
+    run_means_var = _pooled(
+        [(float(m.var(ddof=1)) if len(m) > 1 else 0.0, len(m) - 1) for m in (run_means_a, run_means_b)]
+    )
+    run_part = run_means_var * (1 / k_a + 1 / k_b)
     question_part = components.question_by_strategy / n
     se, df = _combined(run_part, components.run_df, question_part, n - 1)
     t = out["estimate"] / se if se > 0 else (0.0 if out["estimate"] == 0 else math.copysign(math.inf, out["estimate"]))
@@ -161,6 +164,7 @@ def compare_runs(a, b, level: float = 0.95) -> dict:
         "ci_high": out["estimate"] + half,
         "t": t,
         "p_value": float(2 * stats.t.sf(abs(t), df)) if se > 0 else float(out["estimate"] == 0),
+        "run_means_var": run_means_var,
     }
 
 

@@ -1,5 +1,6 @@
-"""A study's grid: the cells (model x scenario x strategy x training part x replicate) and the exact
-parameters each notebook receives, built from the stages' dataclasses with ``dataclasses.replace``.
+"""A study's grid: the cells (model x scenario x strategy x training part x run) and the exact parameters each
+notebook receives, built from the stages' dataclasses with ``dataclasses.replace``. A cell's runs are its
+replicates, or its ordering seeds crossed with its training seeds (:func:`seed_runs`).
 
 >>> from hils_kit.study.config import study_from_dict
 >>> config = study_from_dict({"name": "demo", "models": ["tiny"], "strategies": ["random", "curriculum"],
@@ -30,17 +31,27 @@ from hils_kit.train.presets import make_config
 
 @dataclass(frozen=True)
 class Cell:
-    """One training run: a model trained on one part of the data in one order, then evaluated."""
+    """One training run: a model trained on one part of the data in one order, then evaluated.
+
+    The id ends ``__r{replicate}``, or ``__o{order_index}-t{train_index}`` for crossed seeds.
+
+    >>> Cell("tiny", "llm", "curriculum", "holdout", 3, 1, 0, crossed=True).id
+    'tiny__llm__curriculum__holdout__o1-t0'
+    """
 
     model: str
     scenario: str  # "none", or a label scenario (see strategy_scenarios)
     strategy: str
     part: str  # "holdout", "fold0".."fold{k-1}" or "full"
-    replicate: int  # sets the ordering seed and the training seed
+    replicate: int  # the run's number among the runs of its model x scenario x strategy x part: 0, 1, ...
+    order_index: int  # which ordering seed (see replicate_seeds)
+    train_index: int  # which training seed
+    crossed: bool = False  # replicates {order_seeds, train_seeds}: the id names both indexes
 
     @property
     def id(self) -> str:
-        return f"{model_slug(self.model)}__{self.scenario}__{self.strategy}__{self.part}__r{self.replicate}"
+        run = f"o{self.order_index}-t{self.train_index}" if self.crossed else f"r{self.replicate}"
+        return f"{model_slug(self.model)}__{self.scenario}__{self.strategy}__{self.part}__{run}"
 
 
 def training_parts(split: SplitConfig) -> list[str]:
@@ -61,8 +72,69 @@ def part_test_sets(config: StudyConfig, part: str) -> list[str]:
     return [own]  # a fold is tested on its held-out questions only
 
 
+def order_uses_seed(config: StudyConfig, strategy: str) -> bool:
+    """Whether the ordering seed can change what a strategy's cells train on: the strategy is ``seeded``
+    (:class:`~hils_kit.order.registry.Strategy`; every strategy of the kit is), its category blocks are shuffled,
+    ``balance_letters`` starts its cycle at the seed, or ``variant: paper`` switches its difficulty to tiers.
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> order_uses_seed(study_from_dict({}), "curriculum")  # a strict curriculum breaks ties with the seed
+    True
+    """
+    info = STRATEGY[strategy]
+    return (
+        info.seeded
+        or config.cell.balance_letters
+        or (info.uses_category and config.cell.category_order == "shuffle")
+        or (info.uses_difficulty and config.variant == "paper")
+    )
+
+
+def seed_runs(config: StudyConfig, strategy: str) -> list[tuple[int, int]]:
+    """The ``(order_index, train_index)`` of each run of a strategy's cell, in run order.
+
+    An integer ``replicates`` n gives ``(r, r)`` for r < n. ``{order_seeds: A, train_seeds: B}`` gives the A x B
+    cross product, with one order seed where the seed cannot change the order (:func:`order_uses_seed`).
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> seed_runs(study_from_dict({"replicates": 2}), "random")
+    [(0, 0), (1, 1)]
+    >>> seed_runs(study_from_dict({"replicates": {"order_seeds": 2, "train_seeds": 2}}), "random")
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    if config.crossed_seeds is None:
+        return [(r, r) for r in range(config.replicates)]
+    orders, trains = config.crossed_seeds
+    orders = orders if order_uses_seed(config, strategy) else 1
+    return [(i, j) for i in range(orders) for j in range(trains)]
+
+
+def seed_plan(config: StudyConfig) -> list[str]:
+    """The plan's lines on crossed seeds: the runs per cell, and each strategy that runs one order seed.
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> seed_plan(study_from_dict({"replicates": {"order_seeds": 3, "train_seeds": 2}}))
+    ['runs per cell: 3 order seeds × 2 training seeds']
+    """
+    if config.crossed_seeds is None:
+        return []
+    orders, trains = config.crossed_seeds
+    lines = [f"runs per cell: {_count(orders, 'order seed')} × {_count(trains, 'training seed')}"]
+    for strategy in config.strategies:
+        if orders > 1 and not order_uses_seed(config, strategy):
+            name = f"{strategy} ({config.variant})" if STRATEGY[strategy].uses_difficulty else strategy
+            lines.append(
+                f"{name}: its order does not depend on the seed, so 1 order seed × {_count(trains, 'training seed')}"
+            )
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def expand_cells(config: StudyConfig) -> list[Cell]:
-    """Models x training parts x (scenario, strategy) x replicates, in a stable order.
+    """Models x training parts x (scenario, strategy) x runs (:func:`seed_runs`), in a stable order.
 
     A strategy runs once per distinct set of labels it uses (:func:`strategy_scenarios`), not once per scenario.
     """
@@ -71,12 +143,13 @@ def expand_cells(config: StudyConfig) -> list[Cell]:
         for strategy in config.strategies
         for scenario in strategy_scenarios(strategy, config.scenarios)
     ]
+    crossed = config.crossed_seeds is not None
     return [
-        Cell(model, scenario, strategy, part, replicate)
+        Cell(model, scenario, strategy, part, replicate, order_index, train_index, crossed)
         for model in config.models
         for part in training_parts(config.split)
         for scenario, strategy in pairs
-        for replicate in range(config.replicates)
+        for replicate, (order_index, train_index) in enumerate(seed_runs(config, strategy))
     ]
 
 
@@ -110,25 +183,27 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
 
 
 def replicate_seeds(config: StudyConfig, cell: Cell) -> dict:
-    """The cell's ``variant``, ``order_seed`` and ``train_seed``: replicate r is an independent run.
+    """The cell's ``variant``, ``order_seed`` and ``train_seed``: every run is an independent one.
 
-    The training seed is the preset's (or the study's ``train.seed``) plus r, so LoRA init, dropout and the
-    collator differ between replicates even where the order cannot (a strict curriculum). With
-    ``variant: paper`` run 1 is the strict order and runs 2-5 are tiered orders with the authors' seeds.
+    Ordering seed i is i; training seed j is the preset's seed (or the study's ``train.seed``) plus j, so LoRA
+    init, dropout and the collator differ between runs. An integer ``replicates`` gives run r both i = j = r.
+    With ``variant: paper`` ordering seed 0 is the strict order and seeds 1-4 are tiered orders with the authors'
+    seeds (:data:`~hils_kit.study.config.PAPER_ORDER_SEEDS`).
 
     >>> from hils_kit.study.config import study_from_dict
     >>> config = study_from_dict({"models": ["tiny"], "preset": "tiny", "variant": "paper", "replicates": 3})
-    >>> [replicate_seeds(config, Cell("tiny", "llm", "curriculum", "holdout", r)) for r in (0, 2)]
+    >>> [replicate_seeds(config, Cell("tiny", "llm", "curriculum", "holdout", r, r, r)) for r in (0, 2)]
     [{'variant': 'strict', 'order_seed': 0, 'train_seed': 42}, {'variant': 'tiers', 'order_seed': 123, 'train_seed': 44}]
     """
     base = make_config(config.preset_for(cell.model), config.train_overrides).seed
+    i, train_seed = cell.order_index, base + cell.train_index
     if config.variant != "paper":
-        return {"variant": config.variant, "order_seed": cell.replicate, "train_seed": base + cell.replicate}
+        return {"variant": config.variant, "order_seed": i, "train_seed": train_seed}
     uses_difficulty = STRATEGY[cell.strategy].uses_difficulty
     return {
-        "variant": "tiers" if cell.replicate and uses_difficulty else "strict",
-        "order_seed": PAPER_ORDER_SEEDS[cell.replicate],
-        "train_seed": base + cell.replicate,
+        "variant": "tiers" if i and uses_difficulty else "strict",
+        "order_seed": PAPER_ORDER_SEEDS[i],
+        "train_seed": train_seed,
     }
 
 

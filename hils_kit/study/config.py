@@ -32,6 +32,7 @@ from hils_kit.train.presets import TrainConfig, make_config
 # orders with the seeds of their code; strategies without difficulty use the same ordering seeds
 STUDY_VARIANTS = (*VARIANTS, "paper")
 PAPER_ORDER_SEEDS = (0, 42, 123, 456, 789)
+SEED_KEYS = ("order_seeds", "train_seeds")  # replicates as a mapping: ordering seeds x training seeds
 SPLIT_KINDS = {"holdout": ("kind", "test_fraction", "seed"), "kfold": ("kind", "k", "seed", "include_full")}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -110,8 +111,10 @@ class StudyConfig:
         f"difficulty variant: {', '.join(STUDY_VARIANTS)} (paper: strict order, then tiered orders)",
         STUDY_VARIANTS,
     )
-    replicates: int = param(
-        1, "independent runs per cell: replicate r sets the ordering seed and the training seed (base + r)"
+    replicates: int | dict = param(
+        1,
+        "independent runs per cell: an integer n (run r: ordering seed r, training seed base + r), or "
+        "{order_seeds: A, train_seeds: B} (every ordering seed crossed with every training seed)",
     )
     # the stages' own settings (flat keys in the study file)
     prepare: PrepareParams = field(default_factory=PrepareParams, metadata={"help": "settings of 02 (flat keys)"})
@@ -127,6 +130,12 @@ class StudyConfig:
 
     def preset_for(self, model: str) -> str:
         return self.preset[model] if isinstance(self.preset, dict) else self.preset
+
+    @property
+    def crossed_seeds(self) -> tuple[int, int] | None:
+        """``(order_seeds, train_seeds)`` when ``replicates`` is a mapping; None for an integer."""
+        crossed = isinstance(self.replicates, dict)
+        return (self.replicates["order_seeds"], self.replicates["train_seeds"]) if crossed else None
 
     @property
     def train_overrides(self) -> dict:
@@ -221,9 +230,9 @@ def _problems(c: StudyConfig) -> list[str]:
     for key in ("probe_questions", "probe_every"):
         if getattr(cell, key) < 0:
             out.append(f"'{key}' should be 0 or more")
-    for key, value in (("rounds", cell.rounds), ("replicates", c.replicates)):
-        if value < 1:
-            out.append(f"'{key}' should be at least 1")
+    if cell.rounds < 1:
+        out.append("'rounds' should be at least 1")
+    out += replicate_problems(c)
     for key in ("strategies", "scenarios"):
         values = getattr(c, key)
         if len(set(values)) < len(values):
@@ -234,8 +243,6 @@ def _problems(c: StudyConfig) -> list[str]:
         out.append("'scenarios' is empty, but difficulty-based strategies need at least one")
     if c.precision != "auto" and c.train.bf16 is not None:
         out.append(f"'precision' {c.precision} and 'train.bf16': give one of them")
-    if c.variant == "paper" and c.replicates > len(PAPER_ORDER_SEEDS):
-        out.append(f"'variant' paper defines {len(PAPER_ORDER_SEEDS)} runs per cell; 'replicates' is {c.replicates}")
     out += category_order_problems(c)
     for model in c.models:
         if isinstance(c.preset, dict) and model not in c.preset:
@@ -259,6 +266,39 @@ def _problems(c: StudyConfig) -> list[str]:
     labels = [dataset_label(s) for s in [prep.train_data, *prep.test_sets]]
     if len(set(labels)) < len(labels):
         out.append(f"'train_data' and 'test_sets' repeat a data set: {labels}")
+    return out
+
+
+def replicate_problems(c: StudyConfig) -> list[str]:
+    """Problems with the study's ``replicates``: a positive integer, or ``{order_seeds: A, train_seeds: B}``.
+
+    >>> for problem in replicate_problems(StudyConfig(replicates={"order_seeds": 0, "train_seed": 2})):
+    ...     print(problem)
+    'replicates.train_seed' is not a key (known: order_seeds, train_seeds)
+    'replicates.order_seeds' should be a positive integer, got 0
+    'replicates.train_seeds' is missing
+    """
+    paper = len(PAPER_ORDER_SEEDS)
+    if not isinstance(c.replicates, dict):
+        if c.replicates < 1:
+            return ["'replicates' should be at least 1"]
+        if c.variant == "paper" and c.replicates > paper:
+            return [f"'variant' paper defines {paper} runs per cell; 'replicates' is {c.replicates}"]
+        return []
+    out = [
+        f"'replicates.{key}' is not a key (known: {', '.join(SEED_KEYS)})"
+        for key in c.replicates
+        if key not in SEED_KEYS
+    ]
+    for key in SEED_KEYS:
+        value = c.replicates.get(key)
+        if key not in c.replicates:
+            out.append(f"'replicates.{key}' is missing")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            out.append(f"'replicates.{key}' should be a positive integer, got {value!r}")
+    orders = c.replicates.get("order_seeds")
+    if c.variant == "paper" and not out and orders > paper:
+        out.append(f"'variant' paper defines {paper} ordering seeds; 'replicates.order_seeds' is {orders}")
     return out
 
 

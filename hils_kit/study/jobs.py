@@ -228,7 +228,8 @@ def _relative(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def _entry(outcome: Outcome, base: Path) -> dict:
+def manifest_entry(outcome: Outcome, base: Path) -> dict:
+    """The manifest record of a run: status, seconds, error, paths relative to ``base``; a cell adds its fields."""
     job = outcome.job
     entry = {
         "name": job.name,
@@ -273,7 +274,7 @@ def write_manifest(config: StudyConfig, outcomes: list[Outcome], path: Path, sec
         "written": _now(),
         "seconds": round(seconds, 1),
         "analysis_dir": "analysis",
-        "steps": [_entry(o, base) for o in outcomes if o.job.cell is None],
-        "cells": [_entry(o, base) for o in outcomes if o.job.cell is not None],
+        "steps": [manifest_entry(o, base) for o in outcomes if o.job.cell is None],
+        "cells": [manifest_entry(o, base) for o in outcomes if o.job.cell is not None],
     }
     return write_text_atomic(path, json.dumps(manifest, indent=1, default=str))

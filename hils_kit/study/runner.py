@@ -35,6 +35,7 @@ import yaml
 
 from hils_kit.core.layout import Layout
 from hils_kit.core.paths import NOTEBOOKS_DIR, PROJ_ROOT
+from hils_kit.study.cells import seed_plan
 from hils_kit.study.config import StudyConfig
 from hils_kit.study.executors import Executor, LocalExecutor, kernel_name
 from hils_kit.study.jobs import Job, Outcome, check_parameters, finish, plan, write_manifest, write_params
@@ -172,6 +173,8 @@ def run_study(
         + (f", cells on {type(backend).__name__}" if backend else "")
         + f"\n  runs: {layout.run_dir}\n  parameters: {layout.params_dir}"
     )
+    for line in seed_plan(config):
+        say(f"  {line}")
     if dry_run:
         for job in (explore, prepare, *cells):
             if job.name in outcomes:
