@@ -27,15 +27,8 @@ from hils_kit.stats.significance import mcnemar_exact, sign_flip_test
 from hils_kit.stats.simulate import run_accuracy_sd, simulate_predictions
 
 DESIGNS = {
-    # the default study (params/studies/default.yaml): Random Shuffle and Curriculum, 3 runs each, 60 questions
-    "default study": {"strategies": ["random", "curriculum"], "runs": 3, "questions": 60},
-    "3 strategies × 3 runs × 150 questions": {
-        "strategies": ["random", "curriculum", "interleaved"],
-        "runs": 3,
-        "questions": 150,
-    },
-    # the default study before issue 23: six strategies, one run each
-    "six strategies, one run each": {
+    # the default study (params/studies/default.yaml): six strategies, one run each, 60 questions per test set
+    "default study: 6 strategies × 1 run × 60 questions": {
         "strategies": [
             "random",
             "curriculum",
@@ -47,37 +40,45 @@ DESIGNS = {
         "runs": 1,
         "questions": 60,
     },
+    # the same budget spent on runs instead (benchmarks/default_design.py)
+    "2 strategies × 3 runs × 60 questions": {"strategies": ["random", "curriculum"], "runs": 3, "questions": 60},
+    "3 strategies × 3 runs × 150 questions": {
+        "strategies": ["random", "curriculum", "interleaved"],
+        "runs": 3,
+        "questions": 150,
+    },
 }
 NOISE = {"run_sd": 0.12, "letter_bias": 0.4}  # run accuracy sd about 3 points, a favourite letter per run
 
 
-def _matrices(frame) -> dict[str, np.ndarray]:
+def _matrices(frame, metric: str) -> dict[str, np.ndarray]:
     return {
-        strategy: rows.pivot(index="question", columns="run", values="correct").to_numpy(float)
+        strategy: rows.pivot(index="question", columns="run", values=metric).to_numpy(float)
         for strategy, rows in frame.groupby("strategy", sort=False)
     }
 
 
-def _before(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape[1] == b.shape[1] == 1:
+def _before(a: np.ndarray, b: np.ndarray, metric: str) -> float:
+    if metric == "correct" and a.shape[1] == b.shape[1] == 1:
         return mcnemar_exact(a[:, 0], b[:, 0])["p_value"]
     return sign_flip_test(a.mean(axis=1), b.mean(axis=1), n_resamples=2000)["p_value"]
 
 
-def simulate(design: dict, sims: int, effect: float, alpha: float, seed: int) -> dict:
-    """Rejection rates before and after over ``sims`` studies × the design's comparisons, with ``effect`` (logits)
-    planted in every strategy but Random Shuffle."""
+def simulate(design: dict, sims: int, effect: float, alpha: float, seed: int, metric: str = "correct") -> dict:
+    """Rejection rates before and after over ``sims`` studies × the design's comparisons of ``metric`` (correct or
+    gold_logprob), with ``effect`` (logits) planted in every strategy but Random Shuffle."""
     before, after, estimates, components, spreads = [], [], [], [], []
+    scale = 100.0 if metric == "correct" else 1.0
     for s in range(sims):
         effects = {name: effect for name in design["strategies"][1:]}
         frame = simulate_predictions(
             design["strategies"], design["runs"], design["questions"], effects, seed=seed + s, **NOISE
         )
         spreads.append(run_accuracy_sd(frame) if design["runs"] > 1 else np.nan)
-        m = _matrices(frame)
+        m = _matrices(frame, metric)
         for name in design["strategies"][1:]:
-            before.append(_before(m[name], m["random"]) <= alpha)
-            out = compare_runs(m[name] * 100, m["random"] * 100)
+            before.append(_before(m[name], m["random"], metric) <= alpha)
+            out = compare_runs(m[name] * scale, m["random"] * scale)
             estimates.append(out["estimate"])
             if not out["confounded"]:
                 after.append(out["p_value"] <= alpha)
@@ -89,7 +90,7 @@ def simulate(design: dict, sims: int, effect: float, alpha: float, seed: int) ->
         "rejection_before": float(np.mean(before)),
         "rejection_after": float(np.mean(after)) if after else None,
         "after_note": "" if after else "one run per strategy: strategy and run confounded, no strategy p-value",
-        "mean_difference_points": float(np.mean(estimates)),
+        "mean_difference": float(np.mean(estimates)),
         "run_accuracy_sd_points": float(np.nanmean(spreads)) if design["runs"] > 1 else None,
     }
     if components:
@@ -99,7 +100,7 @@ def simulate(design: dict, sims: int, effect: float, alpha: float, seed: int) ->
         run = run_means - residual / design["questions"]
         mean = Components(question, run, interaction, residual, run_df=2 * design["runs"] - 2)
         row["mean_components"] = {k: float(v) for k, v in mean.as_dict().items()}
-        row["kit_power"] = run_power(row["mean_difference_points"], mean, design["runs"], design["questions"], alpha)
+        row["kit_power"] = run_power(row["mean_difference"], mean, design["runs"], design["questions"], alpha)
     return row
 
 
@@ -115,7 +116,13 @@ def main() -> None:
     for name, design in DESIGNS.items():
         null = simulate(design, args.sims, 0.0, args.alpha, args.seed)
         planted = simulate(design, args.sims, args.effect, args.alpha, args.seed + 10**6)
-        result = {**design, "null": null, "planted": {"effect_logits": args.effect, **planted}}
+        gold = simulate(design, args.sims, 0.0, args.alpha, args.seed, metric="gold_logprob")
+        result = {
+            **design,
+            "null": null,
+            "planted": {"effect_logits": args.effect, **planted},
+            "null_gold_logprob": gold,
+        }
         if planted.get("kit_power") is not None:
             result["power_gap"] = planted["rejection_after"] - planted["kit_power"]
         out["designs"][name] = result

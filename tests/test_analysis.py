@@ -15,16 +15,13 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from scipy import stats  # noqa: E402
+from statsmodels.stats.multitest import multipletests  # noqa: E402
 
 from hils_kit.analyse.collect import collect_results, scenario_cells
-from hils_kit.analyse.paired import (
-    compare_label_sources,
-    compare_to_random,
-    gain_intervals,
-    power_analysis,
-    question_tests,
-)
+from hils_kit.analyse.comparisons import compare_strategies
+from hils_kit.analyse.paired import compare_label_sources, compare_to_random, gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table  # noqa: E402
+from hils_kit.analyse.predictions import study_predictions
 from hils_kit.analyse.report import analyse_study  # noqa: E402
 from hils_kit.analyse.tables import (
     accuracy_spread,
@@ -293,9 +290,10 @@ def test_single_model_with_kit_dataset_names(run_dir):
     assert (table["smollm2"] == table["Mean"]).all()
     assert best_gains(table).summary.loc["model", "max"] == pytest.approx(4)
     tests = compare_to_random(long[long["model"] == "tiny"], "llm", "interleaved")
-    assert tests["n_pairs"].tolist() == [3, 3] and tests["mean_diff"].tolist() == pytest.approx([3 + 1 / 3] * 2)
+    assert tests["n_pairs"].tolist() == [3] and tests["mean_diff"].tolist() == pytest.approx([3 + 1 / 3])
     same = compare_to_random(long[long["model"] == "smollm2"], "llm", "interleaved")  # 3 points in every cell
-    assert np.isnan(same["p_value"].iloc[0]) and same["p_value"].iloc[1] == pytest.approx(0.25)
+    assert np.isnan(same["p_value"].iloc[0]) and np.isnan(same["p_holm"].iloc[0])  # no spread: no t-test
+    assert same["family_size"].iloc[0] == 0
 
 
 def test_scenario_cells_share_by_labels_used():
@@ -325,53 +323,72 @@ def test_scenario_cells_share_by_labels_used():
 
 def test_compare_to_random_pairs_cells(run_dir):
     long = collect_results(run_dir)
-    tests = compare_to_random(long, "llm", "best")
-    assert tests["comparison"].tolist() == ["Interleaved Curriculum − Random Shuffle (llm)"] * 2
-    assert tests["test"].tolist() == ["paired t-test", "Wilcoxon signed-rank"]
+    tests = compare_to_random(long, "llm", "interleaved_curriculum")
+    assert tests["comparison"].tolist() == ["Interleaved Curriculum − Random Shuffle (llm)"]
+    assert tests["test"].tolist() == ["paired t-test"]
     assert tests["paired_over"].iloc[0] == "model × dataset cells (mean over replicates)"
-    assert tests["n_pairs"].tolist() == [6, 6]
+    assert tests["n_pairs"].tolist() == [6]
     cells = [(m, d) for m in MODELS for d in DATASETS]
     a = [true_points("interleaved_curriculum", "llm", m, d) for m, d in cells]
     b = [true_points("random", "none", m, d) for m, d in cells]
     assert tests["mean_diff"].iloc[0] == pytest.approx(4 + 1 / 6)
     assert tests["p_value"].iloc[0] == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    assert tests["p_value"].iloc[1] == pytest.approx(stats.wilcoxon(np.subtract(a, b)).pvalue)
-    every = compare_to_random(long, "human")
-    assert every["comparison"].str.split(" − ").str[0].unique().tolist() == PAPER_ROWS[1:]
     runs = compare_to_random(long, "llm", ["interleaved"], pair_on=("model", "dataset", "replicate"))
-    assert runs["n_pairs"].tolist() == [12, 12] and "replicate" in runs["paired_over"].iloc[0]
+    assert runs["n_pairs"].tolist() == [12] and "replicate" in runs["paired_over"].iloc[0]
+
+
+def test_compare_to_random_corrects_across_its_rows(run_dir):
+    every = compare_to_random(collect_results(run_dir), "human")
+    assert every["comparison"].str.split(" − ").str[0].tolist() == PAPER_ROWS[1:]
+    assert set(every["test"]) == {"paired t-test"}
+    # the curriculum strategies' human-label cells differ from Random Shuffle by the same points everywhere:
+    # no spread, no t-test, not in the family
+    tested = every.dropna(subset="p_value")
+    assert tested["comparison"].str.split(" − ").str[0].tolist() == ["Blocked", "Interleaved"]
+    assert set(every["family_size"]) == {2}
+    assert tested["p_holm"].tolist() == pytest.approx(multipletests(tested["p_value"], method="holm")[1])
+    assert tested["p_bh"].tolist() == pytest.approx(multipletests(tested["p_value"], method="fdr_bh")[1])
+
+
+@pytest.mark.parametrize("strategies", ["best", ["best"]])
+def test_compare_to_random_refuses_the_best_strategy(run_dir, strategies):
+    with pytest.raises(ValueError, match="cannot be tested on the same numbers"):
+        compare_to_random(collect_results(run_dir), "llm", strategies)
+
+
+def test_compare_to_random_needs_a_second_strategy(run_dir):
+    with pytest.raises(ValueError, match="no strategy but Random Shuffle"):
+        compare_to_random(collect_results(run_dir), "llm", "random")
 
 
 def test_compare_label_sources(run_dir):
     tests = compare_label_sources(collect_results(run_dir))
-    assert len(tests) == 6 and (tests["n_pairs"] == 6).all()
-    assert tests["comparison"].iloc[0] == "Curriculum: llm − human labels"
-    assert tests["mean_diff"].tolist() == pytest.approx([2 + 1 / 6] * 6)
+    assert tests["comparison"].tolist() == [
+        f"{name}: llm − human labels" for name in ("Curriculum", "Blocked Curriculum", "Interleaved Curriculum")
+    ]
+    assert (tests["n_pairs"] == 6).all() and set(tests["test"]) == {"paired t-test"}
+    assert tests["mean_diff"].tolist() == pytest.approx([2 + 1 / 6] * 3)
+    assert (tests["p_holm"] >= tests["p_value"]).all() and set(tests["family_size"]) == {3}
 
 
-def test_question_tests_pair_questions_and_correct_for_multiplicity(run_dir):
+def test_compare_strategies_on_a_study_s_runs(run_dir):
     long = collect_results(run_dir)
-    tests = question_tests(long, "llm")
-    assert len(tests) == 5 * 2 * 3 and set(tests["metric"]) == {"accuracy"}  # these predictions have no log-probs
-    row = tests[
-        tests["comparison"].str.startswith("Interleaved −") & (tests["model"] == "tiny") & (tests["dataset"] == "medqa")
-    ].iloc[0]
-    # replicate 0: 25 vs 21 right, replicate 1: 23 vs 19; per question (replicates averaged) 6 differ, all one way
-    assert row["difference"] == pytest.approx(4) and row["n_questions"] == N_QUESTIONS
-    assert row["p_value"] == pytest.approx(2 / 2**6) and row["test"].startswith("sign-flip")
-    assert row["paired_over"] == "questions of medqa (replicates averaged)" and row["replicates"] == "2 vs 2"
-    assert row["ci_low"] <= row["difference"] <= row["ci_high"]
-    assert (tests["p_holm"] >= tests["p_value"]).all() and set(tests["holm_family"]) == {30}  # one family
+    table = compare_strategies(study_predictions(long, ["llm"])).table
+    assert len(table) == 5 * 2 * 3 and set(table["metric"]) == {"accuracy"}  # these predictions have no log-probs
+    row = table.set_index(["strategy", "model", "dataset"]).loc[("interleaved", "tiny", "medqa")]
+    # runs 0 and 1 get 25 and 23 questions right, Random Shuffle's 21 and 19
+    assert row["estimate"] == pytest.approx(4) and row["n_questions"] == N_QUESTIONS
+    assert (row["runs"], row["baseline_runs"], row["claim"]) == (2, 2, "strategies")
+    assert row["ci_low"] <= row["estimate"] <= row["ci_high"] and row["mde"] > 0
+    assert (table["p_holm"] >= table["p_value"]).all() and set(table["family_size"]) == {30}  # one family
+
+
+def test_compare_strategies_refuses_runs_scored_on_different_questions(run_dir):
+    long = collect_results(run_dir)
     bad = run_dir / "cells" / "tiny-interleaved-none-r0" / "predictions_medqa.csv"
     bad.write_text(bad.read_text().replace("q099", "x099"))
-    with pytest.raises(ValueError, match="not scored on the same questions"):
-        question_tests(long, "llm")
-
-
-def test_power_analysis_says_what_the_study_could_detect(run_dir):
-    power = power_analysis(collect_results(run_dir), "llm").set_index(["model", "dataset"])
-    assert len(power) == 6 and (power["mde_accuracy_points"] > 0).all()
-    assert (power["questions_needed_1pt"] > N_QUESTIONS).all()
+    with pytest.raises(ValueError, match="every run of interleaved and random must answer the same questions"):
+        compare_strategies(study_predictions(long, ["llm"]))
 
 
 def test_gain_intervals_from_replicates_or_ci(run_dir):
@@ -541,9 +558,12 @@ def test_kfold_figures_pool_the_predictions_of_all_folds(tmp_path):
     assert table.loc["Random Shuffle", "lek"] == pytest.approx(35.0)  # mean of the replicates' pooled 30 and 40
     assert table.loc["Curriculum", "lek"] == pytest.approx(45.0)
     assert table.loc["Curriculum", "medqa"] == pytest.approx(62.5)  # the full models on the external set
-    tests = question_tests(long, "llm")
-    lek = tests[tests["dataset"] == "lek"].iloc[0]
-    assert lek["n_questions"] == 10 and lek["difference"] == pytest.approx(10)  # pooled: 45 % vs 35 %
+    comparisons = compare_strategies(study_predictions(long, ["llm"])).table
+    lek = comparisons[comparisons["dataset"] == "lek"].iloc[0]
+    assert lek["n_questions"] == 10 and lek["estimate"] == pytest.approx(10)  # pooled: 45 % vs 35 %
+    assert lek["runs_of"] == "tiny__llm__curriculum__cv__r0;tiny__llm__curriculum__cv__r1 | " + (
+        "tiny__none__random__cv__r0;tiny__none__random__cv__r1"
+    )  # a run is a pooled row: the fold models of one replicate
     # a missing fold (a failed cell) gives no pooled figure rather than one on fewer questions
     import shutil
 

@@ -98,6 +98,38 @@ def test_analysis_and_index(smoke):
     index = (out / "reports" / "smoke" / "index.html").read_text()
     assert "Interleaved Curriculum" in index and "6/6" in index
     assert len(list((out / "reports" / "smoke" / "cells").glob("*.html"))) == 6
+    # one run per strategy: every comparison is about these trained models, none about a strategy
+    comparisons = pd.read_csv(out / "runs" / "smoke" / "analysis" / "comparisons.csv")
+    assert set(comparisons["claim"]) == {"these trained models"} and comparisons["p_value"].isna().all()
+    assert comparisons["p_models"].between(0, 1).all()
+    assert len(comparisons) == 5 * 3 * 3  # strategies × test sets × metrics (accuracy, gold log-prob, Brier)
+    findings = json.loads((out / "runs" / "smoke" / "analysis" / "artefacts.json").read_text())["findings"]
+    assert any("strategy and training run are confounded" in line for line in findings)
+    assert any(line.startswith("These trained models") for line in findings)
+
+
+def test_hils_analyse_runs_04_again_without_training(smoke, tmp_path, capsys):
+    """``hils analyse RUNS_DIR`` on a copy of the smoke run: 04 runs again with the changed parameter, the report
+    and the index page are rendered again, and no cell is touched."""
+    import os
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)
+    run = out / "runs" / "smoke"
+    cells = {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("results.json")}
+    report = out / "reports" / "smoke" / "04_analysis.html"
+    os.utime(report, (1_000_000, 1_000_000))
+    assert main(["analyse", str(run), "--alpha", "0.01", "--run-sd", "4"]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert yaml.safe_load((out / "params" / "smoke" / "analysis.yaml").read_text())["alpha"] == 0.01
+    assert report.stat().st_mtime > 1_000_000
+    power = pd.read_csv(run / "analysis" / "power.csv")
+    assert set(power["power_from"]) == {"assumed run sd 4 points (one run per strategy)"}
+    assert {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("results.json")} == cells
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["steps"] if s["name"] == "04_analysis"] == ["done"]
+    assert main(["analyse", str(run), "--baseline", "blocked"]) == 2  # --baseline goes with --predictions
 
 
 def test_a_study_of_one_strategy_gets_a_report_and_its_runs_are_independent(smoke, tmp_path, capsys):
@@ -119,7 +151,7 @@ def test_a_study_of_one_strategy_gets_a_report_and_its_runs_are_independent(smok
     index = json.loads((analysis / "artefacts.json").read_text())
     kinds = {artefact["kind"] for artefact in index["artefacts"]}
     assert {"table", "spread", "learning_curves", "audit"} <= kinds
-    assert not kinds & {"best_gains", "gains_plot", "power", "wins", "paired_tests"}
+    assert not kinds & {"best_gains", "gains_plot", "power", "wins", "comparisons"}
     line = "One strategy (Curriculum): comparisons (gains, wins, paired tests, power) need a second strategy."
     assert line in index["findings"] and not any(f.startswith("Letter prior") for f in index["findings"])
     spread = pd.read_csv(analysis / "spread_llm.csv")

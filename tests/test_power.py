@@ -1,23 +1,21 @@
-"""Minimal detectable differences against closed forms, recorded statsmodels values and simulation."""
+"""Minimal detectable differences against closed forms, the exact McNemar power, the former noncentral-t solver
+and simulation."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
+from statsmodels.stats.power import TTestPower
 
 from hils_kit.stats.power import (
-    discordance_rate,
+    mcnemar_exact_power,
     mde_accuracy_points,
+    mde_mcnemar_exact,
     mde_paired_mean,
-    power_summary,
-    power_table,
     questions_needed,
-    replicate_variance,
-    replicates_needed,
 )
 
 Z_ALPHA, Z_POWER = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
@@ -69,30 +67,65 @@ def test_replicate_noise_raises_the_mde_and_replicates_lower_it():
     assert Z_ALPHA * math.sqrt(v0) + Z_POWER * math.sqrt(v1) == pytest.approx(delta)
 
 
-def test_questions_and_replicates_needed_with_run_noise():
+def test_questions_needed_with_run_noise():
     # 2.80 * sqrt(2 * 1e-4 / 2) = 0.028 > 0.01: run noise alone hides one point at 2 replicates
     assert questions_needed(0.01, 0.3, replicates=2, replicate_variance=1e-4) == math.inf
     n = questions_needed(0.05, 0.3, replicates=2, replicate_variance=1e-4)
     assert mde_accuracy_points(0.3, n, 2, 1e-4) <= 5 < mde_accuracy_points(0.3, n - 1, 2, 1e-4)
-    r = replicates_needed(0.05, 0.2, n_questions=1000, replicate_variance=2e-4)
-    assert mde_accuracy_points(0.2, 1000, r, 2e-4) <= 5 < mde_accuracy_points(0.2, 1000, r - 1, 2e-4)
-    assert replicates_needed(0.05, 0.2, n_questions=100, replicate_variance=2e-4) == math.inf  # too few questions
-    assert replicates_needed(0.05, 0.2, n_questions=1000, replicate_variance=0.0) == 1
+
+
+@pytest.mark.parametrize("discordance", [0.05, 0.1, 0.2, 0.3, 0.5])
+@pytest.mark.parametrize("n", [200, 500, 1000, 5000])
+def test_connors_mde_has_about_80_percent_exact_power(discordance, n):
+    # the normal approximation is a little optimistic for the exact test: its power falls short of 0.8, less so
+    # as the discordant questions grow in number
+    delta = mde_accuracy_points(discordance, n) / 100
+    exact = mcnemar_exact_power(delta, discordance, n)
+    assert exact == pytest.approx(mcnemar_exact_power(-delta, discordance, n))
+    assert 0.74 <= exact < 0.8
+    if n * discordance >= 250:
+        assert exact >= 0.775
+
+
+def test_mcnemar_exact_power_matches_a_simulation_of_the_exact_test():
+    discordance, difference, n = 0.2, 0.06, 300
+    rng = np.random.default_rng(4)
+    counts = rng.multinomial(
+        n, [(discordance + difference) / 2, (discordance - difference) / 2, 1 - discordance], size=4000
+    )
+    pairs, times = np.unique(counts[:, :2], axis=0, return_counts=True)
+    p = np.array([stats.binomtest(int(a), int(a + b)).pvalue if a + b else 1.0 for a, b in pairs])
+    simulated = times[p <= 0.05].sum() / len(counts)
+    assert mcnemar_exact_power(difference, discordance, n) == pytest.approx(simulated, abs=0.02)
+
+
+def test_mde_mcnemar_exact_reaches_the_power_and_is_above_connors():
+    delta = mde_mcnemar_exact(0.3, 200)
+    assert mcnemar_exact_power(delta, 0.3, 200) == pytest.approx(0.8, abs=1e-4)
+    assert delta > mde_accuracy_points(0.3, 200) / 100
+    assert math.isnan(mde_mcnemar_exact(0.0, 200)) and mde_mcnemar_exact(0.02, 10) == math.inf
 
 
 @pytest.mark.parametrize(
-    "n, effect",
+    "n, alpha, power, effect",
     [
-        # statsmodels 0.14 TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8): detectable d = mean / sd
-        (10, 0.9960019107624178),
-        (50, 0.4041829997377859),
-        (200, 0.19906465946973934),
+        # the former hand-written solver (noncentral t, brentq): detectable d = mean / sd
+        (3, 0.05, 0.8, 3.264043549699732),
+        (10, 0.05, 0.8, 0.9960013714554693),
+        (50, 0.05, 0.8, 0.40418300213604236),
+        (200, 0.05, 0.8, 0.19906417540678795),
+        (1000, 0.05, 0.8, 0.08867907559427378),
+        (50, 0.01, 0.9, 0.5648318142510833),
+        (30, 0.05 / 6, 0.8, 0.6763269870796675),
     ],
 )
-def test_mde_paired_mean_matches_statsmodels(n, effect):
+def test_mde_paired_mean_agrees_with_the_former_noncentral_t_solver(n, alpha, power, effect):
     differences = np.random.default_rng(n).normal(0.1, 0.7, n)
-    # statsmodels solves to about 1e-6
-    assert mde_paired_mean(differences) == pytest.approx(effect * differences.std(ddof=1), rel=1e-5)
+    sd = differences.std(ddof=1)
+    mde = mde_paired_mean(differences, alpha, power)
+    assert mde == pytest.approx(effect * sd, rel=1e-4)  # statsmodels solves the power to about 1e-5
+    t_crit, nc = stats.t.ppf(1 - alpha / 2, n - 1), mde / sd * math.sqrt(n)
+    assert stats.nct.sf(t_crit, n - 1, nc) + stats.nct.cdf(-t_crit, n - 1, nc) == pytest.approx(power, abs=1e-4)
 
 
 def test_mde_paired_mean_undefined_cases():
@@ -100,95 +133,11 @@ def test_mde_paired_mean_undefined_cases():
     assert math.isnan(mde_paired_mean([0.3]))
     with pytest.raises(ValueError, match="without NaN"):
         mde_paired_mean([0.1, np.nan])
+    with pytest.raises(ValueError, match="alpha and power"):
+        mde_paired_mean([0.1, 0.3], power=80)
 
 
-def test_discordance_rate_over_replicate_pairs():
-    assert discordance_rate([1, 0, 1, 1], [1, 1, 0, 1]) == 0.5
-    # the replicate columns of A against the single run of B: (0 + 2/3) / 2
-    assert discordance_rate([[1, 1], [0, 1], [0, 1]], [1, 0, 0]) == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match="same questions"):
-        discordance_rate([1, 0], [1, 0, 1])
-
-
-def test_replicate_variance_recovers_a_known_run_shift():
-    rng = np.random.default_rng(1)
-    n, reps, shift_sd = 3000, 30, 0.05
-    p = rng.uniform(0.2, 0.6, n)[:, None] + rng.normal(0, shift_sd, reps)[None, :]
-    correct = rng.random((n, reps)) < p
-    assert replicate_variance(correct) == pytest.approx(shift_sd**2, rel=0.35)
-    # no run shift: only question-level flips, which the component leaves out
-    flips = rng.random((n, reps)) < rng.uniform(0.2, 0.6, n)[:, None]
-    assert replicate_variance(flips) < 0.1 * flips.mean(axis=0).var(ddof=1) + 1e-6
-    assert math.isnan(replicate_variance([1, 0, 1]))
-
-
-def long_predictions(rng, datasets=("medqa", "medmcqa"), strategies=("random", "curriculum", "blocked"), n=60, reps=2):
-    rows = []
-    for dataset in datasets:
-        for strategy in strategies:
-            for replicate in range(reps):
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "dataset": dataset,
-                            "strategy": strategy,
-                            "replicate": replicate,
-                            "id": [f"q{i}" for i in range(n)],
-                            "correct": rng.random(n) < 0.3,
-                            "gold_logprob": rng.normal(-1.4, 0.4, n),
-                        }
-                    )
-                )
-    return pd.concat(rows, ignore_index=True)
-
-
-def test_power_table_one_row_per_test_set_pooling_the_comparisons():
-    long = long_predictions(np.random.default_rng(2))
-    table = power_table(long, baseline="random")
-    assert table["dataset"].tolist() == ["medqa", "medmcqa"]
-    assert table["compared"].tolist() == ["curriculum, blocked"] * 2
-    for column in (
-        "mde_accuracy_points",
-        "mde_gold_logprob",
-        "questions_needed_1pt",
-        "replicates_needed_1pt",
-        "discordance",
-        "replicate_variance",
-        "n_questions",
-        "accuracy_method",
-    ):
-        assert column in table
-    medqa = long[long["dataset"] == "medqa"]
-
-    def matrix(strategy, column):
-        part = medqa[medqa["strategy"] == strategy]
-        return part.pivot(index="id", columns="replicate", values=column).sort_index().to_numpy(dtype=float)
-
-    discordances = [
-        discordance_rate(matrix(s, "correct"), matrix("random", "correct")) for s in ("curriculum", "blocked")
-    ]
-    assert table.loc[0, "discordance"] == pytest.approx(np.mean(discordances))
-    assert table.loc[0, "n_questions"] == 60 and table.loc[0, "replicates"] == 2
-    # a single comparison gives exactly power_summary
-    one = power_table(long[long["strategy"] != "blocked"], baseline="random").iloc[0]
-    summary = power_summary(
-        matrix("curriculum", "correct"),
-        matrix("random", "correct"),
-        matrix("curriculum", "gold_logprob"),
-        matrix("random", "gold_logprob"),
-    )
-    for key in ("discordance", "replicate_variance", "mde_accuracy_points", "mde_gold_logprob", "questions_needed_1pt"):
-        assert one[key] == pytest.approx(summary[key])
-
-
-def test_power_table_refuses_ambiguous_or_incomplete_input():
-    long = long_predictions(np.random.default_rng(3), datasets=("medqa",))
-    with pytest.raises(ValueError, match="question 'q0' twice.*'model'"):
-        power_table(pd.concat([long, long.iloc[:1]]), baseline="random")
-    with pytest.raises(ValueError, match="no rows of the baseline"):
-        power_table(long, baseline="interleaved")
-    with pytest.raises(ValueError, match="different questions"):
-        power_table(long[~((long["strategy"] == "blocked") & (long["id"] == "q3"))], baseline="random")
-    with pytest.raises(KeyError, match="gold_logprob"):
-        power_table(long.drop(columns="gold_logprob"), baseline="random")
-    assert "mde_gold_logprob" in power_table(long.drop(columns="gold_logprob"), baseline="random", gold_logprob=None)
+def test_mde_paired_mean_refuses_a_solution_off_the_root(monkeypatch):
+    monkeypatch.setattr(TTestPower, "solve_power", lambda self, **kwargs: 10.0)
+    with pytest.raises(ValueError, match="did not converge for 3 pairs"):
+        mde_paired_mean([0.1, 0.3, 0.2], alpha=0.01, power=0.9)

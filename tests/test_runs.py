@@ -128,3 +128,33 @@ def test_power_grows_with_runs_and_effect_and_needs_are_consistent():
     assert questions_needed(0.01, c, runs=2) == math.inf  # the run variance alone hides one point
     assert math.isnan(run_mde(c, 1, 150)) and math.isnan(questions_needed(0.05, c, runs=1))
     assert run_power(0.1, c, 3, 150, alpha=0.05 / 6) < run_power(0.1, c, 3, 150)
+
+
+def test_seed_components_split_the_run_spread_into_order_and_training_seed():
+    from hils_kit.stats.runs import seed_components
+
+    rng = np.random.default_rng(5)
+    orders, trains = 40, 40
+    y = rng.normal(0, 3.0, (orders, 1)) + rng.normal(0, 1.0, (1, trains)) + rng.normal(0, 0.5, (orders, trains))
+    out = seed_components(y)
+    assert out["order"] == pytest.approx(9.0, rel=0.5)
+    assert out["train"] == pytest.approx(1.0, rel=0.5)
+    assert out["residual"] == pytest.approx(0.25, rel=0.2)
+    assert 0.8 < out["order_share"] < 0.95
+    with pytest.raises(ValueError, match="2 × 2"):
+        seed_components([[1.0, 2.0]])
+
+
+def test_seed_spread_reports_crossed_runs_only():
+    from hils_kit.analyse.comparisons import seed_spread
+    from hils_kit.analyse.predictions import check_predictions
+
+    frame = check_predictions(simulate_predictions(["random", "curriculum"], runs=4, questions=60, seed=6))
+    assert seed_spread(frame).empty  # no seed columns: nothing to split
+    index = frame["run"].str[-1].astype(int)
+    crossed = frame.assign(order_seed=index // 2, train_seed=index % 2)
+    table = seed_spread(crossed)
+    assert sorted(table["strategy"]) == ["curriculum", "random"]
+    assert set(table[["order_seeds", "train_seeds"]].stack()) == {2}
+    one_order = frame.assign(order_seed=0, train_seed=index)
+    assert seed_spread(one_order).empty  # a single order seed has no order component to estimate

@@ -1,15 +1,12 @@
-"""Paired tests and Holm's correction against hand values, scipy and (recorded) statsmodels values."""
+"""Paired tests and bootstrap intervals against hand values, scipy and (recorded) statsmodels values."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 from hils_kit.stats.significance import (
-    add_holm,
-    holm_adjust,
     mcnemar_exact,
     replicate_bootstrap_difference,
     sign_flip_test,
@@ -146,36 +143,3 @@ def test_replicate_bootstrap_refuses_different_questions_and_nan():
         replicate_bootstrap_difference(np.zeros((5, 2)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="question 2, replicate 1"):
         replicate_bootstrap_difference(np.array([[0, 0], [0, 0], [0, np.nan]]), np.zeros((3, 2)))
-
-
-@pytest.mark.parametrize(
-    "p, expected",
-    [
-        # statsmodels 0.14 multipletests(p, method="holm")[1]
-        ([0.01, 0.04, 0.03], [0.03, 0.06, 0.06]),
-        ([0.001, 0.2, 0.011, 0.04, 0.5, 0.03], [0.006, 0.4, 0.055, 0.12, 0.5, 0.12]),
-        ([0.05, 0.05, 0.01], [0.1, 0.1, 0.03]),
-    ],
-)
-def test_holm_matches_statsmodels(p, expected):
-    assert holm_adjust(p) == pytest.approx(expected)
-
-
-def test_holm_skips_nan_and_refuses_non_probabilities():
-    assert holm_adjust([np.nan, 0.2, 0.3]).tolist()[1:] == pytest.approx([0.4, 0.4])
-    assert np.isnan(holm_adjust([np.nan, 0.2])[0])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        holm_adjust([0.1, 1.5])
-
-
-def test_add_holm_corrects_within_each_family():
-    rows = pd.DataFrame({"table": ["t1", "t1", "t2", "t2", "t2"], "p_value": [0.01, 0.04, 0.01, 0.04, 0.03]})
-    out = add_holm(rows, by="table")
-    assert out["p_holm"].tolist() == pytest.approx([0.02, 0.04, 0.03, 0.06, 0.06])
-    assert out["holm_family"].tolist() == [2, 2, 3, 3, 3]
-    assert out["significant_holm"].tolist() == [True, True, True, False, False]
-    assert list(rows.columns) == ["table", "p_value"]  # the input is left alone
-    repeated_labels = add_holm(rows.set_axis([0, 0, 1, 1, 1]), by="table")
-    assert repeated_labels["p_holm"].tolist() == pytest.approx(out["p_holm"].tolist())
-    with pytest.raises(KeyError, match="no column 'p'"):
-        add_holm(rows, p_column="p")

@@ -33,7 +33,7 @@ from hils_kit.analyse.predictions import KEYS, check_predictions
 from hils_kit.stats.family import adjust_family, dedupe_claims
 from hils_kit.stats.meta import meta_table
 from hils_kit.stats.power import mde_mcnemar_exact
-from hils_kit.stats.runs import Components, compare_runs, questions_needed, run_mde, runs_needed
+from hils_kit.stats.runs import Components, compare_runs, questions_needed, run_mde, runs_needed, seed_components
 from hils_kit.stats.significance import mcnemar_exact, sign_flip_test
 
 METRICS = {
@@ -48,11 +48,13 @@ STRATEGY_CLAIM, MODEL_CLAIM = "strategies", "these trained models"
 @dataclass
 class Comparisons:
     """What :func:`compare_strategies` found: the comparison rows, the variance components beside them, the
-    meta-analysis of each strategy over cells, and sentences on what the design can and cannot say."""
+    meta-analysis of each strategy over cells, the order / training-seed split of the run spread (crossed seeds
+    only; else empty), and sentences on what the design can and cannot say."""
 
     table: pd.DataFrame
     components: pd.DataFrame
     meta: pd.DataFrame
+    seeds: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
 
@@ -175,7 +177,25 @@ def compare_strategies(
     component_columns = [c for c in table if c.startswith(("var_", "run_sd_"))]
     components = table[[*KEYS, "strategy", "baseline", "metric", "runs", "baseline_runs", *component_columns]]
     meta = meta_table(table[table["claim"] == STRATEGY_CLAIM], by=("strategy", "metric"))
-    return Comparisons(table.reset_index(drop=True), components.reset_index(drop=True), meta, _notes(table))
+    seeds = seed_spread(frame)
+    return Comparisons(table.reset_index(drop=True), components.reset_index(drop=True), meta, seeds, _notes(table))
+
+
+def seed_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario × model × test set × strategy run with crossed seeds (two or more order seeds × two or more
+    training seeds, ``order_seed`` and ``train_seed`` columns): the run-to-run variance of accuracy (points²) from
+    the order and from the training seed (initialisation, dropout, collation), by
+    :func:`hils_kit.stats.runs.seed_components`. Empty when no strategy has such runs."""
+    rows = []
+    if not {"order_seed", "train_seed"} <= set(frame):
+        return pd.DataFrame(rows)
+    runs = frame.groupby([*KEYS, "strategy", "run", "order_seed", "train_seed"], sort=False)["correct"].mean() * 100
+    for key, group in runs.groupby(level=[*KEYS, "strategy"], sort=False):
+        table = group.droplevel([*KEYS, "strategy", "run"]).unstack("train_seed")
+        if min(table.shape) < 2 or table.isna().any().any():
+            continue
+        rows.append({**dict(zip([*KEYS, "strategy"], key)), **seed_components(table.to_numpy())})
+    return pd.DataFrame(rows)
 
 
 def _notes(table: pd.DataFrame) -> list[str]:

@@ -1,8 +1,16 @@
-"""Paired comparisons: each strategy against Random Shuffle over cells (:func:`compare_to_random`) and over
-questions with Holm's correction (:func:`question_tests`), LLM- against human-defined difficulty, gain intervals,
-and what a study could detect (:func:`power_analysis`). Each result names in ``paired_over`` what was paired.
+"""Paired comparisons over cells: each strategy against Random Shuffle (:func:`compare_to_random`), LLM- against
+human-defined difficulty (:func:`compare_label_sources`), and each strategy's gain with an interval
+(:func:`gain_intervals`).
 
->>> tests = question_tests(collect_results("runs/pilot"), "llm")             # doctest: +SKIP
+The tests pair the strategies' cells (model × test set by default) and say so in ``paired_over``. Cells of one
+trained model are not independent (the same run is scored on several test sets), so these tests describe the
+cells; the test with the training run as the unit is :func:`hils_kit.analyse.comparisons.compare_strategies`.
+
+>>> long = pd.DataFrame({"scenario": "none", "strategy": ["random"] * 3 + ["blocked"] * 3, "model": "tiny",
+...                      "dataset": ["a", "b", "c"] * 2, "accuracy": [0.30, 0.40, 0.50, 0.32, 0.43, 0.51]})
+>>> row = compare_to_random(long, "none").round(3).to_dict("records")[0]
+>>> row["comparison"], row["paired_over"], row["n_pairs"], row["mean_diff"], row["p_value"]
+('Blocked − Random Shuffle (none)', 'model × dataset cells (mean over replicates)', 3, 2.0, 0.074)
 """
 
 from __future__ import annotations
@@ -14,49 +22,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hils_kit.analyse.collect import _select_variant, cell_means, question_frame, scenario_cells
-from hils_kit.order.registry import (
-    BASELINE_NAME,
-    CURRICULUM_STRATEGIES,
-    paper_order,
-    strategy_key,
-    strategy_name,
-)
-from hils_kit.stats.power import power_table
-from hils_kit.stats.significance import (
-    add_holm,
-    mcnemar_exact,
-    replicate_bootstrap_difference,
-    sign_flip_test,
-)
+from hils_kit.analyse.collect import _select_variant, cell_means, scenario_cells
+from hils_kit.order.registry import BASELINE_NAME, CURRICULUM_STRATEGIES, paper_order, strategy_name
+from hils_kit.stats.family import adjust_family
 
 log = logging.getLogger(__name__)
 
 
-def _paired_tests(comparison: str, paired_over: str, a: np.ndarray, b: np.ndarray) -> list[dict]:
-    """Paired t-test and Wilcoxon signed-rank of ``a - b``: one tidy row each.
-
-    NaN where a test is undefined: fewer than 2 pairs, or (t-test) differences that do not vary; Wilcoxon on
-    differences that are all zero gives p = 1.
-    """
+def _paired_t_test(comparison: str, paired_over: str, a: np.ndarray, b: np.ndarray) -> dict:
+    """The paired t-test of ``a - b`` as one tidy row; NaN statistic and p-value with fewer than 2 pairs or
+    differences that do not vary."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    t = w = None
-    if len(diff) >= 2:
-        constant = np.allclose(diff, diff[0], rtol=0, atol=1e-9)
-        t = None if constant else stats.ttest_rel(a, b)[:2]
-        w = (0.0, 1.0) if constant and abs(diff[0]) <= 1e-9 else stats.wilcoxon(diff)[:2]
-    return [
-        {
-            "comparison": comparison,
-            "test": test,
-            "paired_over": paired_over,
-            "n_pairs": len(diff),
-            "mean_diff": float(diff.mean()) if len(diff) else np.nan,
-            "statistic": float(result[0]) if result else np.nan,
-            "p_value": float(result[1]) if result else np.nan,
-        }
-        for test, result in (("paired t-test", t), ("Wilcoxon signed-rank", w))
-    ]
+    defined = len(diff) >= 2 and not np.allclose(diff, diff[0], rtol=0, atol=1e-9)
+    result = stats.ttest_rel(a, b) if defined else None
+    return {
+        "comparison": comparison,
+        "test": "paired t-test",
+        "paired_over": paired_over,
+        "n_pairs": len(diff),
+        "mean_diff": float(diff.mean()) if len(diff) else np.nan,
+        "statistic": float(result.statistic) if result else np.nan,
+        "p_value": float(result.pvalue) if result else np.nan,
+    }
 
 
 def _pairs(means: pd.DataFrame, a: str, b: str, keys: list[str], value: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,21 +75,26 @@ def compare_to_random(
     scale: float = 100,
     pair_on: Sequence[str] = ("model", "dataset"),
     variant: str | None = None,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Paired tests of each strategy against Random Shuffle in one scenario (``mean_diff`` in ``scale`` units).
+    """Each strategy against Random Shuffle in one scenario: a paired t-test over the ``pair_on`` cells, one
+    row per strategy (``mean_diff`` in ``scale`` units), Holm and Benjamini–Hochberg across the rows
+    (:func:`hils_kit.stats.family.adjust_family` at ``alpha``).
 
-    The pairs are the ``pair_on`` cells: model × test set by default (replicates averaged first, as in the table);
-    add ``"replicate"`` to pair run r of a strategy with run r of Random Shuffle. ``strategies``: keys or names,
-    ``None`` for all, ``"best"`` for the one with the highest mean.
+    The pairs are model × test set cells by default (replicates averaged first, as in the table); add
+    ``"replicate"`` to pair run r of a strategy with run r of Random Shuffle. The cells are not independent
+    (see the module docstring): the tests describe them. ``strategies``: keys or names, ``None`` for all.
     """
     keys = list(pair_on)
     means = cell_means(long, scenario, value, scale, variant, by=keys)
     if BASELINE_NAME not in set(means["strategy"]):
         raise ValueError(f"scenario '{scenario}' has no Random Shuffle cells to compare with")
-    if isinstance(strategies, str) and strategies != "best":
-        strategies = [strategies]
-    if strategies == "best":
-        strategies = [means[means["strategy"] != BASELINE_NAME].groupby("strategy")[value].mean().idxmax()]
+    strategies = [strategies] if isinstance(strategies, str) else strategies
+    if strategies is not None and "best" in strategies:
+        raise ValueError(
+            "strategies='best' is not offered: a strategy chosen for having the highest mean cannot be tested on "
+            "the same numbers (its p-value would ignore the choice); name the strategies to test"
+        )
     names = [strategy_name(s) for s in (strategies or paper_order(means["strategy"]))]
     rows = []
     for name in names:
@@ -111,8 +103,10 @@ def compare_to_random(
         if name not in set(means["strategy"]):
             raise ValueError(f"scenario '{scenario}' has no cells of strategy '{name}'")
         a, b = _pairs(means, name, BASELINE_NAME, keys, value)
-        rows += _paired_tests(f"{name} − {BASELINE_NAME} ({scenario})", _paired_over(keys), a, b)
-    return pd.DataFrame(rows)
+        rows.append(_paired_t_test(f"{name} − {BASELINE_NAME} ({scenario})", _paired_over(keys), a, b))
+    if not rows:
+        raise ValueError(f"scenario '{scenario}' has no strategy but {BASELINE_NAME} to compare with it")
+    return adjust_family(pd.DataFrame(rows), alpha=alpha)
 
 
 def compare_label_sources(
@@ -124,8 +118,11 @@ def compare_label_sources(
     scale: float = 100,
     pair_on: Sequence[str] = ("model", "dataset"),
     variant: str | None = None,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Paired tests of LLM-label against human-label cells, per curriculum strategy (the paper's 10% tests)."""
+    """LLM-label against human-label cells per curriculum strategy (the paper's 10 % tests): a paired t-test
+    over the ``pair_on`` cells, one row per strategy, Holm and Benjamini–Hochberg across the rows. The cells
+    are not independent (see the module docstring): the tests describe them."""
     keys = list(pair_on)
     means = pd.concat(
         [
@@ -139,87 +136,8 @@ def compare_label_sources(
         if set(mine["source"]) != {human, llm}:
             raise ValueError(f"strategy '{name}' needs cells in both scenarios '{human}' and '{llm}'")
         a, b = _pairs(mine.assign(strategy=mine["source"]), llm, human, keys, value)
-        rows += _paired_tests(f"{name}: {llm} − {human} labels", _paired_over(keys), a, b)
-    return pd.DataFrame(rows)
-
-
-def question_tests(
-    long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None, scale: float = 100
-) -> pd.DataFrame:
-    """Each strategy against ``baseline`` on the same test questions, per model x test set, Holm-corrected.
-
-    Per comparison and metric (accuracy, and gold log-prob where the predictions have it): the difference
-    (accuracy in ``scale`` units, log-prob in nats), a 95 % bootstrap interval over questions and replicates,
-    and a paired test over the questions (replicates averaged first; run r of one strategy shares the
-    training seed with run r of the other): exact McNemar when there is one replicate and the metric is
-    accuracy, else a sign-flip permutation test. Holm's correction runs across the strategies of the table
-    (one family per metric); ``paired_over`` names the pairing unit of every row.
-    """
-    frame = question_frame(long, scenario, variant)
-    metrics = [m for m in ("correct", "gold_logprob") if m in frame and frame[m].notna().all()]
-    out = []
-    for (model, dataset), group in frame.groupby(["model", "dataset"], sort=False):
-        wide = {
-            name: group[group["strategy"] == name].pivot_table(index="id", columns="replicate", values=metrics)
-            for name in group["strategy"].unique()
-        }
-        if baseline not in wide:
-            continue
-        base = wide[baseline]
-        for name in paper_order(strategy_name(k) for k in wide):
-            key = strategy_key(name)
-            if key == baseline:
-                continue
-            mine = wide[key]
-            questions = mine.index.intersection(base.index)
-            if len(questions) < len(mine.index) or len(questions) < len(base.index):
-                raise ValueError(
-                    f"{name} and {strategy_name(baseline)} were not scored on the same questions of {dataset} ({model})"
-                )
-            for metric in metrics:
-                a, b = mine.loc[questions, metric].to_numpy(), base.loc[questions, metric].to_numpy()
-                unit = "accuracy points" if metric == "correct" else "nats"
-                factor = scale if metric == "correct" else 1.0
-                if metric == "correct" and a.shape[1] == b.shape[1] == 1:
-                    test = mcnemar_exact(a[:, 0], b[:, 0], paired_over=f"questions of {dataset}")
-                else:
-                    test = sign_flip_test(
-                        a.mean(axis=1), b.mean(axis=1), paired_over=f"questions of {dataset} (replicates averaged)"
-                    )
-                interval = replicate_bootstrap_difference(a, b)
-                out.append(
-                    {
-                        "comparison": f"{name} − {strategy_name(baseline)} ({scenario})",
-                        "model": model,
-                        "dataset": dataset,
-                        "metric": "accuracy" if metric == "correct" else "gold log-prob",
-                        "unit": unit,
-                        "difference": interval["difference"] * factor,
-                        "ci_low": interval["ci"][0] * factor,
-                        "ci_high": interval["ci"][1] * factor,
-                        "replicates": f"{a.shape[1]} vs {b.shape[1]}",
-                        "n_questions": len(questions),
-                        "test": test["test"],
-                        "paired_over": test["paired_over"],
-                        "p_value": test["p_value"],
-                    }
-                )
-    if not out:
-        raise ValueError(
-            f"scenario '{scenario}' has no model × test set with both a strategy and '{strategy_name(baseline)}'"
-        )
-    return add_holm(pd.DataFrame(out), by=["metric"])
-
-
-def power_analysis(
-    long: pd.DataFrame, scenario: str, baseline: str = "random", variant: str | None = None
-) -> pd.DataFrame:
-    """What the study could have detected: per model x test set, the minimal detectable difference against
-    ``baseline`` at 80 % power and α 0.05 (accuracy points and gold log-prob nats) and the questions x replicates
-    needed to detect one accuracy point (:func:`hils_kit.stats.power.power_table`)."""
-    frame = question_frame(long, scenario, variant)
-    gold = "gold_logprob" if "gold_logprob" in frame and frame["gold_logprob"].notna().all() else None
-    return power_table(frame, baseline, by=("model", "dataset"), gold_logprob=gold).assign(scenario=scenario)
+        rows.append(_paired_t_test(f"{name}: {llm} − {human} labels", _paired_over(keys), a, b))
+    return adjust_family(pd.DataFrame(rows), alpha=alpha)
 
 
 def gain_intervals(

@@ -23,6 +23,13 @@ LABELS = ("model", "scenario", "answer", "order_seed", "train_seed")
 KEYS = ("scenario", "model", "dataset")  # one comparison table per key: the runs answer the same questions
 
 
+def _shown(value) -> str:
+    """A cell's value as a message shows it: 'empty' for a blank, else its text."""
+    if pd.isna(value):
+        return "empty"
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 def _where(path, line: int, column: str) -> str:
     return f"{path}, line {line}, column '{column}'"
 
@@ -59,7 +66,7 @@ def check_predictions(frame: pd.DataFrame, path: str | Path = "predictions") -> 
     if correct.isna().any():
         line = int(correct.isna().idxmax())
         raise ValueError(
-            f"{_where(path, line + 2, 'correct')}: {frame['correct'].iloc[line]!r} is not 0/1 (or True/False)"
+            f"{_where(path, line + 2, 'correct')}: {_shown(frame['correct'].iloc[line])} is not 0/1 (or True/False)"
         )
     frame["correct"] = correct.astype(int)
     for column in SCORES:
@@ -69,7 +76,7 @@ def check_predictions(frame: pd.DataFrame, path: str | Path = "predictions") -> 
             if bad.any():
                 line = int(bad.idxmax())
                 raise ValueError(
-                    f"{_where(path, line + 2, column)}: {frame[column].iloc[line]!r} is not a finite number"
+                    f"{_where(path, line + 2, column)}: {_shown(frame[column].iloc[line])} is not a finite number"
                 )
             frame[column] = numbers.astype(float)
     for other in ("strategy", "model"):

@@ -27,7 +27,7 @@ from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
 from hils_kit.core.paths import write_text_atomic
 from hils_kit.order.letter_prior import gains_track_letters, letter_prior_table
 from hils_kit.order.registry import BASELINE, BASELINE_NAME, CURRICULUM_STRATEGIES, strategy_name
-from hils_kit.stats.family import format_p_column
+from hils_kit.stats.family import format_p_column, is_p_column
 from hils_kit.train.learning_curve import plot_curves, read_curves
 
 
@@ -75,7 +75,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "wins": ("wins",),
     "curves": ("learning_curves",),
     "label_sources": ("label_sources", "label_sources_plot"),
-    "tests": ("comparisons", "variance_components", "meta_analysis"),
+    "tests": ("comparisons", "variance_components", "meta_analysis", "seed_spread"),
     "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
@@ -104,9 +104,9 @@ def analyse_study(
 
     def add(kind: str, value, scenario: str = "") -> None:
         path = artefact_path(out_dir, kind, scenario)
-        if isinstance(value, pd.DataFrame):  # p-values as text: one below the display precision is "< 1e-4"
-            shown = value.round(4).assign(**{c: format_p_column(value[c]) for c in value if _is_p(c)})
-            write_text_atomic(path, shown.to_csv())
+        if isinstance(value, pd.DataFrame):  # p-values unrounded: one below the display precision is never 0
+            rounded = [c for c in value.select_dtypes("number") if not is_p_column(c)]
+            write_text_atomic(path, value.round(dict.fromkeys(rounded, 4)).to_csv())
         else:
             value.savefig(path, dpi=120, bbox_inches="tight")
         result.items.append(Item(kind, scenario, artefact_title(kind, scenario), value, path))
@@ -157,6 +157,8 @@ def analyse_study(
         add("comparisons", comparisons.table.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
         add("variance_components", comparisons.components.set_index(["scenario", "model", "dataset", "strategy"]))
         add("meta_analysis", comparisons.meta.set_index(["strategy", "metric"]))
+        if not comparisons.seeds.empty:
+            add("seed_spread", comparisons.seeds.set_index(["scenario", "model", "dataset", "strategy"]))
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(
@@ -198,10 +200,6 @@ def training_audit(long: pd.DataFrame) -> pd.DataFrame:
     return cells.set_index("cell_id")[columns]
 
 
-def _is_p(column: str) -> bool:
-    return column == "p_value" or column.startswith("p_") and column not in ("p_gold",)
-
-
 def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
     """Per test set: its questions and how many the leakage guard dropped before sampling (most over cells)."""
     rows = long[long.get("level", "cell") != "fold"]
@@ -220,4 +218,7 @@ def show(result: StudyAnalysis, section: str) -> None:
         return
     for item in result.section(*SECTIONS[section]):
         display(Markdown(f"**{item.title}**"))
-        display(item.value)
+        value = item.value
+        if isinstance(value, pd.DataFrame):  # a p-value below the display precision shows as "< 1e-4"
+            value = value.assign(**{c: format_p_column(value[c]) for c in value if is_p_column(c)})
+        display(value)

@@ -10,9 +10,10 @@ strategy × label scenario × replicate, scored on several test sets), with ``pr
   between its runs: all that a study of one strategy can report.
 - :func:`gains_over_random`, :func:`best_gains`, :func:`mean_gain_per_strategy`, :func:`win_counts` and
   :func:`label_source_deltas` work on such a table, so the paper's published marginals can be fed in directly.
-- :func:`compare_to_random` and :func:`compare_label_sources` (over cells) and :func:`question_tests` (over the
-  questions, Holm-corrected) are the paired tests, :func:`power_analysis` what a study could detect; each
-  says in its ``paired_over`` column what was paired (the paper does not).
+- :func:`~hils_kit.analyse.comparisons.compare_strategies` tests each strategy against Random Shuffle with the
+  training run as the unit and says what the study could detect; :func:`~hils_kit.analyse.paired.compare_to_random`
+  and :func:`~hils_kit.analyse.paired.compare_label_sources` are paired t-tests over cells that describe them,
+  each saying in its ``paired_over`` column what was paired (the paper does not).
 
 Label scenarios are named ``<difficulty source>[_clusters]`` ("human", "llm", "llm_clusters") or "none". A cell is
 shared by every scenario that agrees on the labels its strategy uses: Random Shuffle uses none, so one set of Random

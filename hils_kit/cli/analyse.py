@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hils_kit.analyse.comparisons import RUN_SD_POINTS
-
 COLUMNS = ("dataset", "strategy", "metric", "claim", "estimate", "ci_low", "ci_high", "p_value", "p_holm")
 
 
@@ -22,7 +20,8 @@ def register(commands) -> None:
         description="RUNS_DIR: run 04_analysis again on a study's finished cells and re-render its reports. "
         "--predictions: compare strategies in a CSV with the columns dataset, strategy, run, question, correct "
         "(optional: gold_logprob, brier, answer, model, scenario) and write comparisons.csv, "
-        "variance_components.csv, meta_analysis.csv and power.csv into -o DIR.",
+        "variance_components.csv, meta_analysis.csv and power.csv (and seed_spread.csv where the runs have "
+        "crossed order_seed and train_seed columns) into -o DIR.",
     )
     p.add_argument("run_dir", nargs="?", metavar="RUNS_DIR", help="a study's run folder (runs/<study>)")
     p.add_argument("--predictions", metavar="LONG.csv", help="per-question predictions of every run, one row each")
@@ -36,7 +35,7 @@ def register(commands) -> None:
         "--run-sd",
         type=float,
         dest="run_sd_points",
-        help=f"run-to-run sd of accuracy (points) assumed where a strategy has one run (default {RUN_SD_POINTS:g})",
+        help="run-to-run sd of accuracy (points) assumed where a strategy has one run (default: 04's run_sd_points, 3)",
     )
     p.add_argument(
         "--target", type=float, dest="target_points", help="accuracy difference (points) to plan runs for (default 2)"
@@ -45,8 +44,10 @@ def register(commands) -> None:
 
 
 def cmd_analyse(args) -> int:
-    if bool(args.run_dir) == bool(args.predictions):
+    if args.run_dir and args.predictions:
         raise ValueError("give either RUNS_DIR (a study's run folder) or --predictions LONG.csv, not both")
+    if not (args.run_dir or args.predictions):
+        raise ValueError("give RUNS_DIR (a study's run folder) or --predictions LONG.csv")
     changes = {k: getattr(args, k) for k in ("alpha", "run_sd_points", "target_points") if getattr(args, k) is not None}
     if args.run_dir:
         if args.output or args.baseline != "random":
@@ -77,6 +78,8 @@ def _compare_file(path: Path, out: Path, baseline: str, overwrite: bool, changes
         result.components.to_csv(folder / "variance_components.csv", index=False)
         result.meta.to_csv(folder / "meta_analysis.csv", index=False)
         power_view(result.table).to_csv(folder / "power.csv")
+        if not result.seeds.empty:
+            result.seeds.to_csv(folder / "seed_spread.csv", index=False)
     table = result.table
     print(
         f"{len(table)} comparisons ({frame['dataset'].nunique()} test sets, {frame['run'].nunique()} runs) "

@@ -194,6 +194,10 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
         "variance_components.csv",
         "Variance components behind each comparison: questions, runs, question × strategy, residual",
     ),
+    "seed_spread": (
+        "seed_spread.csv",
+        "Run-to-run spread of accuracy (points²) from the order seed and from the training seed (crossed seeds)",
+    ),
     "meta_analysis": (
         "meta_analysis.csv",
         "Each strategy over models × test sets × label sources: random-effects pooled gain, heterogeneity "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hils_kit.analyse.comparisons import RUN_SD_POINTS
 from hils_kit.core.params import param, same_as
 from hils_kit.stages.prepare import PrepareParams
 
@@ -26,6 +27,6 @@ class AnalysisParams:
     out_dir: str = param("runs/explore/analysis", "where tables (CSV) and figures (PNG) go", derived=True)
     alpha: float = param(0.05, "family-wise error rate of the strategy claims (Holm; Benjamini–Hochberg beside it)")
     run_sd_points: float = param(
-        3.0, "run-to-run sd of accuracy (points) assumed for power where a strategy has one run"
+        RUN_SD_POINTS, "run-to-run sd of accuracy (points) assumed for power where a strategy has one run"
     )
     target_points: float = param(2.0, "the accuracy difference (points) the runs and questions needed are planned for")

@@ -29,7 +29,6 @@ from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
 from hils_kit.order.registry import STRATEGIES
 from hils_kit.stages.prepare import PrepareParams
 from hils_kit.train.presets import TrainConfig, make_config
-from hils_kit.train.probe import probe_callbacks
 
 # TrainConfig settings that are not notebook parameters of their own: the cell's train_seed and precision set them
 CELL_SETTINGS = ("seed", "bf16")
@@ -141,6 +140,8 @@ def order_cell(params, table: pd.DataFrame) -> pd.DataFrame:
 
 def cell_probe(params, tests: dict[str, pd.DataFrame], config: TrainConfig) -> list:
     """Step 2 of 03: the learning-curve probe's callbacks (held-out questions of the cell's test sets)."""
+    from hils_kit.train.probe import probe_callbacks  # transformers: imported by the notebook, not the study planner
+
     return probe_callbacks(
         tests, params.probe_questions, params.probe_every, seed=params.order_seed, template=config.template
     )

@@ -142,3 +142,12 @@ def format_p_column(series: pd.Series, digits: int = 4) -> pd.Series:
     ['0.2', '< 1e-4', '—']
     """
     return series.map(lambda p: format_p(p, digits))
+
+
+def is_p_column(name) -> bool:
+    """Whether a table column holds p-values: ``p_value``, ``p_models``, ``p_holm``, ``p_bh`` and the like.
+
+    >>> [is_p_column(c) for c in ("p_value", "p_holm", "p_gold", "power")]
+    [True, True, False, False]
+    """
+    return str(name) == "p_value" or str(name).startswith("p_") and str(name) not in ("p_gold",)

@@ -267,3 +267,32 @@ def questions_needed(
     if runs < 2:
         return math.nan
     return _smallest(lambda n: run_power(effect, components, runs, n, alpha) >= power, "questions", 2, 10**7)
+
+
+def seed_components(run_scores) -> dict:
+    """How much of one strategy's run-to-run spread comes from the order seed and how much from the training seed.
+
+    ``run_scores``: order seeds × training seeds, one run's mean score per entry (a crossed design). A two-way
+    ANOVA without replication gives the order component ((MS_order − MS_e) / training seeds), the training
+    component ((MS_train − MS_e) / order seeds), each floored at 0, and the residual (their interaction plus the
+    scoring noise of a run's mean); ``order_share`` is the order's part of the three.
+
+    >>> out = seed_components([[60.0, 62.0], [70.0, 72.0]])
+    >>> out["order"], out["train"], out["order_share"]
+    (50.0, 2.0, 0.962)
+    """
+    y = np.asarray(run_scores, dtype=float)
+    if y.ndim != 2 or min(y.shape) < 2 or np.isnan(y).any():
+        raise ValueError(f"need an order seeds × training seeds table of at least 2 × 2 without gaps, got {y.shape}")
+    orders, trains = y.shape
+    ms_order, ms_train, ms_e = _anova(y)
+    order, train = max(0.0, (ms_order - ms_e) / trains), max(0.0, (ms_train - ms_e) / orders)
+    total = order + train + ms_e
+    return {
+        "order_seeds": orders,
+        "train_seeds": trains,
+        "order": float(order),
+        "train": float(train),
+        "residual": float(ms_e),
+        "order_share": round(float(order / total), 3) if total > 0 else math.nan,
+    }

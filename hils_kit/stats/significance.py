@@ -1,4 +1,4 @@
-"""Paired tests of two systems scored on the same test questions, and Holm's multiple-comparison control.
+"""Paired tests of two systems scored on the same test questions, and bootstrap intervals over questions and runs.
 
 Every test returns a dict (one tidy row) with ``test``, ``paired_over`` (what was paired: the questions by
 default), ``n`` and ``p_value`` (two-sided):
@@ -11,14 +11,14 @@ default), ``n`` and ``p_value`` (two-sided):
   several training replicates: questions are resampled jointly for both systems, replicates within each one,
   counting each answer's own (question × run) noise once.
   :func:`replicate_bootstrap_mean` is the same interval for one system's mean.
-* :func:`holm_adjust` / :func:`add_holm`: Holm's step-down correction across one family of tests.
+
+A family of these tests is corrected together by :func:`hils_kit.stats.family.adjust_family` (Holm and
+Benjamini–Hochberg).
 
 >>> a, b = [1] * 10 + [0] * 2 + [1] * 5, [0] * 10 + [1] * 2 + [1] * 5
 >>> row = mcnemar_exact(a, b)
 >>> row["test"], row["paired_over"], round(row["p_value"], 4)
 ('McNemar exact', 'questions', 0.0386)
->>> holm_adjust([0.01, 0.04, 0.03]).round(2).tolist()
-[0.03, 0.06, 0.06]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 
@@ -220,44 +219,3 @@ def _resampled_means(matrix: np.ndarray, question_counts: np.ndarray, rng: np.ra
 def _percentiles(resampled: np.ndarray, level: float) -> list[float]:
     tail = (1 - level) / 2 * 100
     return [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
-
-
-def holm_adjust(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control); NaN stays NaN and is not counted.
-
-    The i-th smallest of m p-values becomes max over j ≤ i of min(1, (m - j + 1) · p_(j)).
-
-    >>> holm_adjust([0.02, np.nan, 0.01]).round(2).tolist()
-    [0.02, nan, 0.02]
-    """
-    p = np.asarray(p_values, dtype=float)
-    if p.ndim != 1:
-        raise ValueError(f"holm_adjust: need a 1-D list of p-values, got shape {p.shape}")
-    if ((p < 0) | (p > 1)).any():
-        raise ValueError(f"holm_adjust: p-values must lie in [0, 1] (got {p[(p < 0) | (p > 1)][0]})")
-    adjusted = np.full_like(p, np.nan)
-    present = np.flatnonzero(~np.isnan(p))
-    order = present[np.argsort(p[present], kind="stable")]
-    m = len(order)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    return adjusted
-
-
-def add_holm(table: pd.DataFrame, p_column: str = "p_value", by=None, alpha: float = 0.05) -> pd.DataFrame:
-    """A copy of ``table`` with ``p_holm``, ``significant_holm`` (p_holm < ``alpha``) and ``holm_family``
-    (how many tests were corrected together): one family per ``by`` group, or the whole table.
-
-    >>> rows = pd.DataFrame({"comparison": ["x", "y", "z"], "p_value": [0.01, 0.04, 0.03]})
-    >>> add_holm(rows)[["p_holm", "significant_holm", "holm_family"]].round(2).values.tolist()
-    [[0.03, True, 3], [0.06, False, 3], [0.06, False, 3]]
-    """
-    if p_column not in table:
-        raise KeyError(f"add_holm: no column '{p_column}' (columns: {', '.join(map(str, table.columns))})")
-    p = table[p_column].to_numpy(dtype=float)
-    groups = [np.arange(len(table))] if by is None else list(table.groupby(by, sort=False).indices.values())
-    adjusted, family = np.full(len(table), np.nan), np.zeros(len(table), dtype=int)
-    for positions in groups:
-        adjusted[positions] = holm_adjust(p[positions])
-        family[positions] = int((~np.isnan(p[positions])).sum())
-    out = table.assign(p_holm=adjusted, significant_holm=adjusted < alpha, holm_family=family)
-    return out[[*table.columns, "p_holm", "significant_holm", "holm_family"]]

@@ -234,7 +234,8 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
 def analysis_parameters(config: StudyConfig, run_dir: str | Path, out_dir: str | Path) -> AnalysisParams:
     """Parameters of ``04_analysis``."""
     scored = any(SCENARIO[s].difficulty == "llm" for s in config.scenarios) and not config.prepare.difficulty_file
-    return AnalysisParams(
+    return dataclasses.replace(
+        config.analysis,
         study=config.name,
         run_dir=str(run_dir),
         out_dir=str(out_dir),

@@ -24,6 +24,7 @@ from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import LABEL_SCENARIOS
 from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS
 from hils_kit.order.registry import NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES
+from hils_kit.stages.analysis import AnalysisParams
 from hils_kit.stages.cell import CellParams
 from hils_kit.stages.prepare import PrepareParams
 from hils_kit.train.presets import TrainConfig, make_config
@@ -119,6 +120,7 @@ class StudyConfig:
     # the stages' own settings (flat keys in the study file)
     prepare: PrepareParams = field(default_factory=PrepareParams, metadata={"help": "settings of 02 (flat keys)"})
     cell: CellParams = field(default_factory=CellParams, metadata={"help": "settings of 03 (flat keys)"})
+    analysis: AnalysisParams = field(default_factory=AnalysisParams, metadata={"help": "settings of 04 (flat keys)"})
     # Execution (not part of any notebook's parameters, so changing it reruns nothing)
     cluster: ClusterConfig = field(
         default_factory=ClusterConfig,
@@ -143,14 +145,15 @@ class StudyConfig:
         return {k: v for k, v in dataclasses.asdict(self.train).items() if v is not None}
 
 
-STAGE_KEYS = {"prepare": study_keys(PrepareParams), "cell": study_keys(CellParams)}
+STAGE_CLASSES = {"prepare": PrepareParams, "cell": CellParams, "analysis": AnalysisParams}
+STAGE_KEYS = {stage: study_keys(cls) for stage, cls in STAGE_CLASSES.items()}
 GRID_KEYS = [f.name for f in dataclasses.fields(StudyConfig) if f.name not in STAGE_KEYS]
 
 
 def study_keys_help() -> str:
     """Every key of a study file with its help: the grid keys, then each stage's."""
     lines = [f"{f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(StudyConfig) if f.name in GRID_KEYS]
-    for stage, cls in (("prepare", PrepareParams), ("cell", CellParams)):
+    for stage, cls in STAGE_CLASSES.items():
         lines += [
             f"{f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(cls) if f.name in STAGE_KEYS[stage]
         ]
@@ -183,7 +186,7 @@ def study_from_dict(data: dict, source: str = "study") -> StudyConfig:
     try:
         config = build(StudyConfig, data)
         config = dataclasses.replace(
-            config, prepare=build(PrepareParams, stages["prepare"]), cell=build(CellParams, stages["cell"])
+            config, **{stage: build(cls, stages[stage]) for stage, cls in STAGE_CLASSES.items()}
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"{source}: {err.args[0]}") from None
@@ -203,7 +206,11 @@ def study_from_dict(data: dict, source: str = "study") -> StudyConfig:
 
 def _problems(c: StudyConfig) -> list[str]:
     prep, cell = c.prepare, c.cell
-    out = choice_problems(c) + choice_problems(prep) + choice_problems(cell)
+    out = choice_problems(c) + choice_problems(prep) + choice_problems(cell) + choice_problems(c.analysis)
+    if not 0 < c.analysis.alpha < 1:
+        out.append(f"'alpha' must lie strictly between 0 and 1, got {c.analysis.alpha}")
+    if not c.analysis.run_sd_points >= 0 or not c.analysis.target_points > 0:
+        out.append("'run_sd_points' must be >= 0 and 'target_points' > 0 (accuracy points)")
     if not _NAME.match(c.name) or c.name == "studies":
         out.append(f"'name' {c.name!r} must be a folder name (letters, digits, . _ -) other than 'studies'")
     if not c.models:

@@ -40,6 +40,8 @@ def analysis_job(run_dir: str | Path, notebooks: str | Path = NOTEBOOKS_DIR) -> 
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: 04's parameters are missing; run the study with `hils study` first")
     parameters = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    # the folders where the run is now (it may have been moved or copied since the study wrote them)
+    parameters.update(run_dir=str(layout.run_dir), out_dir=str(layout.step_dir("analysis")))
     notebook = Path(notebooks).resolve() / f"{ANALYSIS}.ipynb"
     job = Job(
         ANALYSIS,

@@ -27,6 +27,7 @@ from hils_kit import __version__
 from hils_kit.analyse.results import read_manifest
 from hils_kit.core.layout import ARTEFACT_INDEX
 from hils_kit.core.paths import write_text_atomic
+from hils_kit.stats.family import format_p, is_p_column
 
 # nbconvert's lab template, minus every <script> that loads from the network
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -137,13 +138,16 @@ def table_html(table: pd.DataFrame) -> str:
 
 
 def _frame_html(frame: pd.DataFrame) -> str:
-    """A plain table: numbers to at most 4 significant decimals, text escaped."""
+    """A plain table: numbers to at most 4 significant decimals, p-values by :func:`~hils_kit.stats.family.format_p`,
+    text escaped."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns])
     rows = []
     for index, row in frame.iterrows():
         cells = [f"<th>{html.escape(str(index))}</th>"]
-        for value in row:
-            if isinstance(value, float):
+        for column, value in row.items():
+            if isinstance(value, float) and is_p_column(column):  # "< 1e-4", never 0
+                cells.append(f'<td class="num">{format_p(value)}</td>')
+            elif isinstance(value, float):
                 cells.append(f'<td class="num">{"–" if math.isnan(value) else f"{value:.4g}"}</td>')
             else:
                 cells.append(f"<td>{html.escape(str(value))}</td>")
