@@ -62,7 +62,10 @@ def test_crossed_seeds_run_every_order_seed_with_every_training_seed(tmp_path):
     ]
     params = cell_parameters(config, cells[3], tmp_path / "prepare", tmp_path / "cell")
     assert (params.cell_id, params.replicate, params.order_seed, params.train_seed) == (cells[3].id, 3, 1, 8)
-    assert seed_plan(config) == ["runs per cell: 3 order seeds × 2 training seeds"]
+    assert seed_plan(config)[:2] == [
+        "runs per cell: 3 order seeds × 2 training seeds",
+        "curriculum (strict): the order seed only breaks ties between equal difficulties",
+    ]
 
 
 def test_variant_paper_takes_the_authors_order_seeds_for_the_order_index():

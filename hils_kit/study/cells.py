@@ -110,10 +110,11 @@ def seed_runs(config: StudyConfig, strategy: str) -> list[tuple[int, int]]:
 
 
 def seed_plan(config: StudyConfig) -> list[str]:
-    """The plan's lines on crossed seeds: the runs per cell, and each strategy that runs one order seed.
+    """The plan's lines on crossed seeds: the runs per cell, each strategy that runs one order seed, and each strict
+    difficulty order, whose seed only breaks ties.
 
     >>> from hils_kit.study.config import study_from_dict
-    >>> seed_plan(study_from_dict({"replicates": {"order_seeds": 3, "train_seeds": 2}}))
+    >>> seed_plan(study_from_dict({"replicates": {"order_seeds": 3, "train_seeds": 2}, "strategies": ["random"]}))
     ['runs per cell: 3 order seeds × 2 training seeds']
     """
     if config.crossed_seeds is None:
@@ -121,11 +122,13 @@ def seed_plan(config: StudyConfig) -> list[str]:
     orders, trains = config.crossed_seeds
     lines = [f"runs per cell: {_count(orders, 'order seed')} × {_count(trains, 'training seed')}"]
     for strategy in config.strategies:
+        name = f"{strategy} ({config.variant})" if STRATEGY[strategy].uses_difficulty else strategy
         if orders > 1 and not order_uses_seed(config, strategy):
-            name = f"{strategy} ({config.variant})" if STRATEGY[strategy].uses_difficulty else strategy
             lines.append(
                 f"{name}: its order does not depend on the seed, so 1 order seed × {_count(trains, 'training seed')}"
             )
+        elif orders > 1 and config.variant == "strict" and STRATEGY[strategy].uses_difficulty:
+            lines.append(f"{name}: the order seed only breaks ties between equal difficulties")
     return lines
 
 
