@@ -203,8 +203,10 @@ def _notes(table: pd.DataFrame) -> list[str]:
     notes = []
     confounded = table[table["claim"] == MODEL_CLAIM]
     if len(confounded):
+        count = confounded["strategy"].nunique()
         notes.append(
-            f"{confounded['strategy'].nunique()} strateg(ies) have one run each beside one run of the baseline: "
+            f"{count} {'strategies have' if count > 1 else 'strategy has'} one run each beside one run of the "
+            "baseline: "
             "strategy and training run are confounded, so these rows compare the trained models only and give no "
             "p-value for a strategy."
         )

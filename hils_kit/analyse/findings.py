@@ -63,19 +63,20 @@ def detectable(table: pd.DataFrame) -> list[str]:
         if row.claim == MODEL_CLAIM:
             text = (
                 f"{head}: strategy and training run are confounded, so nothing about strategies can be concluded; "
-                f"the trained models themselves differ detectably only by {_points(group['mde_models'].max())} "
-                f"accuracy points or more (exact McNemar, 80 % power, α {row.alpha:g} over {int(row.family_size)} "
-                f"model comparisons)"
+                f"{_model_mde(group['mde_models'])} (exact McNemar, 80 % power, α {row.alpha:g} over "
+                f"{int(row.family_size)} model comparisons)"
             )
         else:
             text = (
                 f"{head}: the run-unit test detects strategy differences of {_points(group['mde'].max())} "
                 f"accuracy points or more (80 % power, α {row.alpha:g} over a family of {int(row.family_size)})"
             )
-        need = group["runs_needed"].max()
-        if pd.notna(need):
+        need = group["runs_needed"].dropna()
+        if len(need):
+            low, high = need.min(), need.max()
+            runs_text = _count(low) if low == high else f"{_count(low)} to {_count(high)}"
             text += (
-                f"; {row.target:g} points need {_count(need)} runs per strategy on these questions "
+                f"; {row.target:g} points need {runs_text} runs per strategy on these questions "
                 f"(run variance: {row.power_from})"
             )
         lines.append(text + ".")
@@ -84,6 +85,18 @@ def detectable(table: pd.DataFrame) -> list[str]:
 
 def _points(value: float) -> str:
     return "no difference" if not math.isfinite(value) else f"{value:.1f}"
+
+
+def _model_mde(mdes: pd.Series) -> str:
+    """What the model comparisons of a test set could detect: a range of MDEs, or too few disagreements."""
+    finite = mdes[mdes.map(math.isfinite)]
+    if finite.empty:
+        return "the trained models disagree on too few questions for any accuracy difference to be detectable"
+    text = f"the trained models could be told apart only by differences of {finite.min():.1f}"
+    text += f" to {finite.max():.1f}" if finite.max() > finite.min() else ""
+    text += " accuracy points or more"
+    lacking = len(mdes) - len(finite)
+    return text + (f" ({lacking} pair(s) disagree on too few questions for any)" if lacking else "")
 
 
 def _count(value: float) -> str:
