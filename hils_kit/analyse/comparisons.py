@@ -1,5 +1,6 @@
 """Every strategy against the baseline, with the training run as the unit: one row per scenario × model ×
-test set × strategy × metric, one family of claims corrected together, and what the design could detect.
+test set × strategy × metric, one family of claims corrected together, and what the design could detect; and
+every strategy against its placebo twin (:func:`placebo_comparisons`).
 
 Per row (:func:`hils_kit.stats.runs.compare_runs`): the estimate (accuracy in points, gold log-prob in nats,
 Brier), its interval and raw ``p_value`` from a t-test on run means with the questions paired, and the variance
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from hils_kit.analyse.predictions import KEYS, check_predictions
+from hils_kit.order.registry import placebo_twin
 from hils_kit.stats.family import adjust_family, dedupe_claims
 from hils_kit.stats.meta import meta_table
 from hils_kit.stats.power import mde_mcnemar_exact
@@ -179,6 +181,33 @@ def compare_strategies(
     meta = meta_table(table[table["claim"] == STRATEGY_CLAIM], by=("strategy", "metric"))
     seeds = seed_spread(frame)
     return Comparisons(table.reset_index(drop=True), components.reset_index(drop=True), meta, seeds, _notes(table))
+
+
+def placebo_comparisons(predictions: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Each strategy against its placebo twin (the same schedule on shuffled labels, :mod:`hils_kit.order.placebo`)
+    in each scenario × model × test set: a gain is what the labels add beyond the schedule's shape. The rows are
+    those of :func:`compare_strategies` with the twin as ``baseline``, a family of their own (Holm, BH); empty when
+    no strategy ran beside its twin.
+
+    >>> from hils_kit.stats.simulate import simulate_predictions
+    >>> frame = simulate_predictions(["random", "curriculum", "curriculum_placebo"], runs=3, questions=150, seed=0)
+    >>> placebo_comparisons(frame)[["strategy", "baseline"]].drop_duplicates().values.tolist()
+    [['curriculum', 'curriculum_placebo']]
+    """
+    frame = check_predictions(predictions)
+    present = list(dict.fromkeys(frame["strategy"]))
+    pairs = [(real, placebo_twin(real)) for real in present if placebo_twin(real) in present]
+    metrics = [m for m in METRICS if m in frame]
+    rows = []
+    for key, group in frame.groupby(list(KEYS), sort=False):
+        for real, twin in pairs:
+            rows += _rows(group[group["strategy"].isin([real, twin])], key, twin, metrics)
+    if not rows:
+        return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    strategies = adjust_family(table[table["claim"] == STRATEGY_CLAIM], alpha=alpha)
+    models = adjust_family(table[table["claim"] == MODEL_CLAIM], p_column="p_models", alpha=alpha)
+    return pd.concat([strategies, models]).sort_index().reset_index(drop=True)
 
 
 def seed_spread(frame: pd.DataFrame) -> pd.DataFrame:

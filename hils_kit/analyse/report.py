@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from hils_kit.analyse.collect import collect_results, scenario_cells
-from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies
+from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies, placebo_comparisons
 from hils_kit.analyse.findings import claims, detectable, power_view
 from hils_kit.analyse.paired import gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
@@ -26,7 +26,7 @@ from hils_kit.analyse.tables import accuracy_spread, best_gains, label_source_de
 from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
 from hils_kit.core.paths import write_text_atomic
 from hils_kit.order.letter_prior import gains_track_letters, letter_prior_table
-from hils_kit.order.registry import BASELINE, BASELINE_NAME, CURRICULUM_STRATEGIES, strategy_name
+from hils_kit.order.registry import BASELINE, BASELINE_NAME, CURRICULUM_STRATEGIES, PLACEBOS, strategy_name
 from hils_kit.stats.family import format_p_column, is_p_column
 from hils_kit.train.learning_curve import plot_curves, read_curves
 
@@ -75,7 +75,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "wins": ("wins",),
     "curves": ("learning_curves",),
     "label_sources": ("label_sources", "label_sources_plot"),
-    "tests": ("comparisons", "variance_components", "meta_analysis", "seed_spread"),
+    "tests": ("comparisons", "placebo", "variance_components", "meta_analysis", "seed_spread"),
     "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
@@ -159,6 +159,10 @@ def analyse_study(
         add("meta_analysis", comparisons.meta.set_index(["strategy", "metric"]))
         if not comparisons.seeds.empty:
             add("seed_spread", comparisons.seeds.set_index(["scenario", "model", "dataset", "strategy"]))
+    if set(PLACEBOS) & set(long["strategy"]):  # what the labels add beyond the shape of their schedule
+        placebo = placebo_comparisons(study_predictions(long, list(tables)), alpha)
+        if not placebo.empty:
+            add("placebo", placebo.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(
@@ -194,10 +198,16 @@ def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
 
 
 def training_audit(long: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained cell: did the fed order equal the plan, and how long did training take."""
+    """One row per trained cell: did the fed order equal the plan, how long did training take and, for a placebo,
+    how its shuffled labels correlate with the real ones."""
     cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
     columns = [c for c in ("train_audit_ok", "train_train_seconds", "train_final_loss") if c in cells]
-    return cells.set_index("cell_id")[columns]
+    audit = cells.set_index("cell_id")[columns]
+    if "train_placebo" in cells:  # a placebo's labels against the real ones (hils_kit.order.placebo)
+        records = cells["train_placebo"].map(lambda record: record if isinstance(record, dict) else {}).tolist()
+        for key in ("difficulty_rank_r", "category_kappa"):
+            audit[f"placebo_{key}"] = [record.get(key) for record in records]
+    return audit
 
 
 def overlap_table(long: pd.DataFrame) -> pd.DataFrame:

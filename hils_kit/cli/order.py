@@ -17,6 +17,7 @@ from hils_kit.data.questions import rejects_path
 from hils_kit.labels.label_files import read_labels
 from hils_kit.labels.tiers import THRESHOLDS
 from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
+from hils_kit.order.placebo import placebo_text
 from hils_kit.order.registry import NEEDS_DIFFICULTY, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -146,9 +147,14 @@ def cmd_order(args) -> int:
     save_questions(ordered, args.output)
     where = write_output_rejects(result.rejects, args.output)
     shape = ", ".join(f"{ordered[c].nunique()} {c}s" for c in ("block", "round", "tier") if c in ordered)
+    placebo = ordered.attrs.get("placebo")
     print(
         f"wrote {args.output}: {len(ordered):,} rows in {args.strategy} order"
         + (f" ({shape})" if shape else "")
         + (f"; {len(result.rejects)} refused rows in {where}" if where else "")
     )
+    if placebo:
+        print(
+            f"placebo labels (shuffled with seed {placebo['seed']}, attempt {placebo['attempt']}): {placebo_text(placebo)}"
+        )
     return 0

@@ -190,6 +190,11 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
         "paired; Holm and Benjamini–Hochberg across every strategy claim; 'these trained models' where a "
         "strategy has one run)",
     ),
+    "placebo": (
+        "placebo.csv",
+        "Each strategy against its placebo twin (the same schedule on labels shuffled among the questions): what "
+        "the labels add beyond the schedule's shape (run as the unit; Holm and Benjamini–Hochberg within these claims)",
+    ),
     "variance_components": (
         "variance_components.csv",
         "Variance components behind each comparison: questions, runs, question × strategy, residual",

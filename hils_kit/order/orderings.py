@@ -20,6 +20,10 @@ strategy                   order                                                
 
 ``block`` numbers the contiguous groups (a category block, or one category's chunk in a round).
 
+A placebo twin (``curriculum_placebo``, ...; :mod:`hils_kit.order.placebo`) orders as its strategy does on the
+labels shuffled among the questions: the rows keep their real labels, the shuffled ones it ordered by are added as
+``placebo_difficulty`` / ``placebo_category``, and ``attrs["placebo"]`` records the check (rank r, kappa, attempt).
+
 Difficulty variants (the paper code's "strict" and "EMH"):
 
 - ``strict``: sorted by difficulty, ties in a seeded random order.
@@ -63,13 +67,14 @@ import numpy as np
 import pandas as pd
 
 from hils_kit.labels.tiers import TIERS, resolve_thresholds, tier_codes
+from hils_kit.order.placebo import draw_placebo
 from hils_kit.order.registry import STRATEGIES, STRATEGY
 from hils_kit.order.strategies import Keys
 
 VARIANTS = ("strict", "tiers")
 CATEGORY_ORDERS = ("size", "name", "shuffle")
 # Columns an ordering writes; an input that already has them (an earlier order) gets them replaced.
-ORDER_COLUMNS = ("position", "block", "round", "tier", "pass", "stage")
+ORDER_COLUMNS = ("position", "block", "round", "tier", "pass", "stage", "placebo_difficulty", "placebo_category")
 
 
 def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -216,20 +221,35 @@ def order_questions(
     shuffle = row_rng.permutation(n)
     info = STRATEGY[strategy]
     tiers = variant == "tiers" and info.uses_difficulty
-    cat_rank = level = None
+    cats = cat_rank = difficulties = level = None
     helpers: dict[str, np.ndarray] = {}
     if info.uses_category:
-        cats = _category_values(table, category, strategy)
-        rank_of = {c: i for i, c in enumerate(category_sequence(cats, category_order, seed))}
-        cat_rank = cats.map(rank_of).to_numpy(dtype=int)
+        cats = _category_values(table, category, strategy).to_numpy()
     if info.uses_difficulty:
-        level = difficulty_values(table, difficulty, strategy)  # what "easy -> hard" sorts on
+        difficulties = difficulty_values(table, difficulty, strategy)
+    if info.placebo_of:
+        placebo = draw_placebo(difficulties, cats, seed)
+        shuffled = {
+            name: v[placebo.permutation]
+            for name, v in (("difficulty", difficulties), ("category", cats))
+            if v is not None
+        }
+        difficulties, cats = shuffled.get("difficulty"), shuffled.get("category")
+    if info.uses_category:
+        rank_of = {c: i for i, c in enumerate(category_sequence(pd.Series(cats), category_order, seed))}
+        cat_rank = np.array([rank_of[c] for c in cats], dtype=int)
+    if info.uses_difficulty:
+        level = difficulties  # what "easy -> hard" sorts on
         if tiers:
-            level = helpers["tier"] = tier_codes(level, thresholds)
+            level = helpers["tier"] = tier_codes(difficulties, thresholds)
     order, made = info.order(Keys(shuffle, level, cat_rank, rounds, tiers))
     helpers.update(made)
 
     ordered = table.iloc[order].reset_index(drop=True)
+    if info.placebo_of:
+        for name, v in shuffled.items():
+            ordered[f"placebo_{name}"] = v[order]
+        ordered.attrs["placebo"] = {"of": info.placebo_of, "seed": int(seed), **placebo.record()}
     helpers = {name: values[order] for name, values in helpers.items()}
     if "round" in helpers:
         helpers["block"] = _run_numbers(helpers["round"], cat_rank[order])

@@ -1,6 +1,9 @@
 """The strategy registry: every training order by key, with its display name, the labels it needs, whether the
 paper ran it, and its function (:mod:`hils_kit.order.strategies`).
 
+Every structured strategy (one that uses labels) has a placebo twin, ``<key>_placebo``: the same function on labels
+shuffled among the questions (:mod:`hils_kit.order.placebo`), so the schedule keeps its shape and loses its meaning.
+
 The study's validation, the notebooks, the analysis and the report read this registry; a new strategy plugs in
 with one line in :data:`STRATEGY`. No other module compares strategy names.
 
@@ -8,6 +11,8 @@ with one line in :data:`STRATEGY`. No other module compares strategy names.
 ('Blocked Curriculum', 'Random Shuffle', 'interleaved')
 >>> strategy_scenarios("blocked", ["llm", "llm_clusters"])
 ['none', 'llm_clusters']
+>>> strategy_name("curriculum_placebo"), placebo_twin("curriculum"), placebo_twin("random")
+('Curriculum (placebo)', 'curriculum_placebo', None)
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from hils_kit.order import strategies
 @dataclass(frozen=True)
 class Strategy:
     """A training order: its key, display name, the labels it uses, whether the paper ran it, its function, and
-    whether the ordering seed can change its order.
+    whether the ordering seed can change its order; a placebo names the strategy it is the twin of.
 
     Every strategy of the kit is ``seeded``: each shuffles, or breaks ties of equal difficulty in a seeded random
     order (strict ``curriculum`` too). An order no seed can change sets ``seeded=False``; a study with crossed
@@ -36,9 +41,23 @@ class Strategy:
     order: Callable[[strategies.Keys], strategies.Ordering]
     in_paper: bool = True
     seeded: bool = True
+    placebo_of: str | None = None
 
 
-STRATEGY: dict[str, Strategy] = {
+def _placebo(real: Strategy) -> Strategy:
+    """The twin of ``real``: its function and labels, the labels shuffled (the seed always changes the shuffle)."""
+    return Strategy(
+        f"{real.key}_placebo",
+        f"{real.name} (placebo)",
+        real.uses_category,
+        real.uses_difficulty,
+        real.order,
+        in_paper=False,
+        placebo_of=real.key,
+    )
+
+
+_REAL: dict[str, Strategy] = {
     s.key: s
     for s in (  # in the paper's row order; a new strategy is one line here and one function in strategies.py
         Strategy("random", "Random Shuffle", False, False, strategies.random),
@@ -50,13 +69,23 @@ STRATEGY: dict[str, Strategy] = {
         Strategy("anti_curriculum", "Anti-Curriculum", False, True, strategies.anti_curriculum, in_paper=False),
     )
 }
+STRATEGY: dict[str, Strategy] = {
+    **_REAL,
+    **{twin.key: twin for twin in map(_placebo, _REAL.values()) if twin.uses_category or twin.uses_difficulty},
+}
 STRATEGIES = tuple(STRATEGY)
+PLACEBOS = tuple(k for k, s in STRATEGY.items() if s.placebo_of)
 PAPER_STRATEGIES = tuple(k for k, s in STRATEGY.items() if s.in_paper)
 NEEDS_CATEGORY = tuple(k for k, s in STRATEGY.items() if s.uses_category)
 NEEDS_DIFFICULTY = tuple(k for k, s in STRATEGY.items() if s.uses_difficulty)
 CURRICULUM_STRATEGIES = tuple(k for k in NEEDS_DIFFICULTY if STRATEGY[k].in_paper)
 BASELINE = "random"  # the key every gain is measured against; tables show its display name
 BASELINE_NAME = STRATEGY[BASELINE].name
+
+
+def placebo_twin(key: str) -> str | None:
+    """The key of a strategy's placebo twin; None for one that uses no labels (``random``) or is a placebo."""
+    return next((k for k, s in STRATEGY.items() if s.placebo_of == key), None)
 
 
 def strategy_name(key: str) -> str:

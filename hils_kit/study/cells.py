@@ -7,6 +7,8 @@ replicates, or its ordering seeds crossed with its training seeds (:func:`seed_r
 ...                           "scenarios": ["llm", "human"]})
 >>> [cell.id for cell in expand_cells(config)]
 ['tiny__none__random__holdout__r0', 'tiny__llm__curriculum__holdout__r0', 'tiny__human__curriculum__holdout__r0']
+>>> [cell.strategy for cell in expand_cells(dataclasses.replace(config, placebo=True))]
+['random', 'curriculum', 'curriculum', 'curriculum_placebo', 'curriculum_placebo']
 >>> part_test_sets(config, "holdout")
 ['medmcqa_test', 'medqa', 'mmlu_medical']
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 from hils_kit.core.precision import pinned_precision
 from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import SCENARIO
-from hils_kit.order.registry import STRATEGY, strategy_scenarios
+from hils_kit.order.registry import STRATEGY, placebo_twin, strategy_scenarios
 from hils_kit.stages.analysis import AnalysisParams
 from hils_kit.stages.cell import CellParams, resolved_settings
 from hils_kit.stages.exploration import ExplorationParams
@@ -121,13 +123,14 @@ def seed_plan(config: StudyConfig) -> list[str]:
         return []
     orders, trains = config.crossed_seeds
     lines = [f"runs per cell: {_count(orders, 'order seed')} × {_count(trains, 'training seed')}"]
-    for strategy in config.strategies:
-        name = f"{strategy} ({config.variant})" if STRATEGY[strategy].uses_difficulty else strategy
+    for strategy in study_strategies(config):
+        info = STRATEGY[strategy]  # a placebo's seed also draws its shuffled labels, not only ties
+        name = f"{strategy} ({config.variant})" if info.uses_difficulty else strategy
         if orders > 1 and not order_uses_seed(config, strategy):
             lines.append(
                 f"{name}: its order does not depend on the seed, so 1 order seed × {_count(trains, 'training seed')}"
             )
-        elif orders > 1 and config.variant == "strict" and STRATEGY[strategy].uses_difficulty:
+        elif orders > 1 and config.variant == "strict" and info.uses_difficulty and not info.placebo_of:
             lines.append(f"{name}: the order seed only breaks ties between equal difficulties")
     return lines
 
@@ -136,14 +139,27 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
+def study_strategies(config: StudyConfig) -> list[str]:
+    """The study's ``strategies``, each followed by its placebo twin when ``placebo`` is true (one that uses labels
+    and whose twin is not listed already).
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> study_strategies(study_from_dict({"strategies": ["random", "blocked"], "placebo": True}))
+    ['random', 'blocked', 'blocked_placebo']
+    """
+    twins = [placebo_twin(s) if config.placebo else None for s in config.strategies]
+    return list(dict.fromkeys(k for s, twin in zip(config.strategies, twins) for k in (s, twin) if k))
+
+
 def expand_cells(config: StudyConfig) -> list[Cell]:
     """Models x training parts x (scenario, strategy) x runs (:func:`seed_runs`), in a stable order.
 
-    A strategy runs once per distinct set of labels it uses (:func:`strategy_scenarios`), not once per scenario.
+    A strategy runs once per distinct set of labels it uses (:func:`strategy_scenarios`), not once per scenario;
+    its placebo twin (``placebo: true``) runs the same scenarios and seeds.
     """
     pairs = [
         (scenario, strategy)
-        for strategy in config.strategies
+        for strategy in study_strategies(config)
         for scenario in strategy_scenarios(strategy, config.scenarios)
     ]
     crossed = config.crossed_seeds is not None

@@ -23,7 +23,7 @@ from hils_kit.core.precision import PRECISIONS
 from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import LABEL_SCENARIOS
 from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS
-from hils_kit.order.registry import NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES
+from hils_kit.order.registry import NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES, placebo_twin
 from hils_kit.stages.analysis import AnalysisParams
 from hils_kit.stages.cell import CellParams
 from hils_kit.stages.prepare import PrepareParams
@@ -111,6 +111,11 @@ class StudyConfig:
         "strict",
         f"difficulty variant: {', '.join(STUDY_VARIANTS)} (paper: strict order, then tiered orders)",
         STUDY_VARIANTS,
+    )
+    placebo: bool = param(
+        False,
+        "also run a placebo twin of every strategy that uses labels (<strategy>_placebo: the same schedule on "
+        "labels shuffled among the questions): does the order help by its labels or by its shape?",
     )
     replicates: int | dict = param(
         1,
@@ -246,6 +251,8 @@ def _problems(c: StudyConfig) -> list[str]:
             out.append(f"'{key}' repeats a value: {values}")
     if not c.strategies:
         out.append("'strategies' is empty")
+    if c.placebo and c.strategies and not any(placebo_twin(s) for s in c.strategies):
+        out.append(f"'placebo' is true, but none of 'strategies' {c.strategies} has a placebo twin (one uses labels)")
     if any(s in NEEDS_DIFFICULTY for s in c.strategies) and not c.scenarios:
         out.append("'scenarios' is empty, but difficulty-based strategies need at least one")
     if c.precision != "auto" and c.train.bf16 is not None:
