@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib import colormaps
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -86,12 +86,13 @@ def category_palette(categories) -> dict:
     """A colour per category, the largest categories first; neighbouring entries get different hues."""
     names = category_sequence(pd.Series(categories).dropna(), "size")
     if len(names) <= 10:
-        colours = sns.color_palette("tab10", len(names))
-    elif len(names) <= 30:
-        colours = (sns.color_palette("tab10") + sns.color_palette("pastel") + sns.color_palette("dark"))[: len(names)]
+        colours = list(colormaps["tab10"].colors)
+    elif len(names) <= 40:  # strong hues first, then their lighter and darker relatives
+        colours = [c for name in ("tab20", "tab20b") for c in colormaps[name].colors]
+        colours = colours[0::2] + colours[1::2]
     else:
-        colours = sns.color_palette("husl", len(names))
-    return dict(zip(names, colours))
+        colours = [colormaps["hsv"](i / len(names)) for i in range(len(names))]
+    return dict(zip(names, colours[: len(names)]))
 
 
 def plot_order(
