@@ -39,6 +39,33 @@ POWER_COLUMNS = [
 ]
 
 
+COMPARISON_COLUMNS = [
+    "claim",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "se",
+    "df",
+    "p_value",
+    "p_holm",
+    "p_bh",
+    "p_models",
+    "runs",
+    "baseline_runs",
+    "n_questions",
+    "family_size",
+    "unit",
+    "also_in",
+]
+
+
+def comparisons_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons as the report shows them (``comparisons.csv``): the claim, estimate, interval and p-values;
+    the variance components and the power have their own tables."""
+    keys = ["scenario", "model", "dataset", "strategy", "metric"]
+    return table.set_index(keys)[[c for c in COMPARISON_COLUMNS if c in table]]
+
+
 def power_view(table: pd.DataFrame) -> pd.DataFrame:
     """The power columns of the comparisons (accuracy rows), one row per comparison: ``power.csv``."""
     rows = table[table["metric"] == "accuracy"]

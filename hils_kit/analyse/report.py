@@ -18,7 +18,7 @@ import pandas as pd
 
 from hils_kit.analyse.collect import collect_results, scenario_cells
 from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies, placebo_comparisons
-from hils_kit.analyse.findings import claims, detectable, power_view
+from hils_kit.analyse.findings import claims, comparisons_view, detectable, power_view
 from hils_kit.analyse.paired import gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
 from hils_kit.analyse.predictions import study_predictions
@@ -154,7 +154,7 @@ def analyse_study(
         if both and {"human", "llm"} <= set(compared):  # the plot shows gains over Random Shuffle
             add("label_sources_plot", plot_label_sources(tables["human"], tables["llm"], strategies=both))
     if comparisons is not None:
-        add("comparisons", comparisons.table.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
+        add("comparisons", comparisons_view(comparisons.table))
         add("variance_components", comparisons.components.set_index(["scenario", "model", "dataset", "strategy"]))
         add("meta_analysis", comparisons.meta.set_index(["strategy", "metric"]))
         if not comparisons.seeds.empty:
