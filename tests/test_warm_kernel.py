@@ -69,7 +69,6 @@ def warm(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
-    monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
     monkeypatch.delenv(warm_kernel.SWITCH, raising=False)
     warm_kernel.install_kernelspec("warm", "warm", prefix=str(tmp_path))
     yield tmp_path
@@ -150,6 +149,8 @@ def test_kernels_fork_from_a_warm_server_and_behave_like_kernels(warm):
     assert int(pid) != manager.provisioner.pid and preloaded == "True"
     assert run(client, "import torch; print(torch.get_num_threads())")["stdout"].strip() == "1"
     assert run(client, "import os; print(os.getcwd())")["stdout"].strip() == os.getcwd()
+    handle = "from ipykernel.kernelapp import IPKernelApp; print(IPKernelApp.instance().parent_handle)"
+    assert run(client, handle)["stdout"].strip() == str(os.getpid())  # JPY_PARENT_PID, as in a kernel of its own
     # an interrupt reaches the running cell
     sleeping = client.execute("import time; time.sleep(60)")
     time.sleep(1)

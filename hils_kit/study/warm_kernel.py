@@ -1,5 +1,5 @@
-"""A Jupyter kernel that starts in a fraction of a second: a warm process imports the training stack once and forks
-one kernel per notebook.
+"""A Jupyter kernel that starts warm: a server process imports the training stack once and forks one kernel per
+notebook.
 
 Every notebook run starts a kernel, and a kernel of notebook 03 spends most of its first ten seconds importing
 torch, transformers, peft and trl. The ``hils-kit`` kernelspec (``make setup``: :func:`install_kernelspec`) runs
@@ -15,8 +15,8 @@ torch, transformers, peft and trl. The ``hils-kit`` kernelspec (``make setup``: 
 
 When no server answers, the launcher starts one in the background for the next kernels and this time runs
 ipykernel itself, so a kernel never waits for a server. A server exits after :data:`IDLE_SECONDS` without kernels,
-or when asked (:func:`stop_servers`). ``HILS_WARM_KERNEL=0`` turns it off; so does coverage measurement (a forked
-kernel would not write its own coverage data).
+or when asked (:func:`stop_servers`). ``HILS_WARM_KERNEL=0`` turns it off. Under coverage (``make coverage``) the
+server and its kernels are measured too: coverage restarts in a forked child (``patch = ["fork", "_exit", "execv"]``).
 
 >>> sorted(set(server_environment({"HF_HOME": "/h", "JPY_PARENT_PID": "7", "OMP_NUM_THREADS": "1"})))
 ['HF_HOME']
@@ -113,13 +113,8 @@ def _connect(address: Path) -> socket.socket:
 
 
 def enabled() -> bool:
-    """Whether kernels start from a warm server here: on Linux, unless turned off or measured by coverage."""
-    return (
-        sys.platform == "linux"
-        and os.environ.get(SWITCH, "1") != "0"
-        and not os.environ.get("COVERAGE_PROCESS_START")
-        and hasattr(socket, "send_fds")
-    )
+    """Whether kernels start from a warm server here: on Linux, unless turned off."""
+    return sys.platform == "linux" and os.environ.get(SWITCH, "1") != "0"
 
 
 # ----------------------------------------------------------------------------- messages
@@ -267,20 +262,21 @@ def serve(address: Path, lock: int) -> None:
         _report_ended(children)
         if ready:
             conn, _ = listener.accept()
-            request, fds = _receive(conn, with_fds=True)
-            if request is None or request.get("stop"):
-                for fd in fds:
-                    os.close(fd)
-                conn.close()
-                listener = _close(listener, address, lock) if request is not None else listener
-                continue
-            if unfit:  # the launcher runs ipykernel itself, and starts no server
-                _send(conn, {"unfit": unfit})
-                for fd in fds:
-                    os.close(fd)
-                conn.close()
-                continue
-            children[_fork_kernel(conn, request, fds, listener, threads)] = conn
+            try:
+                request, fds = _receive(conn, with_fds=True)
+            except OSError:  # a launcher that went away mid-request
+                request, fds = None, []
+            if request is not None and "argv" in request:
+                if not unfit:
+                    children[_fork_kernel(conn, request, fds, [listener, *children.values()], threads)] = conn
+                    continue
+                with contextlib.suppress(OSError):  # the launcher runs ipykernel itself, and starts no server
+                    _send(conn, {"unfit": unfit})
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            if request is not None and request.get("stop"):
+                listener = _close(listener, address, lock)
         if children:
             idle_since = time.monotonic()
         elif listener is not None and time.monotonic() - idle_since > IDLE_SECONDS:
@@ -326,8 +322,9 @@ def _close(listener: socket.socket, address: Path, lock: int) -> None:
     os.close(lock)
 
 
-def _fork_kernel(conn: socket.socket, request: dict, fds: list[int], listener: socket.socket, threads) -> int:
-    """Fork the kernel of ``request``; in the server, return its pid."""
+def _fork_kernel(conn: socket.socket, request: dict, fds: list[int], servers: list, threads: int | None) -> int:
+    """Fork the kernel of ``request``; in the server, return its pid. The child closes the server's sockets
+    (``servers``: the listener, the other kernels' connections)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -337,7 +334,8 @@ def _fork_kernel(conn: socket.socket, request: dict, fds: list[int], listener: s
         return pid
     code = 1
     try:
-        listener.close()
+        for sock in servers:
+            sock.close()
         code = _kernel(conn, request, fds, threads)
     finally:
         with contextlib.suppress(Exception):
@@ -359,7 +357,9 @@ def _kernel(conn: socket.socket, request: dict, fds: list[int], threads: int | N
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.argv = ["ipykernel_launcher", *request["argv"]]
+    # ipykernel reads JPY_PARENT_PID when imported, in the server, which has none: give it as an option
+    parent = [f"--IPKernelApp.parent_handle={os.environ['JPY_PARENT_PID']}"] if "JPY_PARENT_PID" in os.environ else []
+    sys.argv = ["ipykernel_launcher", *parent, *request["argv"]]
     sys.path.insert(0, request["path0"])
     _reseed_and_thread(threads)
     _send(conn, {"pid": os.getpid()})
