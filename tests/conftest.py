@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hils_kit.study.papermill_run import without_iri_check
+
+without_iri_check()  # papermill imports 2 s sooner in the test processes, as in the kit's own
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -7,12 +7,12 @@ markers or reports. Backends: :class:`LocalExecutor` (this machine), :mod:`hils_
 :mod:`hils_kit.study.slurm_backend`.
 
 The local executor runs a notebook through ``papermill.execute_notebook`` in this process when it has one
-worker, and as ``python -m papermill NOTEBOOK OUTPUT -f PARAMS.yaml`` processes side by side otherwise, one GPU
-each, or on a machine without GPUs an equal share of its CPU cores each (``OMP_NUM_THREADS``; the same command
-repeats a run by hand).
+worker, and as ``python -m hils_kit.study.papermill_run NOTEBOOK OUTPUT -f PARAMS.yaml`` processes (papermill's
+command line: :mod:`hils_kit.study.papermill_run`) side by side otherwise, one GPU each, or on a machine without
+GPUs an equal share of its CPU cores each (``OMP_NUM_THREADS``; the same command repeats a run by hand).
 
 >>> papermill_command(Path("nb.ipynb"), Path("out.ipynb"), Path("p.yaml"), Path("run"), "python3")[1:4]
-['-m', 'papermill', 'nb.ipynb']
+['-m', 'hils_kit.study.papermill_run', 'nb.ipynb']
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Protocol
 
 from hils_kit.core.progress import HEADLESS
 from hils_kit.study.jobs import Job
+from hils_kit.study.papermill_run import papermill_run_command
 
 KERNEL = "hils-kit"  # installed by `make setup`; "python3" (the running venv's Python) otherwise
 # seconds a kernel may take to start: papermill's 60 is too short on a busy machine (cells side by side with
@@ -138,9 +139,7 @@ def cell_gpus(job: Job) -> int:
 def papermill_command(notebook: Path, output: Path, params_file: Path, folder: Path, kernel: str) -> list[str]:
     """The papermill command line of one run."""
     return [
-        sys.executable,
-        "-m",
-        "papermill",
+        *papermill_run_command(),
         str(notebook),
         str(output),
         "-f",
