@@ -1,4 +1,4 @@
-"""How long a notebook-03 kernel takes to start and import what the notebook imports, cold and warm.
+"""How long a notebook run takes to start: a notebook-03 kernel cold and warm, and papermill's import.
 
     .venv/bin/python benchmarks/kernel_start.py [--kernels 5] [--kernel hils-kit] [-o FILE]
 
@@ -8,7 +8,11 @@ them starts the server and runs cold; the benchmark waits for the server, then t
 ``start_kernel`` to the end of a cell with notebook 03's imports. Servers run in a temporary folder of their own
 and are stopped after.
 
-Prints one JSON object: the seconds of each kernel, cold and warm, their medians, and the machine's GEMM peak.
+It also times ``import papermill`` in a new Python, as plain ``python -m papermill`` pays it and as the kit's
+notebook runs pay it (:mod:`hils_kit.study.papermill_run`: without jsonschema's IRI check).
+
+Prints one JSON object: the seconds of each kernel, cold and warm, their medians, papermill's import both ways,
+and the machine's GEMM peak.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +58,16 @@ def time_kernel(kernel: str, env: dict) -> float:
         manager.shutdown_kernel()
 
 
+def papermill_import(prelude: str = "", repeats: int = 3) -> float:
+    """Median seconds of a new Python that runs ``prelude`` and imports papermill."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"{prelude}import papermill"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=5, help="kernels of each kind (default 5)")
@@ -81,6 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
         "warm_seconds": [round(s, 2) for s in warm],
         "cold_median": round(statistics.median(cold), 2),
         "warm_median": round(statistics.median(warm), 2),
+        "papermill_import_seconds": round(papermill_import(), 2),
+        "papermill_import_without_iri_check_seconds": round(
+            papermill_import("from hils_kit.study.papermill_run import without_iri_check; without_iri_check(); "), 2
+        ),
         "fp32_gemm_gflops": round(gemm_peak("float32") / 1e9, 1),
         "cpu_cores": os.cpu_count(),
     }
