@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from hils_kit.labels.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS
 from hils_kit.labels.tiers import tier_codes as assign_tiers
 from hils_kit.order.orderings import VARIANTS, category_sequence, order_questions, pacing
-from hils_kit.order.registry import NEEDS_DIFFICULTY, PLACEBOS, STRATEGIES
+from hils_kit.order.registry import NEEDS_DIFFICULTY, PLACEBOS, STRATEGIES, STRATEGY
 
 CATEGORIES = ("Medicine", "Surgery", "Pharmacology", "Anatomy", "ENT")
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ALL = list(itertools.product(STRATEGIES, VARIANTS))
-CURRICULA = [s for s in NEEDS_DIFFICULTY if s not in PLACEBOS]  # a placebo rises in its shuffled labels only
+ALL = list(itertools.product([s for s in STRATEGIES if s != "random_matched"], VARIANTS))  # it repeats questions
+CURRICULA = [s for s in NEEDS_DIFFICULTY if s not in PLACEBOS and s != "competence"]  # a placebo rises in its
+# shuffled labels only; competence draws at random from a growing pool (its own test)
 
 
 @st.composite
@@ -63,6 +64,32 @@ def test_every_order_is_a_permutation_that_keeps_the_rows_and_its_seed(strategy,
     assert list(ordered.index) == list(range(len(table)))
     pd.testing.assert_frame_equal(ordered[table.columns].sort_values("id").reset_index(drop=True), table)
     pd.testing.assert_frame_equal(ordered, order_questions(table, strategy, variant=variant, seed=seed))
+
+
+@SETTINGS
+@given(table=tables(), seed=st.integers(0, 2**16), budget=st.sampled_from([0.1, 0.25, 1.0]))
+def test_random_matched_shows_every_question_once_and_the_budget_twice(table, seed, budget):
+    ordered = order_questions(table, "random_matched", seed=seed, review_budget=budget)
+    extra = round(budget * len(table))
+    counts = ordered["id"].value_counts()
+    assert len(ordered) == len(table) + extra and set(counts.index) == set(table["id"])
+    assert (counts <= 2).all() and (counts == 2).sum() == extra
+    assert ordered["pass"].value_counts().to_dict() == {1: len(table), **({2: extra} if extra else {})}
+
+
+@pytest.mark.parametrize("shape", ["sqrt", "linear"])
+@SETTINGS
+@given(table=tables(), seed=st.integers(0, 2**16), start=st.sampled_from([0.01, 0.2, 0.5]))
+def test_competence_draws_each_question_once_from_the_open_pool(shape, table, seed, start):
+    from hils_kit.order.strategies import competence_at
+
+    ordered = order_questions(table, "competence", seed=seed, competence_shape=shape, competence_start=start)
+    n = len(table)
+    assert sorted(ordered["id"]) == sorted(table["id"])
+    rank = ordered["difficulty"].rank(method="min").to_numpy()  # 1 = easiest (ties: the lowest rank of the tie)
+    opened = np.maximum(np.ceil(competence_at(np.arange(n) / n, shape, start) * n - 1e-9), np.arange(n) + 1)
+    assert (rank <= opened).all()  # position p drew from the easiest max(ceil(c(p/n) n), p + 1) questions
+    assert non_decreasing(ordered["open_share"]) and ordered["open_share"].iloc[-1] <= 1
 
 
 @pytest.mark.parametrize("strategy", ["blocked", "blocked_curriculum"])
@@ -124,7 +151,7 @@ def test_curricula_rise_in_difficulty_within_their_scope(strategy, variant, tabl
             assert np.all(highs["max"].to_numpy()[:-1] <= highs["min"].to_numpy()[1:])
 
 
-@pytest.mark.parametrize("strategy,variant", ALL)
+@pytest.mark.parametrize("strategy,variant", [(s, v) for s, v in ALL if not STRATEGY[s].adaptive])
 @SETTINGS
 @given(table=tables(max_size=25), repeat=st.integers(2, 3), seed=st.integers(0, 2**16))
 def test_repeat_shows_every_question_m_times_and_keeps_the_structure(strategy, variant, table, repeat, seed):

@@ -42,7 +42,8 @@ def shape(ordered: pd.DataFrame) -> dict:
 
 
 def test_every_structured_strategy_has_a_registered_twin():
-    assert placebo_twin("random") is None and len(PLACEBOS) == len(STRATEGY) - len(PLACEBOS) - 1
+    no_twin = [k for k in STRATEGY if not placebo_twin(k) and not STRATEGY[k].placebo_of]
+    assert no_twin == ["random", "random_matched"]  # the orders that use neither labels nor losses
     for key in PLACEBOS:
         twin, real = STRATEGY[key], STRATEGY[STRATEGY[key].placebo_of]
         assert key == f"{real.key}_placebo" and placebo_twin(real.key) == key and not twin.in_paper
@@ -59,7 +60,10 @@ def test_every_structured_strategy_has_a_registered_twin():
 def test_a_placebo_keeps_the_shape_of_its_strategy(table, placebo, variant):
     real = order_questions(table, STRATEGY[placebo].placebo_of, variant=variant, seed=4)
     twin = order_questions(table, placebo, variant=variant, seed=4)
-    assert shape(twin) == shape(real)
+    if "open_share" in real:  # competence: the pool opens alike; what it draws from it is random
+        assert twin["open_share"].tolist() == real["open_share"].tolist()
+    else:
+        assert shape(twin) == shape(real)
     if STRATEGY[placebo].uses_category:  # the same category blocks, filled with other questions
         assert run_lengths(twin["placebo_category"]) == run_lengths(real["category"])
         assert set(twin["placebo_category"]) == set(real["category"])
@@ -75,7 +79,7 @@ def test_a_placebo_orders_by_its_shuffled_labels(table):
     assert [c for c, _ in itertools.groupby(blocked["placebo_category"])] == expected
 
 
-@pytest.mark.parametrize("placebo", PLACEBOS)
+@pytest.mark.parametrize("placebo", [p for p in PLACEBOS if not STRATEGY[p].adaptive])  # tests/test_adaptive.py
 def test_the_shuffled_labels_are_uncorrelated_with_the_real_ones_and_recorded(table, placebo):
     twin = order_questions(table, placebo, seed=0)
     record = twin.attrs["placebo"]

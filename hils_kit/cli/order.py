@@ -16,7 +16,7 @@ from hils_kit.data.loaders import read_questions, save_questions
 from hils_kit.data.questions import rejects_path
 from hils_kit.labels.label_files import read_labels
 from hils_kit.labels.tiers import THRESHOLDS
-from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
+from hils_kit.order.orderings import CATEGORY_ORDERS, COMPETENCE_SHAPES, VARIANTS, order_questions
 from hils_kit.order.placebo import placebo_text
 from hils_kit.order.registry import NEEDS_DIFFICULTY, STRATEGIES
 
@@ -32,7 +32,9 @@ def register(commands) -> None:
         "CSV with every column plus 'position' (0-based) and the structure columns "
         "(block, round, tier, pass).",
         epilog="Strategies that use difficulty (curriculum, blocked_curriculum, interleaved_curriculum, "
-        "anti_curriculum) need a difficulty column, higher = harder: in the data or from --labels.",
+        "anti_curriculum, competence) need a difficulty column, higher = harder: in the data or from --labels. "
+        "Adaptive strategies (self_paced, spaced_repetition) are decided during training: the file is their "
+        "initial plan, trained with `hils train FILE --strategy NAME`.",
     )
     p.add_argument("data", metavar="DATA", help="data set name (see `hils data list`) or a question file")
     _source_options(p)
@@ -81,6 +83,27 @@ def register(commands) -> None:
         default=1,
         metavar="M",
         help="show each block M times, the repeats reshuffled (default 1; ids then repeat)",
+    )
+    p.add_argument(
+        "--competence-shape",
+        default="sqrt",
+        choices=COMPETENCE_SHAPES,
+        help="competence function c(t) of --strategy competence (default sqrt)",
+    )
+    p.add_argument(
+        "--competence-start",
+        type=float,
+        default=0.01,
+        metavar="C0",
+        help="competence: share of the easiest questions open at the start (default 0.01)",
+    )
+    p.add_argument(
+        "--review-budget",
+        type=float,
+        default=0.25,
+        metavar="B",
+        help="spaced_repetition's extra examples as a share of one epoch; random_matched repeats as many "
+        "(default 0.25)",
     )
     p.add_argument("--seed", type=non_negative_int("--seed"), default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="output CSV (rejects go beside it)")
@@ -142,6 +165,9 @@ def cmd_order(args) -> int:
         category_order=args.category_order,
         thresholds=parse_thresholds(args.thresholds),
         repeat=args.repeat,
+        competence_shape=args.competence_shape,
+        competence_start=args.competence_start,
+        review_budget=args.review_budget,
     )
     ordered["position"] = range(len(ordered))
     save_questions(ordered, args.output)
@@ -156,5 +182,11 @@ def cmd_order(args) -> int:
     if placebo:
         print(
             f"placebo labels (shuffled with seed {placebo['seed']}, attempt {placebo['attempt']}): {placebo_text(placebo)}"
+        )
+    if "adaptive" in ordered.attrs:
+        plan = ordered.attrs["adaptive"]
+        print(
+            f"{args.strategy} is decided during training from the model's own losses ({plan['examples']:,} examples); "
+            f"initial plan: {plan['initial_plan']}.\nTrain it with: hils train {args.output} --strategy {args.strategy}"
         )
     return 0

@@ -2,6 +2,7 @@
 
 hils train runs/order/curriculum.csv -o runs/train-curriculum
 hils train ordered.csv --model tiny --preset tiny --set learning_rate=5e-4 --limit 64 -o /tmp/run
+hils train questions.csv --strategy self_paced -o runs/train-self-paced
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 from hils_kit.core.precision import HELP as PRECISION_HELP
 from hils_kit.core.precision import PRECISIONS, with_precision
+from hils_kit.order.registry import ADAPTIVE
 from hils_kit.train.presets import PRESETS, describe_settings
 
 
@@ -40,6 +42,28 @@ def register(commands) -> None:
     )
     p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP + " (the setting bf16)")
     p.add_argument("--limit", type=int, help="train on the first N questions of the order only")
+    p.add_argument(
+        "--strategy",
+        choices=ADAPTIVE,
+        metavar="NAME",
+        help=f"decide the order during training from the model's losses: {', '.join(ADAPTIVE)}; the file's rows are "
+        "the questions (and spaced_repetition's epoch order)",
+    )
+    p.add_argument(
+        "--rescore-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="--strategy: optimizer steps between re-scorings (default 0: four times an epoch)",
+    )
+    p.add_argument(
+        "--review-budget",
+        type=float,
+        default=0.25,
+        metavar="B",
+        help="--strategy spaced_repetition: extra examples as a share of one epoch (default 0.25)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="--strategy *_placebo: seed of the score shuffles")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.add_argument(
         "--balance-letters",
@@ -96,12 +120,29 @@ def cmd_train(args) -> int:
         print(f"gold letters balanced along the order; last 10%: {tail_letter_mix(table)}")
     print(f"training {model} (preset {preset or 'none'}) on {len(table)} questions from {args.ordered}")
 
+    from hils_kit.order.adaptive import adaptive_schedule
     from hils_kit.order.audit import OrderAuditError
+    from hils_kit.train.adaptive_feed import AdaptiveFeed
     from hils_kit.train.training import train
 
+    feed = None
+    if args.strategy:
+        if args.balance_letters:
+            raise ValueError(
+                "--balance-letters cycles letters along a planned order; --strategy decides it in training"
+            )
+        schedule = adaptive_schedule(args.strategy, len(table), args.seed, args.review_budget)
+        feed = AdaptiveFeed(schedule, table.reset_index(drop=True), args.rescore_every, config.template)
+        print(f"{args.strategy}: {schedule.total} examples decided during training")
     try:
         result = train(
-            table, model=model, config=config, out_dir=args.output, device=args.device, overwrite=args.overwrite
+            table,
+            model=model,
+            config=config,
+            out_dir=args.output,
+            device=args.device,
+            overwrite=args.overwrite,
+            feed=feed,
         )
     except OrderAuditError as err:
         print(f"hils: error: {err}", file=sys.stderr)
@@ -120,4 +161,10 @@ def cmd_train(args) -> int:
         f"order audit: {'fed order equals the plan' if s['audit_ok'] else 'MISMATCH'} "
         f"({audit['n_same_position']}/{audit['n_planned']} positions)"
     )
+    if s["adaptive"]:
+        a = s["adaptive"]
+        print(
+            f"adaptive: {a['rescorings']} re-scorings of {a['questions_scored']} questions in {a['rescoring_seconds']:.1f} s; "
+            f"decisions {a['decisions']} (order_planned.csv)"
+        )
     return 0

@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from hils_kit.labels.tiers import TIERS, resolve_thresholds, tier_codes
+from hils_kit.order.adaptive import adaptive_plan, check_budget
 from hils_kit.order.placebo import draw_placebo
 from hils_kit.order.registry import STRATEGIES, STRATEGY
 from hils_kit.order.strategies import Keys
@@ -74,7 +75,18 @@ from hils_kit.order.strategies import Keys
 VARIANTS = ("strict", "tiers")
 CATEGORY_ORDERS = ("size", "name", "shuffle")
 # Columns an ordering writes; an input that already has them (an earlier order) gets them replaced.
-ORDER_COLUMNS = ("position", "block", "round", "tier", "pass", "stage", "placebo_difficulty", "placebo_category")
+ORDER_COLUMNS = (
+    "position",
+    "block",
+    "round",
+    "tier",
+    "pass",
+    "stage",
+    "open_share",
+    "placebo_difficulty",
+    "placebo_category",
+)
+COMPETENCE_SHAPES = ("sqrt", "linear")
 
 
 def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -180,6 +192,9 @@ def order_questions(
     category_order: str | Sequence = "size",
     thresholds=None,
     repeat: int = 1,
+    competence_shape: str = "sqrt",
+    competence_start: float = 0.01,
+    review_budget: float = 0.25,
 ) -> pd.DataFrame:
     """``table`` in the training order of ``strategy`` (see the module docstring).
 
@@ -193,6 +208,14 @@ def order_questions(
         category_order: ``"size"``, ``"name"``, ``"shuffle"`` or a list of categories.
         thresholds: ``(lo, hi)``, ``"human"`` or ``"llm"`` for ``variant="tiers"``; None = terciles.
         repeat: show each group this many times (adds ``pass``; ids then repeat).
+        competence_shape, competence_start: the competence function (``sqrt``, ``linear``) and its start c(0), for
+            ``competence``.
+        review_budget: the extra examples of ``spaced_repetition`` as a share of one epoch; ``random_matched``
+            (its equal-compute twin) repeats that many questions.
+
+    An adaptive strategy (``self_paced``, ``spaced_repetition``: :mod:`hils_kit.order.adaptive`) is decided during
+    training; its table is the initial plan (a seeded shuffle: the pool, or the epoch the reviews go into) and
+    ``attrs["adaptive"]`` says what training decides.
 
     >>> table = pd.DataFrame({"id": list("abcdef"), "category": list("xxxyyy"),
     ...                       "difficulty": [0.3, 0.1, 0.2, 0.9, 0.5, 0.7]})
@@ -214,12 +237,19 @@ def order_questions(
         resolve_thresholds(thresholds, None)  # refuse a malformed pair even where it is not used
     if len(table) == 0:
         raise ValueError("the question table is empty")
+    info = STRATEGY[strategy]
+    if repeat > 1 and (info.adaptive or info.extra_examples):
+        raise ValueError(f"repeat applies to orders planned one pass at a time, not to '{strategy}'")
+    if competence_shape not in COMPETENCE_SHAPES:
+        raise ValueError(f"competence_shape '{competence_shape}': use one of {', '.join(COMPETENCE_SHAPES)}")
+    if isinstance(competence_start, bool) or not 0 < competence_start < 1:
+        raise ValueError(f"competence_start {competence_start!r}: the share open at the start, in (0, 1)")
+    check_budget(review_budget)
 
     table = table.drop(columns=[c for c in ORDER_COLUMNS if c in table.columns]).reset_index(drop=True)
     n = len(table)
     row_rng, _, repeat_rng = _rngs(seed)
     shuffle = row_rng.permutation(n)
-    info = STRATEGY[strategy]
     tiers = variant == "tiers" and info.uses_difficulty
     cats = cat_rank = difficulties = level = None
     helpers: dict[str, np.ndarray] = {}
@@ -227,7 +257,8 @@ def order_questions(
         cats = _category_values(table, category, strategy).to_numpy()
     if info.uses_difficulty:
         difficulties = difficulty_values(table, difficulty, strategy)
-    if info.placebo_of:
+    labelled_placebo = info.placebo_of and (info.uses_difficulty or info.uses_category)
+    if labelled_placebo:
         placebo = draw_placebo(difficulties, cats, seed)
         shuffled = {
             name: v[placebo.permutation]
@@ -242,11 +273,18 @@ def order_questions(
         level = difficulties  # what "easy -> hard" sorts on
         if tiers:
             level = helpers["tier"] = tier_codes(difficulties, thresholds)
-    order, made = info.order(Keys(shuffle, level, cat_rank, rounds, tiers))
+    extra = int(round(review_budget * n)) if info.extra_examples and not info.adaptive else 0
+    order, made = info.order(Keys(shuffle, level, cat_rank, rounds, tiers, competence_shape, competence_start, extra))
     helpers.update(made)
 
     ordered = table.iloc[order].reset_index(drop=True)
-    if info.placebo_of:
+    if len(order) > n or info.extra_examples and not info.adaptive:  # shown more than once: the how-many-th time
+        ordered["pass"] = ordered.groupby(order).cumcount().to_numpy() + 1
+    if "open_share" in helpers:
+        ordered["open_share"] = helpers["open_share"][order]
+    if info.adaptive:
+        ordered.attrs["adaptive"] = adaptive_plan(strategy, n, review_budget)
+    if labelled_placebo:
         for name, v in shuffled.items():
             ordered[f"placebo_{name}"] = v[order]
         ordered.attrs["placebo"] = {"of": info.placebo_of, "seed": int(seed), **placebo.record()}

@@ -3,6 +3,8 @@ paper ran it, and its function (:mod:`hils_kit.order.strategies`).
 
 Every structured strategy (one that uses labels) has a placebo twin, ``<key>_placebo``: the same function on labels
 shuffled among the questions (:mod:`hils_kit.order.placebo`), so the schedule keeps its shape and loses its meaning.
+An adaptive strategy (decided during training from the model's losses, :mod:`hils_kit.order.adaptive`) has one too:
+its scores are shuffled among the questions at every re-scoring.
 
 The study's validation, the notebooks, the analysis and the report read this registry; a new strategy plugs in
 with one line in :data:`STRATEGY`. No other module compares strategy names.
@@ -42,6 +44,9 @@ class Strategy:
     in_paper: bool = True
     seeded: bool = True
     placebo_of: str | None = None
+    adaptive: bool = False  # decided during training from the model's losses (hils_kit.order.adaptive)
+    matched_by: str | None = None  # the strategy with its number of examples, for comparisons at equal compute
+    extra_examples: bool = False  # shows review_budget x the questions more than one epoch
 
 
 def _placebo(real: Strategy) -> Strategy:
@@ -54,6 +59,9 @@ def _placebo(real: Strategy) -> Strategy:
         real.order,
         in_paper=False,
         placebo_of=real.key,
+        adaptive=real.adaptive,
+        matched_by=real.matched_by,
+        extra_examples=real.extra_examples,
     )
 
 
@@ -67,11 +75,35 @@ _REAL: dict[str, Strategy] = {
         Strategy("interleaved", "Interleaved", True, False, strategies.interleaved),
         Strategy("interleaved_curriculum", "Interleaved Curriculum", True, True, strategies.interleaved_curriculum),
         Strategy("anti_curriculum", "Anti-Curriculum", False, True, strategies.anti_curriculum, in_paper=False),
+        # beyond the paper: a competence schedule planned in advance, and schedules decided during training
+        Strategy("competence", "Competence", False, True, strategies.competence, in_paper=False),
+        Strategy("self_paced", "Self-Paced", False, False, strategies.random, in_paper=False, adaptive=True),
+        Strategy(
+            "spaced_repetition",
+            "Spaced Repetition",
+            False,
+            False,
+            strategies.random,
+            in_paper=False,
+            adaptive=True,
+            matched_by="random_matched",
+            extra_examples=True,
+        ),
+        Strategy(
+            "random_matched",
+            "Random Shuffle (matched)",
+            False,
+            False,
+            strategies.random_matched,
+            in_paper=False,
+            extra_examples=True,
+        ),
     )
 }
 STRATEGY: dict[str, Strategy] = {
     **_REAL,
     **{twin.key: twin for twin in map(_placebo, _REAL.values()) if twin.uses_category or twin.uses_difficulty},
+    **{twin.key: twin for twin in map(_placebo, _REAL.values()) if twin.adaptive},
 }
 STRATEGIES = tuple(STRATEGY)
 PLACEBOS = tuple(k for k, s in STRATEGY.items() if s.placebo_of)
@@ -79,12 +111,14 @@ PAPER_STRATEGIES = tuple(k for k, s in STRATEGY.items() if s.in_paper)
 NEEDS_CATEGORY = tuple(k for k, s in STRATEGY.items() if s.uses_category)
 NEEDS_DIFFICULTY = tuple(k for k, s in STRATEGY.items() if s.uses_difficulty)
 CURRICULUM_STRATEGIES = tuple(k for k in NEEDS_DIFFICULTY if STRATEGY[k].in_paper)
+ADAPTIVE = tuple(k for k, s in STRATEGY.items() if s.adaptive)
 BASELINE = "random"  # the key every gain is measured against; tables show its display name
 BASELINE_NAME = STRATEGY[BASELINE].name
 
 
 def placebo_twin(key: str) -> str | None:
-    """The key of a strategy's placebo twin; None for one that uses no labels (``random``) or is a placebo."""
+    """The key of a strategy's placebo twin; None for one that uses no labels or losses (``random``) or is a
+    placebo."""
     return next((k for k, s in STRATEGY.items() if s.placebo_of == key), None)
 
 

@@ -11,6 +11,7 @@ them; :func:`hils_kit.order.orderings.order_questions` computes the keys, calls 
 
 from __future__ import annotations
 
+import heapq
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +27,9 @@ class Keys(NamedTuple):
     category: np.ndarray | None  # rank of the row's category block; None when the strategy uses no categories
     rounds: int  # interleaving rounds
     tiers: bool  # difficulty comes in tiers (variant "tiers")
+    competence_shape: str = "sqrt"  # the competence function c(t) of ``competence``: sqrt or linear
+    competence_start: float = 0.01  # c(0): the share of the easiest questions open at the start
+    extra: int = 0  # examples beyond one epoch (``random_matched``: the review budget it is matched to)
 
 
 Ordering = tuple[np.ndarray, dict[str, np.ndarray]]
@@ -39,6 +43,47 @@ def random(k: Keys) -> Ordering:
 def curriculum(k: Keys) -> Ordering:
     """Easy -> hard over the whole set."""
     return np.lexsort((k.shuffle, k.level)), {}
+
+
+def random_matched(k: Keys) -> Ordering:
+    """A seeded shuffle of every question once plus ``extra`` questions twice: a Random Shuffle with the examples
+    of a schedule that spends an extra budget (``spaced_repetition``), for comparisons at equal compute."""
+    rng = np.random.default_rng(k.shuffle)  # seeded by the shuffle, so by the ordering seed
+    rows = np.concatenate([np.arange(len(k.shuffle)), rng.choice(len(k.shuffle), k.extra, replace=False)])
+    return rows[rng.permutation(len(rows))], {}
+
+
+def competence_at(x: np.ndarray, shape: str, start: float) -> np.ndarray:
+    """Platanios et al. (2019)'s competence c at training progress ``x`` in [0, 1]: ``sqrt`` is
+    ``sqrt(x (1 - c0^2) + c0^2)``, ``linear`` is ``x (1 - c0) + c0``.
+
+    >>> competence_at(np.array([0.0, 0.25, 1.0]), "sqrt", 0.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    if shape == "sqrt":
+        return np.sqrt(x * (1 - start**2) + start**2)
+    if shape == "linear":
+        return x * (1 - start) + start
+    raise ValueError(f"competence '{shape}': use sqrt or linear")
+
+
+def competence(k: Keys) -> Ordering:
+    """Competence-based curriculum (Platanios et al. 2019, NAACL): the example at position p is drawn (seeded, without
+    replacement) from the questions whose difficulty percentile is at most c(p / n), so the pool opens from the
+    easiest ``competence_start`` share to every question; each question once. Adds ``open_share`` (the share of the
+    questions open when it was drawn)."""
+    n = len(k.shuffle)
+    easiest = np.lexsort((k.shuffle, k.level))
+    opened = np.ceil(competence_at(np.arange(n) / n, k.competence_shape, k.competence_start) * n - 1e-9).astype(int)
+    pool: list[tuple[int, int]] = []
+    order, drawn_at, next_open = np.empty(n, dtype=int), np.empty(n), 0
+    for p in range(n):
+        while next_open < max(opened[p], p + 1):  # at least one question not yet drawn is open
+            heapq.heappush(pool, (int(k.shuffle[easiest[next_open]]), int(easiest[next_open])))
+            next_open += 1
+        order[p] = heapq.heappop(pool)[1]
+        drawn_at[order[p]] = next_open / n
+    return order, {"open_share": drawn_at}
 
 
 def anti_curriculum(k: Keys) -> Ordering:

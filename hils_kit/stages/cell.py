@@ -24,9 +24,10 @@ from hils_kit.core.params import optional_fields, param, same_as
 from hils_kit.core.precision import with_precision
 from hils_kit.data.loaders import load_questions
 from hils_kit.labels.scenarios import SCENARIO
+from hils_kit.order.adaptive import adaptive_schedule
 from hils_kit.order.letter_prior import balance_letters
-from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS, order_questions
-from hils_kit.order.registry import STRATEGIES
+from hils_kit.order.orderings import CATEGORY_ORDERS, COMPETENCE_SHAPES, VARIANTS, order_questions
+from hils_kit.order.registry import STRATEGIES, STRATEGY
 from hils_kit.stages.prepare import PrepareParams
 from hils_kit.train.presets import TrainConfig, make_config
 
@@ -56,6 +57,14 @@ class CellGridParams:
         False,
         "rotate each training question's options so the gold letters cycle A, B, C, ... along the (unchanged) "
         "order: removes the letter-prior confound",
+    )
+    competence_shape: str = param("sqrt", "competence function c(t) of the strategy competence", COMPETENCE_SHAPES)
+    competence_start: float = param(0.01, "competence: share of the easiest questions open at the start, c(0)")
+    rescore_every: int = param(
+        0, "adaptive strategies: optimizer steps between re-scorings of the model's losses, 0: four times an epoch"
+    )
+    review_budget: float = param(
+        0.25, "spaced_repetition: extra examples as a share of one epoch (random_matched gets as many)"
     )
     probe_questions: int = param(16, "held-out questions scored during training for the learning curve, 0 for none")
     probe_every: int = param(0, "optimizer steps between probe scorings, 0: about 10 % of training")
@@ -125,7 +134,13 @@ def cell_test_sets(prepare_dir: str | Path, part: str, labels: list[str]) -> dic
 
 
 def order_cell(params, table: pd.DataFrame) -> pd.DataFrame:
-    """Step 1 of 03: ``table`` in the cell's training order, its options rotated when ``balance_letters``."""
+    """Step 1 of 03: ``table`` in the cell's training order, its options rotated when ``balance_letters``; for an
+    adaptive strategy, the initial plan (:func:`cell_feed` decides the rest during training)."""
+    if params.balance_letters and STRATEGY[params.strategy].adaptive:
+        raise ValueError(
+            f"balance_letters cycles the gold letters along a planned order; '{params.strategy}' is decided during "
+            "training, so it does not apply (set balance_letters: false)"
+        )
     ordered = order_questions(
         table,
         params.strategy,
@@ -134,6 +149,9 @@ def order_cell(params, table: pd.DataFrame) -> pd.DataFrame:
         rounds=params.rounds,
         seed=params.order_seed,
         category_order=params.category_order,
+        competence_shape=params.competence_shape,
+        competence_start=params.competence_start,
+        review_budget=params.review_budget,
     )
     return balance_letters(ordered, seed=params.order_seed) if params.balance_letters else ordered
 
@@ -145,3 +163,13 @@ def cell_probe(params, tests: dict[str, pd.DataFrame], config: TrainConfig) -> l
     return probe_callbacks(
         tests, params.probe_questions, params.probe_every, seed=params.order_seed, template=config.template
     )
+
+
+def cell_feed(params, ordered: pd.DataFrame, config: TrainConfig):
+    """Step 2 of 03 for an adaptive strategy: its training feed over ``ordered`` (None for a planned order)."""
+    schedule = adaptive_schedule(params.strategy, len(ordered), params.order_seed, params.review_budget)
+    if schedule is None:
+        return None
+    from hils_kit.train.adaptive_feed import AdaptiveFeed  # torch: imported by the notebook, not the study planner
+
+    return AdaptiveFeed(schedule, ordered, params.rescore_every, config.template)

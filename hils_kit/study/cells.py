@@ -141,14 +141,20 @@ def _count(n: int, noun: str) -> str:
 
 def study_strategies(config: StudyConfig) -> list[str]:
     """The study's ``strategies``, each followed by its placebo twin when ``placebo`` is true (one that uses labels
-    and whose twin is not listed already).
+    or losses) and by the Random Shuffle with its number of examples (``random_matched``, for one that spends an
+    extra budget), unless listed already.
 
     >>> from hils_kit.study.config import study_from_dict
     >>> study_strategies(study_from_dict({"strategies": ["random", "blocked"], "placebo": True}))
     ['random', 'blocked', 'blocked_placebo']
+    >>> study_strategies(study_from_dict({"strategies": ["random", "spaced_repetition"]}))
+    ['random', 'spaced_repetition', 'random_matched']
     """
-    twins = [placebo_twin(s) if config.placebo else None for s in config.strategies]
-    return list(dict.fromkeys(k for s, twin in zip(config.strategies, twins) for k in (s, twin) if k))
+    twins = [
+        (placebo_twin(s) if config.placebo else None, STRATEGY[s].matched_by if s in STRATEGY else None)
+        for s in config.strategies
+    ]
+    return list(dict.fromkeys(k for s, more in zip(config.strategies, twins) for k in (s, *more) if k))
 
 
 def expand_cells(config: StudyConfig) -> list[Cell]:

@@ -23,7 +23,14 @@ from hils_kit.core.precision import PRECISIONS
 from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import LABEL_SCENARIOS
 from hils_kit.order.orderings import CATEGORY_ORDERS, VARIANTS
-from hils_kit.order.registry import NEEDS_CATEGORY, NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGIES, placebo_twin
+from hils_kit.order.registry import (
+    ADAPTIVE,
+    NEEDS_CATEGORY,
+    NEEDS_DIFFICULTY,
+    PAPER_STRATEGIES,
+    STRATEGIES,
+    placebo_twin,
+)
 from hils_kit.stages.analysis import AnalysisParams
 from hils_kit.stages.cell import CellParams
 from hils_kit.stages.prepare import PrepareParams
@@ -114,8 +121,8 @@ class StudyConfig:
     )
     placebo: bool = param(
         False,
-        "also run a placebo twin of every strategy that uses labels (<strategy>_placebo: the same schedule on "
-        "labels shuffled among the questions): does the order help by its labels or by its shape?",
+        "also run a placebo twin of every strategy that uses labels or losses (<strategy>_placebo: the same schedule "
+        "on labels, or losses, shuffled among the questions): does the order help by its labels or by its shape?",
     )
     replicates: int | dict = param(
         1,
@@ -244,6 +251,17 @@ def _problems(c: StudyConfig) -> list[str]:
             out.append(f"'{key}' should be 0 or more")
     if cell.rounds < 1:
         out.append("'rounds' should be at least 1")
+    if cell.rescore_every < 0:
+        out.append("'rescore_every' should be 0 (four times an epoch) or more")
+    if not 0 < cell.review_budget <= 1:
+        out.append(f"'review_budget' {cell.review_budget} should be a share of one epoch, in (0, 1]")
+    if not 0 < cell.competence_start < 1:
+        out.append(f"'competence_start' {cell.competence_start} should be in (0, 1)")
+    adaptive = [s for s in c.strategies if s in ADAPTIVE]
+    if adaptive and c.train.num_train_epochs not in (None, 1):
+        out.append(f"{adaptive} decide one epoch during training; 'num_train_epochs' {c.train.num_train_epochs} != 1")
+    if adaptive and cell.balance_letters:
+        out.append(f"'balance_letters' cycles letters along a planned order; {adaptive} decide theirs during training")
     out += replicate_problems(c)
     for key in ("strategies", "scenarios"):
         values = getattr(c, key)

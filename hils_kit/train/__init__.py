@@ -1,4 +1,5 @@
-"""Training: presets (TrainConfig), TRL SFT with the order kept exactly, the learning-curve probe.
+"""Training: presets (TrainConfig), TRL SFT with the order kept exactly, the adaptive strategies' feed, the
+learning-curve probe, peak memory.
 
 May import: core, stats, data, models, score, labels, order.
 """

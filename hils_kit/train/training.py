@@ -20,11 +20,7 @@ A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``tra
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import json
-import resource
 import time
 import warnings
 from dataclasses import dataclass
@@ -49,6 +45,7 @@ from hils_kit.data.prompts import format_completion, format_prompt
 from hils_kit.models.loading import load_model, model_path
 from hils_kit.order.audit import OrderAuditError, OrderRecorder, audit, map_to_rows
 from hils_kit.train.lora_dropout import lean_lora_dropout
+from hils_kit.train.peak_memory import peak_memory_mb, reset_peak_memory
 from hils_kit.train.presets import TrainConfig, make_config, preset_for_model
 
 # transformers 5.2 added TrainingArguments.train_sampling_strategy; before it, the sampler is overridden
@@ -73,8 +70,15 @@ class CompletionSFTTrainer(SFTTrainer):
     vocabulary projection, forward and again in backward); here the model's ``logits_to_keep`` mask keeps
     just the labelled ones. The loss is TRL's: summed token cross-entropy over ``num_items_in_batch`` (the
     labelled tokens of the whole accumulated step), and ``mean_token_accuracy``/``num_tokens`` are logged
-    as before.
+    as before. ``feed_sampler``, when set, is an adaptive strategy's sampler (:mod:`hils_kit.train.adaptive_feed`).
     """
+
+    feed_sampler = None
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.feed_sampler is not None:
+            return self.feed_sampler
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
@@ -102,6 +106,8 @@ class OrderedSFTTrainer(CompletionSFTTrainer):
     """A :class:`CompletionSFTTrainer` that feeds the training set in stored order (for transformers < 5.2)."""
 
     def _get_train_sampler(self, train_dataset=None):
+        if self.feed_sampler is not None:
+            return self.feed_sampler
         return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
 
 
@@ -246,8 +252,10 @@ def build_trainer(
     device: str | None = None,
     sampling: str = "sequential",
     callbacks: list | None = None,
+    feed_sampler=None,
 ) -> SFTTrainer:
-    """Load ``model`` with LoRA (QLoRA for ``quantization="4bit"``) and build its trainer on ``table``.
+    """Load ``model`` with LoRA (QLoRA for ``quantization="4bit"``) and build its trainer on ``table``, fed in row
+    order or by ``feed_sampler`` (an adaptive strategy's, :mod:`hils_kit.train.adaptive_feed`).
 
     The trainer's prepared dataset (``trainer.train_dataset``) is checked to hold every row in order, and a
     question longer than ``max_length`` tokens raises ``ValueError`` naming its id before any training step.
@@ -273,6 +281,7 @@ def build_trainer(
         peft_config=_lora(config),
         callbacks=[LogLastStep(), *(callbacks or [])],
     )
+    trainer.feed_sampler = feed_sampler
     if trainer.args.disable_tqdm:  # in a notebook: the losses go to train_log.csv and a plot, not the output
         trainer.remove_callback(PrinterCallback)
     check_prepared(trainer.train_dataset, dataset, config.max_length)
@@ -292,36 +301,6 @@ def check_prepared(prepared, dataset, max_length: int) -> None:
             f"{len(long)} question(s) would lose their answer to truncation at max_length={max_length} "
             f"tokens: {shown}; raise max_length (--set max_length=N) or drop these questions"
         )
-
-
-def _reset_peak_memory(device: str) -> bool:
-    """Start peak-memory tracking at zero (CUDA allocator; Linux peak RSS via clear_refs); False if impossible.
-
-    On CPU, freed heap (the transient buffers of model loading) is first handed back to the system (glibc
-    ``malloc_trim``), so training neither holds it nor counts it.
-    """
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        return True
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_memory_mb(device: str, was_reset: bool) -> tuple[float, str]:
-    """Peak memory since the reset, and what the number measures."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20, "CUDA max_memory_allocated during training"
-    if was_reset:
-        status = Path("/proc/self/status").read_text().splitlines()
-        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-        return kb / 1024, "peak RSS during training"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS (incl. model loading)"
 
 
 def order_tables(table: pd.DataFrame, epochs: int, recorder: OrderRecorder, dataset_input_ids) -> tuple:
@@ -370,6 +349,7 @@ def train(
     allow_order_mismatch: bool = False,
     overwrite: bool = False,
     callbacks: list | None = None,
+    feed=None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``table`` in its row order and write the run folder ``out_dir``.
 
@@ -385,8 +365,16 @@ def train(
             :class:`OrderAuditError` (the run folder is written and flagged ``audit_ok: false`` either way).
         overwrite: write into an existing folder the kit did not make, replacing only the files a run writes.
         callbacks: further ``TrainerCallback`` objects, e.g. a :class:`hils_kit.train.probe.ProbeCallback`.
+        feed: an :class:`hils_kit.train.adaptive_feed.AdaptiveFeed` over ``table``'s rows: an adaptive strategy
+            decides the order during training; its decisions are the plan the fed order is audited against
+            (``order_planned.csv`` holds them, with the step, score and reason of each).
     """
     config = config or make_config(preset_for_model(model))
+    if feed is not None and config.num_train_epochs != 1:
+        raise ValueError(
+            f"an adaptive strategy decides one epoch's examples (and its budget) during training; "
+            f"num_train_epochs={config.num_train_epochs} does not apply (use 1)"
+        )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out_dir = output_folder(
         out_dir or RUNS_DIR / f"train-{datetime.now():%Y%m%d-%H%M%S}",
@@ -398,8 +386,18 @@ def train(
     with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()
         files = TrainFiles(tmp)
-        trainer = build_trainer(table, model, config, tmp, device, sampling, callbacks=[recorder, *(callbacks or [])])
-        was_reset = _reset_peak_memory(device)
+        extra = [feed.callback] if feed is not None else []
+        trainer = build_trainer(
+            table,
+            model,
+            config,
+            tmp,
+            device,
+            sampling,
+            callbacks=[recorder, *extra, *(callbacks or [])],
+            feed_sampler=feed.sampler if feed is not None else None,
+        )
+        was_reset = reset_peak_memory(device)
         start = time.perf_counter()
         try:
             with lean_lora_dropout(trainer.model):
@@ -411,6 +409,10 @@ def train(
         trainer.model.save_pretrained(files.adapter)
 
         planned, fed = order_tables(table, config.num_train_epochs, recorder, trainer.train_dataset["input_ids"])
+        if feed is not None:  # the plan is what the schedule decided, question for question
+            planned = feed.schedule.decisions_table(planned["id"].tolist())
+            if "category" in table:
+                planned["category"] = table["category"].to_numpy()[planned["row"]]
         planned.to_csv(files.order_planned, index=False)
         fed.to_csv(files.order_fed, index=False)
         result = audit(planned["id"].tolist(), fed["id"].tolist())
@@ -418,7 +420,7 @@ def train(
         log = _train_log(trainer.state.log_history)
         log.to_csv(files.log, index=False)
         steps = trainer.state.global_step
-        peak_mb, peak_kind = _peak_memory_mb(device, was_reset)
+        peak_mb, peak_kind = peak_memory_mb(device, was_reset)
         summary = {
             "model": model,
             "device": device_name(device),
@@ -446,6 +448,7 @@ def train(
             "mean_loss": float(output.training_loss),
             "audit_ok": result["match"],
             "order_audit": result,
+            "adaptive": feed.record(seconds) if feed is not None else None,
         }
         files.summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
         run_config = {
