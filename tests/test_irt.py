@@ -69,7 +69,7 @@ def test_difficulty_percentile_is_in_0_1_and_monotone_in_difficulty():
 
 def test_fewer_than_three_respondents_are_refused():
     responses = simulate(10, "1pl")[0].iloc[:, :2]
-    with pytest.raises(ValueError, match=r"at least 3 respondents.*2 were given.*difficulty_models.*earlier study"):
+    with pytest.raises(ValueError, match=r"at least 3 respondents.*2 were given.*difficulty_models"):
         fit_irt(responses)
 
 
@@ -84,3 +84,32 @@ def test_a_cell_that_is_not_0_or_1_is_refused_by_question_and_respondent(cell, s
 def test_an_unknown_model_is_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match=r"unknown IRT model '3pl'.*1pl, 2pl"):
         fit_irt(simulate(10, "1pl")[0], "3pl")
+
+
+def test_the_irt_scenario_labels_from_the_answers_of_three_scoring_models(tmp_path):
+    import json
+
+    from hils_kit.core.layout import PrepareFiles
+    from hils_kit.labels.difficulty import right_column
+    from hils_kit.models.tiny import build_tiny_model
+    from hils_kit.stages.prepare import label_questions
+    from hils_kit.study.config import study_from_dict
+    from tests.conftest import make_questions
+
+    models = ["tiny", *(str(build_tiny_model(tmp_path / f"tiny{seed}", seed=seed)) for seed in (1, 2))]
+    table = make_questions(30)
+    labels = label_questions(table, ["llm", "irt"], tmp_path / "prepare", models, debias=False, precision="fp32")
+    files = PrepareFiles(tmp_path / "prepare")
+    answers = pd.read_csv(files.llm_difficulty, dtype={"id": str})[[right_column(m) for m in models]]
+    assert answers.isin([0, 1]).all().all() and labels["difficulty_irt"].between(0, 1).all()
+    expected = difficulty_percentile(fit_irt(answers.set_axis(models, axis=1).set_index(table["id"])))
+    assert labels["difficulty_irt"].tolist() == pytest.approx(expected.tolist())
+    # fewer right answers, harder: the IRT difficulty follows the count of wrong answers
+    wrong = (1 - answers).sum(axis=1).to_numpy()
+    assert (labels["difficulty_irt"].to_numpy()[wrong == wrong.max()] >= labels["difficulty_irt"].max() - 1e-9).all()
+    record = json.loads(files.irt.read_text())
+    assert record["model"] == "1pl" and set(record["respondents"]) == set(models)
+    with pytest.raises(ValueError, match=r"needs at least 3 respondents.*has 2"):
+        label_questions(table, ["irt"], tmp_path / "two", models[:2], debias=False)
+    with pytest.raises(ValueError, match="'irt' fits the answers of at least 3 respondents"):
+        study_from_dict({"scenarios": ["irt"], "difficulty_models": ["tiny"]})

@@ -299,7 +299,7 @@ def test_learning_curve_probe_scores_held_out_questions_during_training(tmp_path
     from hils_kit.core.layout import CURVE_FILE
     from hils_kit.train.probe import probe_callbacks, save_curve
 
-    probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2)
+    probe = probe_callbacks({"held_out": make_questions(10, seed=3)}, 6, every=2, max_share=99)
     result = train(
         make_questions(16), model="tiny", config=make_config("tiny"), out_dir=tmp_path / "run", callbacks=probe
     )

@@ -19,6 +19,7 @@ import pandas as pd
 from hils_kit.analyse.collect import collect_results, scenario_cells
 from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies, placebo_comparisons
 from hils_kit.analyse.findings import claims, comparisons_view, detectable, power_view
+from hils_kit.analyse.forgetting import forgetting_by_strategy, plot_forgetting, study_forgetting
 from hils_kit.analyse.paired import gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
 from hils_kit.analyse.predictions import study_predictions
@@ -26,7 +27,14 @@ from hils_kit.analyse.tables import accuracy_spread, best_gains, label_source_de
 from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
 from hils_kit.core.paths import write_text_atomic
 from hils_kit.order.letter_prior import gains_track_letters, letter_prior_table
-from hils_kit.order.registry import BASELINE, BASELINE_NAME, CURRICULUM_STRATEGIES, PLACEBOS, strategy_name
+from hils_kit.order.registry import (
+    BASELINE,
+    BASELINE_NAME,
+    CURRICULUM_STRATEGIES,
+    PLACEBOS,
+    paper_order,
+    strategy_name,
+)
 from hils_kit.stats.family import format_p_column, is_p_column
 from hils_kit.train.learning_curve import plot_curves, read_curves
 
@@ -74,6 +82,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "gains": ("best_gains", "gains_plot", "power"),
     "wins": ("wins",),
     "curves": ("learning_curves",),
+    "forgetting": ("forgetting", "forgetting_plot"),
     "label_sources": ("label_sources", "label_sources_plot"),
     "tests": ("comparisons", "placebo", "variance_components", "meta_analysis", "seed_spread"),
     "letters": ("letter_prior",),
@@ -147,6 +156,11 @@ def analyse_study(
         curves = learning_curves(long, scenario)
         if not curves.empty:
             add("learning_curves", plot_curves(curves, title=f"learning curves, {scenario} labels"), scenario)
+    forgetting = study_forgetting(long)
+    if not forgetting.empty:  # per-question learning and forgetting on the training probe
+        by_strategy = forgetting_by_strategy(forgetting).reindex(paper_order(forgetting["strategy"]))
+        add("forgetting", by_strategy.round(3))
+        add("forgetting_plot", plot_forgetting(by_strategy, title="Forgetting"))
     if {"human", "llm"} <= set(tables):  # the curricula run with both label sources (a study may run some)
         both = [s for s in CURRICULUM_STRATEGIES if all(strategy_name(s) in tables[k].index for k in tables)]
         if both:
@@ -198,11 +212,20 @@ def learning_curves(long: pd.DataFrame, scenario: str) -> pd.DataFrame:
 
 
 def training_audit(long: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained cell: did the fed order equal the plan, how long did training take and, for a placebo,
-    how its shuffled labels correlate with the real ones."""
+    """One row per trained cell: did the fed order equal the plan, how many examples it was fed, how long training
+    took and what share of it the probe and an adaptive strategy's re-scoring took, and, for a placebo, how its
+    shuffled labels correlate with the real ones."""
     cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
-    columns = [c for c in ("train_audit_ok", "train_train_seconds", "train_final_loss") if c in cells]
-    audit = cells.set_index("cell_id")[columns]
+    wanted = ("train_audit_ok", "train_n_examples_fed", "train_train_seconds", "train_final_loss")
+    audit = cells.set_index("cell_id")[[c for c in wanted if c in cells]]
+    for column, key, name in (
+        ("train_probe", "share_of_training", "probe_share_of_training"),
+        ("train_adaptive", "rescoring_share_of_training", "rescoring_share_of_training"),
+        ("train_adaptive", "reviews", "reviews"),
+    ):
+        if column in cells:
+            records = cells[column].map(lambda record: record if isinstance(record, dict) else {})
+            audit[name] = records.map(lambda record, key=key: record.get(key)).to_numpy()
     if "train_placebo" in cells:  # a placebo's labels against the real ones (hils_kit.order.placebo)
         records = cells["train_placebo"].map(lambda record: record if isinstance(record, dict) else {}).tolist()
         for key in ("difficulty_rank_r", "category_kappa"):

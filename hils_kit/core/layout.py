@@ -7,7 +7,7 @@ Under the study's ``out`` folder::
     runs/<study>/01_data_exploration.ipynb     exploration/   summary.json
     runs/<study>/02_difficulty_labeling.ipynb  prepare/       split.json, train_<part>.csv,
                                                               test_<part>__<label>.csv, overlap.json, labels.csv,
-                                                              llm_difficulty.csv, clusters.csv, orderings.png
+                                                              llm_difficulty.csv, clusters.csv, irt.json, orderings.png
     runs/<study>/cells/<cell_id>/              03_train_evaluate.ipynb, results.json, metrics.json,
                                                predictions_<test set>.csv, train/ (adapter, orders, curve)
     runs/<study>/04_analysis.ipynb             analysis/      ARTEFACTS (tables, figures), artefacts.json
@@ -37,6 +37,7 @@ MANIFEST = "manifest.json"
 CELLS = "cells"
 EXPLORATION_SUMMARY = "summary.json"
 CURVE_FILE = "learning_curve.csv"  # in a training folder: the held-out probe's learning curve
+TRAJECTORIES_FILE = "trajectories.csv"  # in a training folder: every probe question at every scoring
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class PrepareFiles:
     labels = property(lambda self: self.folder / "labels.csv")
     llm_difficulty = property(lambda self: self.folder / "llm_difficulty.csv")
     clusters = property(lambda self: self.folder / "clusters.csv")
+    irt = property(lambda self: self.folder / "irt.json")
     orderings_figure = property(lambda self: self.folder / "orderings.png")
 
     def train(self, part: str) -> Path:
@@ -130,6 +132,7 @@ class CellFiles:
     metrics = property(lambda self: self.folder / "metrics.json")
     train_dir = property(lambda self: self.folder / "train")
     curve = property(lambda self: TrainFiles(self.folder / "train").curve)
+    trajectories = property(lambda self: TrainFiles(self.folder / "train").trajectories)
 
     def predictions(self, test_set: str) -> Path:
         """Per-question predictions on ``test_set``."""
@@ -156,6 +159,7 @@ class TrainFiles:
     summary = property(lambda self: self.folder / "train_summary.json")
     config = property(lambda self: self.folder / "train_config.json")
     curve = property(lambda self: self.folder / CURVE_FILE)
+    trajectories = property(lambda self: self.folder / TRAJECTORIES_FILE)
 
 
 # ----------------------------------------------------------------------------- the analysis folder
@@ -212,6 +216,13 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
         "learning_curves_{scenario}.png",
         "Learning curves: mean gold-letter log-prob on held-out probe questions during training, {scenario} labels",
     ),
+    "forgetting": (
+        "forgetting.csv",
+        "Forgetting: per training probe question, learning and forgetting events (after Toneva et al. 2019), the "
+        "share ever forgotten, the gold log-prob lost by the end by the questions fed first and last, and the rank "
+        "correlation of difficulty with the step each was first right (mean over each strategy's cells)",
+    ),
+    "forgetting_plot": ("forgetting.png", "Forgetting events and retention of the questions fed first, per strategy"),
     "letter_prior": (
         "letter_prior.csv",
         "Letter prior: accuracy against what each model's predicted-letter mix "

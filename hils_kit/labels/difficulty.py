@@ -59,7 +59,7 @@ def human_difficulty(table: pd.DataFrame) -> pd.Series:
 # ----------------------------------------------------------------------------- LLM difficulty
 
 
-def expected_accuracy(
+def letter_outcomes(
     model,
     tokenizer,
     table: pd.DataFrame,
@@ -67,37 +67,53 @@ def expected_accuracy(
     template: str = "paper",
     batch_size: int = 8,
     precision: str | bool | None = None,
-) -> np.ndarray:
-    """Per question, the probability on the correct letter, softmax over the option letters (paper Eq. 1).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per question, the probability on the correct option, softmax over the option letters (paper Eq. 1), and
+    whether the model answers it right (the correct option has the highest probability).
 
-    ``debias=True`` averages over the n cyclic rotations of each question's n options the probability
-    placed on the correct *content* (wherever the rotation put it). Small models have a strong letter
-    bias (SmolLM2-135M answers "A" on ~95% of MedMCQA questions), so without debiasing their expected
-    accuracy mostly says whether the gold answer happens to be "A". Each option visits every letter once,
+    ``debias=True`` averages over the n cyclic rotations of each question's n options the probability placed on
+    each *content* (wherever the rotation put it), and the answer is the option with the highest mean. Small models
+    have a strong letter bias (SmolLM2-135M answers "A" on ~95% of MedMCQA questions), so without debiasing their
+    expected accuracy mostly says whether the gold answer happens to be "A". Each option visits every letter once,
     which cancels a fixed preference for a letter; it costs n forward passes per question. ``precision``: fp32,
     bf16 or ``None`` (:mod:`hils_kit.core.precision` decides).
     """
     answers = table["answer"].map(LETTERS.index).to_numpy()
     n_opts = table["options"].map(len).to_numpy()
-    if not debias:
-        probs = letter_probabilities(model, tokenizer, table, template, batch_size, precision=precision)
-        return probs[np.arange(len(table)), answers]
-    total = np.zeros(len(table))
-    for shift in range(int(n_opts.max())):
+    width = int(n_opts.max())
+    by_option = np.zeros((len(table), width))
+    for shift in range(width) if debias else [0]:
         keep = n_opts > shift
         part = table[keep]
         rotated = part.assign(options=[list(o[shift:]) + list(o[:shift]) for o in part["options"]])
-        probs = letter_probabilities(
-            model, tokenizer, rotated, template, batch_size, f"rotation {shift + 1}/{n_opts.max()}", precision
-        )
-        # option k sits at letter (k - shift) mod n after the rotation
-        total[keep] += probs[np.arange(keep.sum()), (answers[keep] - shift) % n_opts[keep]]
-    return total / n_opts
+        desc = f"rotation {shift + 1}/{width}" if debias else "scoring"
+        probs = letter_probabilities(model, tokenizer, rotated, template, batch_size, desc, precision)
+        rows, n = np.flatnonzero(keep), n_opts[keep]
+        for letter in range(width):  # the letter shows option (letter + shift) mod n after the rotation
+            shown = n > letter
+            by_option[rows[shown], (letter + shift) % n[shown]] += probs[shown, letter]
+    if debias:
+        by_option /= n_opts[:, None]
+    p_correct = by_option[np.arange(len(table)), answers]
+    valid = np.arange(width)[None, :] < n_opts[:, None]
+    right = np.where(valid, by_option, -np.inf).argmax(axis=1) == answers
+    return p_correct, right
+
+
+def expected_accuracy(model, tokenizer, table: pd.DataFrame, debias: bool = False, **options) -> np.ndarray:
+    """The probability on the correct option of :func:`letter_outcomes` (``options``: ``template``,
+    ``batch_size``, ``precision``)."""
+    return letter_outcomes(model, tokenizer, table, debias, **options)[0]
 
 
 def accuracy_column(model: str) -> str:
     """The labels column of a model: ``p_correct_<name>`` with path separators made safe."""
     return "p_correct_" + re.sub(r"[^\w.-]+", "_", model).strip("_")
+
+
+def right_column(model: str) -> str:
+    """The column of a model's right (1) and wrong (0) answers: ``right_<name>``, the respondents of IRT."""
+    return "right_" + accuracy_column(model).removeprefix("p_correct_")
 
 
 def model_fingerprint(name: str) -> dict:
@@ -124,9 +140,9 @@ def questions_hash(table: pd.DataFrame) -> str:
 
 def _model_accuracy(
     name: str, table: pd.DataFrame, debias: bool, template: str, batch_size: int, cache: Path | None, precision: str
-) -> np.ndarray:
-    """Expected accuracies of one model (scored in ``precision``, fp32 or bf16), loaded, used and freed; reused
-    from ``cache`` when present."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected accuracies and right answers of one model (scored in ``precision``, fp32 or bf16), loaded, used and
+    freed; reused from ``cache`` when present."""
     import torch
 
     file = None
@@ -140,16 +156,17 @@ def _model_accuracy(
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         file = Path(cache) / f"{accuracy_column(name)}-{digest}.csv"
-        if file.exists():
+        stored = pd.read_csv(file, dtype={"id": str}).set_index("id") if file.exists() else None
+        if stored is not None and "right" in stored:  # a cache from before the right answers were kept is redone
             log.info("%s: reusing expected accuracies from %s", name, file)
-            stored = pd.read_csv(file, dtype={"id": str}).set_index("id")["p_correct"]
-            return stored.reindex(table["id"].astype(str)).to_numpy()
+            stored = stored.reindex(table["id"].astype(str))
+            return stored["p_correct"].to_numpy(), stored["right"].to_numpy().astype(bool)
     start = time.monotonic()
     try:
         model, tokenizer = load_model(name)
     except OSError as err:
         raise ValueError(f"cannot load model '{name}': {err}") from err
-    accuracy = expected_accuracy(model, tokenizer, table, debias, template, batch_size, precision)
+    accuracy, right = letter_outcomes(model, tokenizer, table, debias, template, batch_size, precision)
     del model, tokenizer  # free it before the next model loads
     gc.collect()
     if torch.cuda.is_available():
@@ -163,8 +180,9 @@ def _model_accuracy(
     )
     if file is not None:
         with atomic_path(file) as tmp:
-            pd.DataFrame({"id": table["id"].astype(str), "p_correct": accuracy}).to_csv(tmp, index=False)
-    return accuracy
+            frame = pd.DataFrame({"id": table["id"].astype(str), "p_correct": accuracy, "right": right.astype(int)})
+            frame.to_csv(tmp, index=False)
+    return accuracy, right
 
 
 def llm_difficulty(
@@ -176,7 +194,8 @@ def llm_difficulty(
     batch_size: int = 8,
     precision: str | bool | None = None,
 ) -> pd.DataFrame:
-    """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``) and ``p_correct_<model>`` columns.
+    """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``), ``p_correct_<model>`` and
+    ``right_<model>`` (1: the model answers it right) columns.
 
     Models are loaded one at a time and freed after scoring, in ``precision`` (:func:`scoring_precision`). With
     ``cache`` (a folder), each model's expected accuracies are kept there, keyed by model, questions, template,
@@ -193,7 +212,8 @@ def llm_difficulty(
     resolved = scoring_precision(precision)
     for name, column in zip(models, columns):
         cache_dir = None if cache is None else Path(cache)
-        out[column] = _model_accuracy(name, table, debias, template, batch_size, cache_dir, resolved)
+        out[column], right = _model_accuracy(name, table, debias, template, batch_size, cache_dir, resolved)
+        out[right_column(name)] = right.astype(int)
     out.insert(1, "difficulty", 1.0 - out[columns].mean(axis=1))
     return out
 
@@ -268,11 +288,11 @@ def label_difficulty(
     fingerprint = difficulty_fingerprint(table, models, debias, template, precision)
     if path.exists() and meta.exists():
         stored = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint", {})
-        if stored == fingerprint:
+        labels = pd.read_csv(path, dtype={"id": str}) if stored == fingerprint else None
+        if labels is not None and all(right_column(m) in labels for m in models):  # older files lack the answers
             log.info("reusing %s: models, questions and settings are unchanged", path)
-            labels = pd.read_csv(path, dtype={"id": str})
             return labels.set_index("id").loc[table["id"].astype(str)].reset_index()
-        changed = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
+        changed = [k for k in fingerprint if stored.get(k) != fingerprint[k]] or ["the right answers were not kept"]
         log.info("recomputing %s: %s changed", path, ", ".join(changed))
     else:
         log.info("computing %s (no saved labels yet)", path)

@@ -3,7 +3,8 @@
 IRT (Rasch 1960; Lord 1980) puts questions and respondents on one logit scale, P(right) = σ(a·(θ − b)): ``b`` is a
 question's difficulty, ``a`` its discrimination, ``θ`` a respondent's ability. PUDF (Meng et al. 2024, arXiv
 2408.05326) orders curriculum-learning data by IRT difficulty estimated from LLMs' answers; here the respondents are
-scoring models or trained runs. The estimation is girth's (pure numpy/scipy): see :func:`fit_irt`.
+the scoring models of ``difficulty_models`` (scenario ``irt``, :func:`hils_kit.stages.prepare.label_questions`).
+The estimation is girth's (pure numpy/scipy): see :func:`fit_irt`.
 
 >>> rng = np.random.default_rng(0)
 >>> hardness, skill = np.linspace(-3, 3, 60), np.linspace(-2, 2, 8)
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import girth
 import numpy as np
 import pandas as pd
 
@@ -50,6 +50,8 @@ def fit_irt(responses: pd.DataFrame, model: str = "1pl") -> IrtFit:
     rank at the easy or hard end without a fake spread among themselves. Respondents with all answers right (wrong)
     are likewise kept finite by the ability prior.
     """
+    import girth  # 1 s of imports: only when fitting
+
     _check(responses, model)
     answers = responses.to_numpy(dtype=int)
     if model == "1pl":
@@ -84,7 +86,7 @@ def _check(responses: pd.DataFrame, model: str) -> None:
     if n < MIN_RESPONDENTS:
         raise ValueError(
             f"IRT needs at least {MIN_RESPONDENTS} respondents (columns), but {n} were given: add models to "
-            "`difficulty_models` or name an earlier study's runs as respondents"
+            "`difficulty_models`"
         )
     if responses.empty:
         raise ValueError("IRT needs at least one question (row); the response table is empty")

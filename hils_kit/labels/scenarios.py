@@ -36,6 +36,7 @@ SCENARIO: dict[str, Scenario] = {
         Scenario("human", "human", "human"),  # examinee error rate
         Scenario("llm", "llm", "human"),  # 1 - mean expected accuracy of scoring LLMs
         Scenario("llm_clusters", "llm", "clusters"),  # LLM difficulty, categories from embedding clusters
+        Scenario("irt", "irt", "human"),  # item-response-theory difficulty fitted to the scoring LLMs' answers
     )
 }
 LABEL_SCENARIOS = tuple(name for name in SCENARIO if name != "none")  # what a study lists

@@ -1,5 +1,5 @@
 """What notebook 02 shows about a study's labels: difficulty distributions and tiers, scoring-model agreement,
-clusters against the data's categories, and the table the six orderings are drawn from.
+clusters against the data's categories, and the table the orderings are drawn from.
 
 Each function takes the training questions merged with their labels (``labels.csv``: ``difficulty_human``,
 ``difficulty_llm``, ``cluster``) and returns a table or a figure; a label the study does not have gives an
@@ -22,7 +22,7 @@ import seaborn as sns
 from hils_kit.core.layout import PrepareFiles
 from hils_kit.labels.difficulty import model_agreement
 from hils_kit.labels.tiers import HUMAN_THRESHOLDS, LLM_THRESHOLDS, TIERS, tier_names
-from hils_kit.order.registry import NEEDS_DIFFICULTY, PAPER_STRATEGIES
+from hils_kit.order.registry import NEEDS_DIFFICULTY, PAPER_STRATEGIES, STRATEGY
 
 DIFFICULTY_COLUMNS = {"difficulty_human": HUMAN_THRESHOLDS, "difficulty_llm": LLM_THRESHOLDS}
 
@@ -83,8 +83,10 @@ def cluster_tables(train: pd.DataFrame) -> list[pd.DataFrame]:
 
 def ordering_view(train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The table the orderings are drawn from (``difficulty`` = the first difficulty label) and the strategies
-    it can draw: the paper's six, or the three that need no difficulty."""
+    it can draw: the paper's six, then those beyond it (adaptive ones as their initial plan), placebos left out;
+    without a difficulty label, those that need none."""
     columns = difficulty_columns(train)
+    real = list(PAPER_STRATEGIES) + [k for k, s in STRATEGY.items() if not s.in_paper and not s.placebo_of]
     if not columns:
-        return train, [s for s in PAPER_STRATEGIES if s not in NEEDS_DIFFICULTY]
-    return train.assign(difficulty=train[columns[0]]), list(PAPER_STRATEGIES)
+        return train, [s for s in real if s not in NEEDS_DIFFICULTY]
+    return train.assign(difficulty=train[columns[0]]), real

@@ -193,7 +193,8 @@ def plot_strategies(
             difficulty=difficulty,
             palette=palette,
             window=window,
-            title=strategy.replace("_", " "),
+            title=strategy.replace("_", " ")
+            + (" (initial plan; adapts during training)" if ordered.attrs.get("adaptive") else ""),
             legend=False,
         )
         ax.label_outer()

@@ -62,14 +62,27 @@ def question_browser(table: pd.DataFrame):
     return w.VBox([w.HBox([pick, index]), view])
 
 
+def adaptive_note(plan: dict) -> str:
+    """HTML: an adaptive strategy's order is decided during training; what its initial plan is.
+
+    >>> adaptive_note({"strategy": "self_paced", "examples": 8, "initial_plan": "none"})[:40]
+    '<p><b>self_paced adapts during training'
+    """
+    return (
+        f"<p><b>{html.escape(plan['strategy'])} adapts during training</b>: it decides each next question from the "
+        f"model's own losses ({plan['examples']} examples). Initial plan: {html.escape(plan['initial_plan'])}.</p>"
+    )
+
+
 def strategy_picker(table: pd.DataFrame, strategies=STRATEGIES, **order_options):
-    """A strategy dropdown (and seed) that redraws the Figure-1 view of that ordering; headless, a note."""
+    """A strategy dropdown (and seed) that redraws the Figure-1 view of that ordering (for an adaptive strategy,
+    its initial plan and a note that it adapts); headless, a note."""
     if headless():
         from IPython.display import HTML
 
         return HTML(f"<p><i>{STATIC_NOTE.format(what='redraw one ordering with another seed')}</i></p>")
     import ipywidgets as w
-    from IPython.display import display
+    from IPython.display import HTML, display
 
     from hils_kit.order.view import plot_order
 
@@ -81,7 +94,11 @@ def strategy_picker(table: pd.DataFrame, strategies=STRATEGIES, **order_options)
         with out:
             out.clear_output(wait=True)
             ordered = order_questions(table, pick.value, seed=seed.value, **order_options)
-            display(plot_order(ordered, title=pick.value))
+            adaptive = ordered.attrs.get("adaptive")
+            title = f"{pick.value}: initial plan, adapts during training" if adaptive else pick.value
+            display(plot_order(ordered, title=title))
+            if adaptive:  # decided from the model's losses as it trains: say so, and what is planned
+                display(HTML(adaptive_note(adaptive)))
 
     pick.observe(draw, names="value")
     seed.observe(draw, names="value")

@@ -67,7 +67,13 @@ class CellGridParams:
         0.25, "spaced_repetition: extra examples as a share of one epoch (random_matched gets as many)"
     )
     probe_questions: int = param(16, "held-out questions scored during training for the learning curve, 0 for none")
+    probe_train_questions: int = param(
+        16, "training questions scored during training for their learning and forgetting (trajectories.csv), 0 for none"
+    )
     probe_every: int = param(0, "optimizer steps between probe scorings, 0: about 10 % of training")
+    probe_max_share: float = param(
+        0.15, "most of the training time the probe may take (measured; a study about forgetting may raise it)"
+    )
     replicate: int = param(0, "replicate number r of this cell", derived=True)
     order_seed: int = param(0, "seed of the ordering (ties, shuffles)", derived=True)
     train_seed: int = param(42, "seed of training: LoRA init, dropout, data collation", derived=True)
@@ -156,12 +162,20 @@ def order_cell(params, table: pd.DataFrame) -> pd.DataFrame:
     return balance_letters(ordered, seed=params.order_seed) if params.balance_letters else ordered
 
 
-def cell_probe(params, tests: dict[str, pd.DataFrame], config: TrainConfig) -> list:
-    """Step 2 of 03: the learning-curve probe's callbacks (held-out questions of the cell's test sets)."""
+def cell_probe(params, tests: dict[str, pd.DataFrame], config: TrainConfig, table: pd.DataFrame) -> list:
+    """Step 2 of 03: the probe's callbacks: held-out questions of the cell's test sets (the learning curve) and
+    training questions of ``table`` (their learning and forgetting)."""
     from hils_kit.train.probe import probe_callbacks  # transformers: imported by the notebook, not the study planner
 
     return probe_callbacks(
-        tests, params.probe_questions, params.probe_every, seed=params.order_seed, template=config.template
+        tests,
+        params.probe_questions,
+        params.probe_every,
+        seed=params.order_seed,
+        template=config.template,
+        train_table=table,
+        n_train=params.probe_train_questions,
+        max_share=params.probe_max_share,
     )
 
 

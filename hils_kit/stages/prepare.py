@@ -23,6 +23,7 @@ from hils_kit.data.leakage import ON_OVERLAP, drop_overlap, question_keys
 from hils_kit.data.loaders import FORMATS, dataset_label, load_questions, save_questions
 from hils_kit.data.splits import kfold, sample_questions, save_split, select, train_test_split
 from hils_kit.labels.categories import SEARCHES, TEXTS
+from hils_kit.labels.irt import MODELS as IRT_MODELS
 from hils_kit.labels.label_files import read_labels
 from hils_kit.labels.scenarios import LABEL_SCENARIOS
 
@@ -50,7 +51,8 @@ class PrepareParams:
         None, "seed of the train_limit and test_limit samples; None: the split's seed (another sample, same split)"
     )
     scenarios: list[str] = param(["llm"], "label scenarios", LABEL_SCENARIOS, derived=True)
-    difficulty_models: list[str] = param(["smollm2"], "models that score the LLM difficulty")
+    difficulty_models: list[str] = param(["smollm2"], "models that score the LLM difficulty (IRT: its respondents)")
+    irt_model: str = param("1pl", "item-response model of the irt scenario: 1pl (Rasch) or 2pl", IRT_MODELS)
     difficulty_file: Optional[str] = param(
         None, "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"
     )
@@ -173,11 +175,14 @@ def label_questions(
     cluster_search: str = "scaled",
     cluster_trials: int | None = None,
     precision: str | None = None,
+    irt_model: str = "1pl",
 ) -> pd.DataFrame:
     """Labels for ``table`` by scenario, written to ``prepare_dir/labels.csv`` and returned.
 
     Columns: ``id``; ``difficulty_human`` (examinee error rate) for ``human``; ``difficulty_llm`` for ``llm``
     and ``llm_clusters`` (from ``difficulty_file`` when given, else scored by ``difficulty_models``);
+    ``difficulty_irt`` for ``irt`` (the rank percentile of an ``irt_model`` fitted to the right and wrong answers of
+    the ``difficulty_models``, at least 3: :mod:`hils_kit.labels.irt`; the fit is saved as ``irt.json``);
     ``cluster`` for ``*_clusters`` (a sentence encoder's embeddings clustered by :mod:`hils_kit.labels.categories`:
     ``cluster_encoder``, ``cluster_text``, ``cluster_search`` and its trials). ``precision``: what the
     difficulty models score in (:mod:`hils_kit.core.precision`).
@@ -188,6 +193,12 @@ def label_questions(
     labels = pd.DataFrame({"id": table["id"].astype(str)})
     if "human" in scenarios:
         labels["difficulty_human"] = human_difficulty(table).to_numpy()
+    llm = None
+    if "irt" in scenarios and difficulty_file:
+        raise ValueError(
+            f"scenario 'irt' fits the right and wrong answers of the difficulty_models; difficulty_file "
+            f"{difficulty_file} holds difficulties only: drop it, or drop 'irt' from scenarios"
+        )
     if any(s.startswith("llm") for s in scenarios):
         if difficulty_file:
             given = read_labels(difficulty_file, table, data_rows=table.attrs.get("data_rows"))
@@ -200,6 +211,26 @@ def label_questions(
         else:
             llm = label_difficulty(table, difficulty_models, debias, files.llm_difficulty, precision=precision)
             labels["difficulty_llm"] = llm["difficulty"].to_numpy()
+    if "irt" in scenarios:
+        from hils_kit.labels.difficulty import right_column
+        from hils_kit.labels.irt import MIN_RESPONDENTS, difficulty_percentile, fit_irt
+
+        if len(difficulty_models) < MIN_RESPONDENTS:  # refused before any model is loaded
+            raise ValueError(
+                f"scenario 'irt' needs at least {MIN_RESPONDENTS} respondents, but difficulty_models has "
+                f"{len(difficulty_models)} ({', '.join(difficulty_models)}): add models to it"
+            )
+        if llm is None:
+            llm = label_difficulty(table, difficulty_models, debias, files.llm_difficulty, precision=precision)
+        answers = llm.set_index("id")[[right_column(m) for m in difficulty_models]]
+        fit = fit_irt(answers.set_axis(list(difficulty_models), axis=1), irt_model)
+        labels["difficulty_irt"] = difficulty_percentile(fit).to_numpy()
+        record = {
+            "model": fit.model,
+            "respondents": fit.ability.round(4).to_dict(),
+            "difficulty_logit": fit.difficulty.round(4).to_dict(),
+        }
+        write_text_atomic(files.irt, json.dumps(record, indent=1))
     if any(s.endswith("_clusters") for s in scenarios):
         from hils_kit.labels.categories import label_categories
 
@@ -250,4 +281,5 @@ def label(params: PrepareParams, train: pd.DataFrame) -> pd.DataFrame:
         cluster_search=params.cluster_search,
         cluster_trials=params.cluster_trials,
         precision=params.precision,
+        irt_model=params.irt_model,
     )

@@ -246,11 +246,20 @@ def _problems(c: StudyConfig) -> list[str]:
     for key in ("train_limit", "test_limit"):
         if getattr(prep, key) < 0:
             out.append(f"'{key}' should be 0 (all) or more")
-    for key in ("probe_questions", "probe_every"):
+    if not cell.probe_max_share > 0:
+        out.append(f"'probe_max_share' {cell.probe_max_share} should be a share of the training time, above 0")
+    for key in ("probe_questions", "probe_train_questions", "probe_every"):
         if getattr(cell, key) < 0:
             out.append(f"'{key}' should be 0 or more")
     if cell.rounds < 1:
         out.append("'rounds' should be at least 1")
+    if "irt" in c.scenarios and len(prep.difficulty_models) < 3:
+        out.append(
+            f"scenario 'irt' fits the answers of at least 3 respondents; 'difficulty_models' has "
+            f"{len(prep.difficulty_models)}"
+        )
+    if "irt" in c.scenarios and prep.difficulty_file:
+        out.append("scenario 'irt' fits the difficulty_models' answers; 'difficulty_file' holds difficulties only")
     if cell.rescore_every < 0:
         out.append("'rescore_every' should be 0 (four times an epoch) or more")
     if not 0 < cell.review_budget <= 1:
