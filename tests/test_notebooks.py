@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -284,3 +285,57 @@ def test_paper_study_dry_run_lists_its_grid_and_writes_nothing(tmp_path, monkeyp
     # 4 models x (4 folds + full) x (3 difficulty-free + 3 curricula x 2 label sources) x 5 runs
     assert "study paper: 900 cells" in printed
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def check_adaptive_study(run: Path, strategies: list[str]) -> dict:
+    """What every study with adaptive strategies shows: each cell fed what its schedule decided (the decisions
+    with their step, score and reason), spaced repetition within its budget, the matched Random Shuffle fed as many
+    examples, and the report's forgetting and equal-compute sections. Returns the artefact kinds."""
+    for strategy in strategies:
+        cell = next((run / "cells").glob(f"tiny__*__{strategy}__holdout__r0"))
+        summary = json.loads((cell / "train" / "train_summary.json").read_text())
+        planned = pd.read_csv(cell / "train" / "order_planned.csv", dtype={"id": str})
+        assert summary["audit_ok"], strategy
+        assert (cell / "train" / "trajectories.csv").is_file()
+        if STRATEGY[strategy].adaptive:
+            assert {"step", "score", "reason"} <= set(planned.columns) and summary["adaptive"]["rescorings"] > 1
+        if strategy in ("spaced_repetition", "random_matched"):
+            assert summary["n_examples_fed"] == 30  # 24 questions + a quarter
+    index = json.loads((run / "analysis" / "artefacts.json").read_text())
+    kinds = {artefact["kind"] for artefact in index["artefacts"]}
+    assert {"forgetting", "forgetting_plot", "matched", "audit"} <= kinds
+    matched = pd.read_csv(run / "analysis" / "matched.csv")
+    assert set(matched["baseline"]) == {"random_matched"}
+    return kinds
+
+
+@pytest.mark.small
+def test_a_study_adds_spaced_repetition_with_its_equal_compute_twin(smoke, tmp_path, capsys):
+    """The small variant of the next test: the smoke run (copied) gets Spaced Repetition, which adds its
+    equal-compute Random Shuffle; 01, 02 and the Random Shuffle cell are reused."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)
+    study = yaml.safe_load((PARAMS_DIR / "studies" / "smoke.yaml").read_text())
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump({**study, "strategies": ["random", "spaced_repetition"]}))
+    assert main(["study", str(tmp_path / "smoke.yaml"), "--out", str(out)]) == 0
+    assert "cells: 2 ran, 1 done before, 0 failed" in capsys.readouterr().out
+    check_adaptive_study(out / "runs" / "smoke", ["spaced_repetition", "random_matched"])
+    assert "Forgetting" in (out / "reports" / "smoke" / "04_analysis.html").read_text()
+
+
+@pytest.mark.long
+def test_the_adaptive_smoke_study_runs_to_the_report(tmp_path, capsys):
+    """params/studies/smoke_adaptive.yaml: Random Shuffle, Curriculum, Self-Paced, Competence and Spaced
+    Repetition with placebo twins (and the matched Random Shuffle), end to end to the report."""
+    study = PARAMS_DIR / "studies" / "smoke_adaptive.yaml"
+    assert main(["study", str(study), "--out", str(tmp_path), "--workers", "2"]) == 0
+    assert "cells: 10 ran, 0 done before, 0 failed" in capsys.readouterr().out
+    run = tmp_path / "runs" / "smoke_adaptive"
+    strategies = [p.name.split("__")[2] for p in (run / "cells").iterdir()]
+    kinds = check_adaptive_study(run, strategies)
+    assert "placebo" in kinds and len(strategies) == 10
+    placebo = pd.read_csv(run / "analysis" / "placebo.csv")
+    assert set(placebo["strategy"]) == {"curriculum", "self_paced", "competence", "spaced_repetition"}
+    assert (tmp_path / "reports" / "smoke_adaptive" / "index.html").is_file()

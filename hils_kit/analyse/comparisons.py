@@ -183,11 +183,12 @@ def compare_strategies(
     return Comparisons(table.reset_index(drop=True), components.reset_index(drop=True), meta, seeds, _notes(table))
 
 
-def placebo_comparisons(predictions: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def placebo_comparisons(predictions: pd.DataFrame, alpha: float = 0.05, twin=placebo_twin) -> pd.DataFrame:
     """Each strategy against its placebo twin (the same schedule on shuffled labels, :mod:`hils_kit.order.placebo`)
     in each scenario × model × test set: a gain is what the labels add beyond the schedule's shape. The rows are
     those of :func:`compare_strategies` with the twin as ``baseline``, a family of their own (Holm, BH); empty when
-    no strategy ran beside its twin.
+    no strategy ran beside its twin. ``twin`` names another pairing: :func:`hils_kit.order.registry.matched_twin`
+    compares a strategy that feeds extra examples with the Random Shuffle fed as many (equal compute).
 
     >>> from hils_kit.stats.simulate import simulate_predictions
     >>> frame = simulate_predictions(["random", "curriculum", "curriculum_placebo"], runs=3, questions=150, seed=0)
@@ -196,12 +197,12 @@ def placebo_comparisons(predictions: pd.DataFrame, alpha: float = 0.05) -> pd.Da
     """
     frame = check_predictions(predictions)
     present = list(dict.fromkeys(frame["strategy"]))
-    pairs = [(real, placebo_twin(real)) for real in present if placebo_twin(real) in present]
+    pairs = [(real, twin(real)) for real in present if twin(real) in present]
     metrics = [m for m in METRICS if m in frame]
     rows = []
     for key, group in frame.groupby(list(KEYS), sort=False):
-        for real, twin in pairs:
-            rows += _rows(group[group["strategy"].isin([real, twin])], key, twin, metrics)
+        for real, other in pairs:
+            rows += _rows(group[group["strategy"].isin([real, other])], key, other, metrics)
     if not rows:
         return pd.DataFrame(rows)
     table = pd.DataFrame(rows)

@@ -32,6 +32,7 @@ from hils_kit.order.registry import (
     BASELINE_NAME,
     CURRICULUM_STRATEGIES,
     PLACEBOS,
+    matched_twin,
     paper_order,
     strategy_name,
 )
@@ -84,7 +85,7 @@ SECTIONS = {  # notebook section -> artefact kinds
     "curves": ("learning_curves",),
     "forgetting": ("forgetting", "forgetting_plot"),
     "label_sources": ("label_sources", "label_sources_plot"),
-    "tests": ("comparisons", "placebo", "variance_components", "meta_analysis", "seed_spread"),
+    "tests": ("comparisons", "placebo", "matched", "variance_components", "meta_analysis", "seed_spread"),
     "letters": ("letter_prior",),
     "audit": ("audit", "overlap"),
 }
@@ -177,6 +178,10 @@ def analyse_study(
         placebo = placebo_comparisons(study_predictions(long, list(tables)), alpha)
         if not placebo.empty:
             add("placebo", placebo.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
+    if any(matched_twin(s) in set(long["strategy"]) for s in set(long["strategy"])):  # at equal compute
+        matched = placebo_comparisons(study_predictions(long, list(tables)), alpha, twin=matched_twin)
+        if not matched.empty:
+            add("matched", matched.set_index(["scenario", "model", "dataset", "strategy", "metric"]))
     same = sorted(set(difficulty_models) & set(long["model"]))
     if same:
         result.findings.append(
@@ -218,19 +223,27 @@ def training_audit(long: pd.DataFrame) -> pd.DataFrame:
     cells = long[long.get("level", "cell") != "pooled"].drop_duplicates("cell_id")
     wanted = ("train_audit_ok", "train_n_examples_fed", "train_train_seconds", "train_final_loss")
     audit = cells.set_index("cell_id")[[c for c in wanted if c in cells]]
-    for column, key, name in (
-        ("train_probe", "share_of_training", "probe_share_of_training"),
-        ("train_adaptive", "rescoring_share_of_training", "rescoring_share_of_training"),
-        ("train_adaptive", "reviews", "reviews"),
+    for column, keys, name in (
+        ("train_probe", ("share_of_training",), "probe_share_of_training"),
+        ("train_adaptive", ("rescoring_share_of_training",), "rescoring_share_of_training"),
+        ("train_adaptive", ("reviews",), "reviews"),
+        ("train_adaptive", ("placebo", "max_abs_rank_r"), "placebo_scores_max_abs_rank_r"),
     ):
         if column in cells:
             records = cells[column].map(lambda record: record if isinstance(record, dict) else {})
-            audit[name] = records.map(lambda record, key=key: record.get(key)).to_numpy()
+            audit[name] = records.map(lambda record, keys=keys: _nested(record, keys)).to_numpy()
     if "train_placebo" in cells:  # a placebo's labels against the real ones (hils_kit.order.placebo)
         records = cells["train_placebo"].map(lambda record: record if isinstance(record, dict) else {}).tolist()
         for key in ("difficulty_rank_r", "category_kappa"):
             audit[f"placebo_{key}"] = [record.get(key) for record in records]
     return audit
+
+
+def _nested(record: dict, keys: tuple):
+    """``record[k1][k2]...``, None where a level is missing."""
+    for key in keys:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
 
 
 def overlap_table(long: pd.DataFrame) -> pd.DataFrame:

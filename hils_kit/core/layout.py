@@ -199,6 +199,11 @@ ARTEFACTS = {  # what 04_analysis writes for the report: kind -> (file name, tit
         "Each strategy against its placebo twin (the same schedule on labels shuffled among the questions): what "
         "the labels add beyond the schedule's shape (run as the unit; Holm and Benjamini–Hochberg within these claims)",
     ),
+    "matched": (
+        "matched.csv",
+        "Strategies that feed extra examples (Spaced Repetition's reviews) against the Random Shuffle fed as many "
+        "(equal compute; run as the unit; Holm and Benjamini–Hochberg within these claims)",
+    ),
     "variance_components": (
         "variance_components.csv",
         "Variance components behind each comparison: questions, runs, question × strategy, residual",

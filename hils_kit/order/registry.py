@@ -122,6 +122,12 @@ def placebo_twin(key: str) -> str | None:
     return next((k for k, s in STRATEGY.items() if s.placebo_of == key), None)
 
 
+def matched_twin(key: str) -> str | None:
+    """The strategy fed as many examples as ``key`` for comparisons at equal compute (``random_matched`` for
+    ``spaced_repetition``); None for a strategy of one epoch."""
+    return STRATEGY[key].matched_by if key in STRATEGY else None
+
+
 def strategy_name(key: str) -> str:
     """Display name of a strategy key; a name (or an unknown key) passes through."""
     return STRATEGY[key].name if key in STRATEGY else key
