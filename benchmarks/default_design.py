@@ -26,20 +26,29 @@ DISCORDANCE = 0.35
 DESIGNS = [(6, 1), (3, 2), (2, 3)]  # strategies × runs = 6 cells
 
 
+def design_row(strategies: int, runs: int, claims: int, questions: int) -> dict:
+    """What a design of ``strategies`` × ``runs`` cells with ``claims`` strategy claims per test set and metric
+    could detect on ``questions`` test questions: the run-unit t-test's MDE, or with one run the exact McNemar MDE
+    about the trained models, and the runs a 2-point difference needs."""
+    family = claims * TEST_SETS * METRICS
+    level = ALPHA / family
+    row = {"strategies": strategies, "runs_per_strategy": runs, "cells": strategies * runs, "family": family}
+    if runs == 1:
+        row["strategy_claims"] = "none: strategy and run confounded"
+        row["mde_models_points"] = round(100 * mde_mcnemar_exact(DISCORDANCE, questions, level), 1)
+    else:
+        row["df"] = 2 * runs - 2
+        row["mde_strategy_points"] = round(run_mde(COMPONENTS, runs, questions, level), 1)
+    row["runs_needed_2pt"] = runs_needed(2.0, COMPONENTS, questions, level)
+    return row
+
+
 def main() -> None:
     rows = []
     for strategies, runs in DESIGNS:
-        family = (strategies - 1) * TEST_SETS * METRICS
-        level = ALPHA / family
-        row = {"strategies": strategies, "runs_per_strategy": runs, "cells": strategies * runs, "family": family}
-        if runs == 1:
-            row["strategy_claims"] = "none: strategy and run confounded"
-            row["mde_models_points"] = round(100 * mde_mcnemar_exact(DISCORDANCE, QUESTIONS, level), 1)
-        else:
-            row["df"] = 2 * runs - 2
-            row["mde_strategy_points"] = round(run_mde(COMPONENTS, runs, QUESTIONS, level), 1)
-        row["runs_needed_2pt_60q"] = runs_needed(2.0, COMPONENTS, QUESTIONS, level)
-        row["runs_needed_2pt_1000q"] = runs_needed(2.0, COMPONENTS, 1000, level)
+        row = design_row(strategies, runs, strategies - 1, QUESTIONS)
+        row["runs_needed_2pt_60q"] = row.pop("runs_needed_2pt")
+        row["runs_needed_2pt_1000q"] = design_row(strategies, runs, strategies - 1, 1000)["runs_needed_2pt"]
         rows.append(row)
     print(
         json.dumps({"questions_per_test_set": QUESTIONS, "components": COMPONENTS.as_dict(), "designs": rows}, indent=1)

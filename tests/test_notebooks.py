@@ -339,3 +339,24 @@ def test_the_adaptive_smoke_study_runs_to_the_report(tmp_path, capsys):
     placebo = pd.read_csv(run / "analysis" / "placebo.csv")
     assert set(placebo["strategy"]) == {"curriculum", "self_paced", "competence", "spaced_repetition"}
     assert (tmp_path / "reports" / "smoke_adaptive" / "index.html").is_file()
+
+
+def test_an_earlier_study_s_runs_are_the_respondents_of_an_irt_fit(smoke, tmp_path):
+    """Scenario irt with irt_respondents: the smoke study's six trained runs answered the same 12 MedQA test
+    questions; as training questions of a new study, they get IRT difficulties fitted to those answers."""
+    from hils_kit.analyse.predictions import run_answers
+    from hils_kit.labels.irt import difficulty_percentile, fit_irt
+    from hils_kit.stages.prepare import label_questions
+
+    run = smoke[0] / "runs" / "smoke"
+    answers = run_answers(run)
+    assert answers.shape[1] == 6 and set(answers.stack().unique()) <= {0, 1}
+    answered = answers.dropna().index
+    table = load_questions("medqa").set_index("id").loc[answered].reset_index()
+    assert len(table) == 12
+    labels = label_questions(table, ["irt"], tmp_path / "prepare", [], irt_respondents=str(run))
+    expected = difficulty_percentile(fit_irt(answers.loc[answered].astype(int)))
+    assert labels["difficulty_irt"].tolist() == pytest.approx(expected.tolist())
+    more = load_questions("medqa").head(3)  # not among the questions the runs answered
+    with pytest.raises(ValueError, match=r"3 of 3 training questions were not answered by every one of its 6 runs"):
+        label_questions(more, ["irt"], tmp_path / "other", [], irt_respondents=str(run))

@@ -143,3 +143,21 @@ def study_predictions(long: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
             )
     frame = pd.concat(frames, ignore_index=True)
     return check_predictions(frame, "the study's predictions")
+
+
+def run_answers(run_dir: str | Path) -> pd.DataFrame:
+    """The right (1) and wrong (0) answers of every trained run of a finished study, one row per test question
+    (its id), one column per run (cell id); a question a run did not answer is missing. Pooled k-fold rows are left
+    out: each fold's model is a run of its own. The respondents of an IRT fit (scenario ``irt``)."""
+    from hils_kit.analyse.collect import collect_results
+
+    long = collect_results(run_dir)
+    cells = long[long.get("level", "cell") != "pooled"]
+    if cells.empty:
+        raise ValueError(f"{run_dir}: no finished cells whose answers could be read")
+    columns = {}
+    for cell_id, rows in cells.groupby("cell_id", sort=False):
+        answers = [read_predictions(path).set_index("id")["correct"] for path in rows["predictions"]]
+        joined = pd.concat(answers)
+        columns[cell_id] = joined[~joined.index.duplicated()].astype(int)
+    return pd.DataFrame(columns)

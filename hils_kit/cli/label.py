@@ -30,7 +30,8 @@ def register(commands) -> None:
         "difficulty",
         help="difficulty = 1 - mean expected accuracy of scoring LLMs (paper Eq. 1)",
         description="Score every question with each model (probability on the correct letter, "
-        "softmax over the option letters) and save id,difficulty,p_correct_<model>. "
+        "softmax over the option letters) and save id,difficulty,p_correct_<model>,right_<model> (1: the "
+        "model's answer is right; the respondents of an IRT fit, study scenario 'irt'). "
         "A saved file is reused when models, questions and settings are unchanged.",
     )
     _data_options(p)

@@ -16,6 +16,15 @@ strategy                   order                                                
 ``interleaved_curriculum`` each category sorted easy -> hard, cut into ``rounds`` chunks;       ``block round``
                            round 1 = the easiest chunk of every category
 ``anti_curriculum``        hard -> easy over the whole set (not in the paper)
+``competence``             position p draws at random from the questions whose difficulty       ``open_share``
+                           percentile is at most c(p/n) (Platanios et al. 2019; not in the
+                           paper)
+``random_matched``         a shuffle of every question once plus ``review_budget`` x n          ``pass``
+                           questions twice (Spaced Repetition's examples at random)
+``self_paced``             decided during training (:mod:`hils_kit.order.adaptive`, Kumar et
+                           al. 2010): the table is a seeded shuffle, the pool
+``spaced_repetition``      decided during training (Leitner): one epoch in this seeded
+                           shuffle, reviews inserted
 =========================  ===================================================================  ===============
 
 ``block`` numbers the contiguous groups (a category block, or one category's chunk in a round).

@@ -53,6 +53,11 @@ class PrepareParams:
     scenarios: list[str] = param(["llm"], "label scenarios", LABEL_SCENARIOS, derived=True)
     difficulty_models: list[str] = param(["smollm2"], "models that score the LLM difficulty (IRT: its respondents)")
     irt_model: str = param("1pl", "item-response model of the irt scenario: 1pl (Rasch) or 2pl", IRT_MODELS)
+    irt_respondents: Optional[str] = param(
+        None,
+        "the irt scenario's respondents: None for the difficulty_models, or an earlier study's run folder whose "
+        "trained runs answered every training question in their test sets",
+    )
     difficulty_file: Optional[str] = param(
         None, "precomputed labels: id,difficulty, or the authors' Index,llm_difficulty (0-based row of train_data)"
     )
@@ -176,13 +181,15 @@ def label_questions(
     cluster_trials: int | None = None,
     precision: str | None = None,
     irt_model: str = "1pl",
+    irt_respondents: str | None = None,
 ) -> pd.DataFrame:
     """Labels for ``table`` by scenario, written to ``prepare_dir/labels.csv`` and returned.
 
     Columns: ``id``; ``difficulty_human`` (examinee error rate) for ``human``; ``difficulty_llm`` for ``llm``
     and ``llm_clusters`` (from ``difficulty_file`` when given, else scored by ``difficulty_models``);
     ``difficulty_irt`` for ``irt`` (the rank percentile of an ``irt_model`` fitted to the right and wrong answers of
-    the ``difficulty_models``, at least 3: :mod:`hils_kit.labels.irt`; the fit is saved as ``irt.json``);
+    the ``difficulty_models``, at least 3, or of the trained runs of the earlier study ``irt_respondents``:
+    :mod:`hils_kit.labels.irt`; the fit is saved as ``irt.json``);
     ``cluster`` for ``*_clusters`` (a sentence encoder's embeddings clustered by :mod:`hils_kit.labels.categories`:
     ``cluster_encoder``, ``cluster_text``, ``cluster_search`` and its trials). ``precision``: what the
     difficulty models score in (:mod:`hils_kit.core.precision`).
@@ -194,7 +201,7 @@ def label_questions(
     if "human" in scenarios:
         labels["difficulty_human"] = human_difficulty(table).to_numpy()
     llm = None
-    if "irt" in scenarios and difficulty_file:
+    if "irt" in scenarios and difficulty_file and not irt_respondents:
         raise ValueError(
             f"scenario 'irt' fits the right and wrong answers of the difficulty_models; difficulty_file "
             f"{difficulty_file} holds difficulties only: drop it, or drop 'irt' from scenarios"
@@ -212,18 +219,10 @@ def label_questions(
             llm = label_difficulty(table, difficulty_models, debias, files.llm_difficulty, precision=precision)
             labels["difficulty_llm"] = llm["difficulty"].to_numpy()
     if "irt" in scenarios:
-        from hils_kit.labels.difficulty import right_column
-        from hils_kit.labels.irt import MIN_RESPONDENTS, difficulty_percentile, fit_irt
+        from hils_kit.labels.irt import difficulty_percentile, fit_irt
 
-        if len(difficulty_models) < MIN_RESPONDENTS:  # refused before any model is loaded
-            raise ValueError(
-                f"scenario 'irt' needs at least {MIN_RESPONDENTS} respondents, but difficulty_models has "
-                f"{len(difficulty_models)} ({', '.join(difficulty_models)}): add models to it"
-            )
-        if llm is None:
-            llm = label_difficulty(table, difficulty_models, debias, files.llm_difficulty, precision=precision)
-        answers = llm.set_index("id")[[right_column(m) for m in difficulty_models]]
-        fit = fit_irt(answers.set_axis(list(difficulty_models), axis=1), irt_model)
+        answers = irt_answers(table, difficulty_models, debias, files, precision, irt_respondents, llm)
+        fit = fit_irt(answers, irt_model)
         labels["difficulty_irt"] = difficulty_percentile(fit).to_numpy()
         record = {
             "model": fit.model,
@@ -246,6 +245,39 @@ def label_questions(
     with atomic_path(files.labels) as tmp:
         labels.to_csv(tmp, index=False)
     return labels
+
+
+def irt_answers(table, difficulty_models, debias, files, precision, respondents=None, llm=None) -> pd.DataFrame:
+    """The right/wrong answers IRT is fitted to, one row per training question: the ``difficulty_models``' (scored
+    as for the LLM difficulty, reusing ``llm`` when given), or those of the trained runs of the earlier study run
+    folder ``respondents``, which must have answered every training question."""
+    from hils_kit.labels.difficulty import label_difficulty, right_column
+    from hils_kit.labels.irt import MIN_RESPONDENTS
+
+    ids = table["id"].astype(str)
+    if respondents:
+        from hils_kit.analyse.predictions import run_answers
+
+        answers = run_answers(respondents).reindex(ids)
+        missing = answers.isna().any(axis=1)
+        if missing.any():
+            shown = ", ".join(ids[missing.to_numpy()].head(3))
+            raise ValueError(
+                f"irt_respondents {respondents}: {int(missing.sum())} of {len(ids)} training questions were not "
+                f"answered by every one of its {answers.shape[1]} runs (e.g. {shown}); the irt scenario labels "
+                "every training question: give an earlier study whose test sets hold them"
+            )
+        return answers.astype(int)
+    if len(difficulty_models) < MIN_RESPONDENTS:  # refused before any model is loaded
+        raise ValueError(
+            f"scenario 'irt' needs at least {MIN_RESPONDENTS} respondents, but difficulty_models has "
+            f"{len(difficulty_models)} ({', '.join(difficulty_models)}): add models to it, or name an earlier "
+            "study's runs (irt_respondents)"
+        )
+    if llm is None:
+        llm = label_difficulty(table, difficulty_models, debias, files.llm_difficulty, precision=precision)
+    answers = llm.set_index("id")[[right_column(m) for m in difficulty_models]]
+    return answers.set_axis(list(difficulty_models), axis=1)
 
 
 # ----------------------------------------------------------------------------- the notebook's steps
@@ -282,4 +314,5 @@ def label(params: PrepareParams, train: pd.DataFrame) -> pd.DataFrame:
         cluster_trials=params.cluster_trials,
         precision=params.precision,
         irt_model=params.irt_model,
+        irt_respondents=params.irt_respondents,
     )

@@ -253,12 +253,12 @@ def _problems(c: StudyConfig) -> list[str]:
             out.append(f"'{key}' should be 0 or more")
     if cell.rounds < 1:
         out.append("'rounds' should be at least 1")
-    if "irt" in c.scenarios and len(prep.difficulty_models) < 3:
+    if "irt" in c.scenarios and len(prep.difficulty_models) < 3 and not prep.irt_respondents:
         out.append(
             f"scenario 'irt' fits the answers of at least 3 respondents; 'difficulty_models' has "
             f"{len(prep.difficulty_models)}"
         )
-    if "irt" in c.scenarios and prep.difficulty_file:
+    if "irt" in c.scenarios and prep.difficulty_file and not prep.irt_respondents:
         out.append("scenario 'irt' fits the difficulty_models' answers; 'difficulty_file' holds difficulties only")
     if cell.rescore_every < 0:
         out.append("'rescore_every' should be 0 (four times an epoch) or more")
