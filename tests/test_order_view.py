@@ -13,7 +13,7 @@ from matplotlib import pyplot as plt
 from matplotlib.collections import LineCollection, PolyCollection
 
 from hils_kit.order.orderings import order_questions, pacing
-from hils_kit.order.registry import STRATEGIES
+from hils_kit.order.registry import STRATEGIES, STRATEGY
 from hils_kit.order.view import category_palette, plot_order, plot_strategies, summarize_order, summarize_runs
 
 
@@ -89,7 +89,10 @@ def test_plot_order_into_given_axes_without_difficulty(table):
 def test_plot_strategies_draws_one_row_per_strategy(table, tmp_path):
     fig = plot_strategies(table)
     assert len(fig.axes) == len(STRATEGIES)
-    assert [ax.get_title(loc="left") for ax in fig.axes] == [s.replace("_", " ") for s in STRATEGIES]
+    adapts = " (initial plan; adapts during training)"  # an adaptive strategy shows its initial plan
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        s.replace("_", " ") + (adapts if STRATEGY[s].adaptive else "") for s in STRATEGIES
+    ]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Medicine", "Surgery", "Anatomy"]
     fig.savefig(tmp_path / "orders.png", dpi=60)
     assert (tmp_path / "orders.png").stat().st_size > 10_000

@@ -63,7 +63,7 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel s
 # variables read when code runs, not when the preloaded libraries are imported, which differ from kernel to kernel:
 # a kernel gets its own values after the fork (threads through torch.set_num_threads; CUDA starts in the kernel)
 PER_KERNEL = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONBREAKPOINT", "PWD", "OLDPWD")
-PER_KERNEL += ("SHLVL", "_", "COLUMNS", "LINES")
+PER_KERNEL += ("SHLVL", "_", "COLUMNS", "LINES", "SPT_NOENV")  # SPT_NOENV: a Ray worker's process titles
 # the kit's own settings (it is never preloaded), Jupyter's, pytest's, the debugger's and the job schedulers'
 PER_KERNEL_PREFIXES = ("HILS_", "JPY_", "PYTEST_", "PYDEVD_", "RAY_", "SUBMITIT_", "SLURM_")
 _HEADER = struct.Struct("!I")
