@@ -44,6 +44,8 @@ import pandas as pd
 from hils_kit.order.placebo import draw_placebo
 from hils_kit.order.registry import STRATEGY
 
+MIN_SHUFFLED = 10  # a re-scoring of fewer questions may not find a shuffle with |rank r| < 0.2; not held against it
+
 
 class AdaptiveSchedule:
     """What the adaptive schedules share: the decision log, the step counter, the re-scorings and the placebo.
@@ -125,7 +127,7 @@ class AdaptiveSchedule:
                 "seed": self.placebo_seed,
                 "shuffles": len(checks),
                 "max_abs_rank_r": max((abs(c["difficulty_rank_r"] or 0) for c in checks), default=None),
-                "uncorrelated": all(c["uncorrelated"] for c in checks if c["n"] >= 10),
+                "uncorrelated": all(c["uncorrelated"] for c in checks if c["n"] >= MIN_SHUFFLED),
             },
         }
 
@@ -194,7 +196,7 @@ class SpacedRepetition(AdaptiveSchedule):
         if len(self.decisions) >= self.total:
             raise RuntimeError(f"spaced_repetition: all {self.total} examples were decided already")
         allowed = self.budget * self.base_done // self.n  # reviews spread along the epoch
-        if self.queue and self.reviews_done < allowed or self.base_done == self.n and self.queue:
+        if self.queue and (self.reviews_done < allowed or self.base_done == self.n):
             return self._review(self.queue.pop(0), "review")
         if self.base_done < self.n:
             row = self.base_done
