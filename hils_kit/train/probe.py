@@ -191,6 +191,26 @@ def save_curve(callbacks: list, folder: str | Path) -> pd.DataFrame | None:
     return curve
 
 
+def probe_text(record: dict | None) -> str:
+    """One line on what the probe cost (:meth:`ProbeCallback.record`).
+
+    >>> probe_text({"held_out_questions": 8, "train_questions": 16, "scorings": 5, "skipped": 4, "seconds": 30.0,
+    ...             "share_of_training": 0.381, "max_share": 0.4})
+    'probe: 8 held-out and 16 training questions, 5 scorings (4 skipped), 30.0 s: 38 % of training (at most 40 %)'
+    >>> probe_text(None)
+    'probe: none'
+    """
+    if record is None:
+        return "probe: none"
+    share = record["share_of_training"]
+    return (
+        f"probe: {record['held_out_questions']} held-out and {record['train_questions']} training questions, "
+        f"{record['scorings']} scorings ({record['skipped']} skipped), {record['seconds']:.1f} s: "
+        + (f"{share:.0%} of training" if share is not None else "training time unknown").replace("%", " %")
+        + f" (at most {record['max_share']:.0%})".replace("%", " %")
+    )
+
+
 def probe_record(callbacks: list) -> dict | None:
     """The cost record of the :class:`ProbeCallback` among ``callbacks`` (None without one)."""
     probes = [c for c in callbacks if isinstance(c, ProbeCallback)]
