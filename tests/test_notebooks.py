@@ -326,19 +326,27 @@ def test_a_study_adds_spaced_repetition_with_its_equal_compute_twin(smoke, tmp_p
 
 
 @pytest.mark.long
-def test_the_adaptive_smoke_study_runs_to_the_report(tmp_path, capsys):
+def test_the_adaptive_smoke_study_runs_to_the_report(smoke, tmp_path, capsys):
     """params/studies/smoke_adaptive.yaml: Random Shuffle, Curriculum, Self-Paced, Competence and Spaced
-    Repetition with placebo twins (and the matched Random Shuffle), end to end to the report."""
-    study = PARAMS_DIR / "studies" / "smoke_adaptive.yaml"
-    assert main(["study", str(study), "--out", str(tmp_path), "--workers", "2"]) == 0
-    assert "cells: 10 ran, 0 done before, 0 failed" in capsys.readouterr().out
-    run = tmp_path / "runs" / "smoke_adaptive"
-    strategies = [p.name.split("__")[2] for p in (run / "cells").iterdir()]
-    kinds = check_adaptive_study(run, strategies, questions=16)
+    Repetition with placebo twins (and the matched Random Shuffle), end to end to the report. Its data and labels
+    are the smoke study's: run under the smoke study's name on a copy of its run, 01 and 02 are reused and every
+    cell (each with the adaptive settings) runs."""
+    import shutil
+
+    shutil.copytree(smoke[0], tmp_path / "out")
+    study = yaml.safe_load((PARAMS_DIR / "studies" / "smoke_adaptive.yaml").read_text())
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump({**study, "name": "smoke"}))
+    assert main(["study", str(tmp_path / "smoke.yaml"), "--out", str(tmp_path / "out"), "--workers", "2"]) == 0
+    printed = "".join(capsys.readouterr())
+    assert "cells: 10 ran, 0 done before, 0 failed" in printed and "start  02_difficulty_labeling" not in printed
+    run = tmp_path / "out" / "runs" / "smoke"
+    smoke_only = ("blocked", "blocked_curriculum", "interleaved", "interleaved_curriculum")  # the copied cells
+    strategies = [s for s in (p.name.split("__")[2] for p in (run / "cells").iterdir()) if s not in smoke_only]
+    kinds = check_adaptive_study(run, strategies, questions=24)
     assert "placebo" in kinds and len(strategies) == 10
     placebo = pd.read_csv(run / "analysis" / "placebo.csv")
     assert set(placebo["strategy"]) == {"curriculum", "self_paced", "competence", "spaced_repetition"}
-    assert (tmp_path / "reports" / "smoke_adaptive" / "index.html").is_file()
+    assert (tmp_path / "out" / "reports" / "smoke" / "index.html").is_file()
 
 
 def test_an_earlier_study_s_runs_are_the_respondents_of_an_irt_fit(smoke, tmp_path):
