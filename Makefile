@@ -54,5 +54,6 @@ lint: $(STAMP)
 notebook-params: $(STAMP)
 	$(PY) -m hils_kit.stages.notebooks --write
 
+# JupyterLab on the notebooks; they and every new notebook open with the kit's kernel (HILS Kit (.venv))
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ --MappingKernelManager.default_kernel_name=hils-kit

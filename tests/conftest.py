@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,23 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # share the cores between the w
     os.environ.setdefault(
         "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     )
+
+
+def browser_or_skip():
+    """Playwright's ``sync_playwright``, to drive Debian's Chromium (``/usr/bin/chromium``); without either, a skip
+    that says how to install it, or a failure under CI (``CI`` set), which must run the browser tests."""
+    missing = [] if shutil.which("chromium") else ["Debian's Chromium (apt-get install chromium)"]
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing.append("Playwright (pip install -e '.[test]')")
+        sync_playwright = None
+    if missing:
+        message = f"the browser tests need {' and '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return sync_playwright
 
 
 def make_questions(n: int = 24, categories=("Anatomy", "Pharmacology", "Surgery"), seed: int = 0) -> pd.DataFrame:

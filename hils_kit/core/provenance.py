@@ -1,6 +1,6 @@
-"""What a run was: its parameters, library versions, git revision and device, printed at the top of every notebook.
+"""What a run was: its parameters, library versions, git revision and device, shown at the top of every notebook.
 
-Code-free HTML reports hide the parameters cell, so every notebook prints this instead.
+Code-free HTML reports hide the parameters cell, so every notebook shows this instead.
 
 >>> info = provenance({"strategy": "blocked"})
 >>> info["parameters"]["strategy"], "torch" in info["versions"]
@@ -14,7 +14,9 @@ import platform
 import subprocess
 from importlib import metadata
 
+from hils_kit.core.display import key_value_table
 from hils_kit.core.paths import PROJ_ROOT
+from hils_kit.core.progress import in_notebook
 
 LIBRARIES = (
     "hils-kit",
@@ -86,10 +88,16 @@ def provenance(parameters: dict) -> dict:
     }
 
 
-def print_provenance(parameters: dict) -> dict:
-    """Print :func:`provenance` readably and return it."""
+def show_provenance(parameters: dict) -> dict:
+    """Show :func:`provenance` readably and return it: the parameters as a table in a notebook (as lines
+    elsewhere), then the versions, git revision, Python and device."""
     info = provenance(parameters)
-    print("parameters:", json.dumps(info["parameters"], indent=1, default=str))
+    if in_notebook():
+        from IPython.display import display
+
+        display(key_value_table(info["parameters"], caption="Parameters"))
+    else:
+        print("parameters:", json.dumps(info["parameters"], indent=1, default=str))
     print("versions:  ", ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
     print(f"git {info['git']} | python {info['python']} | device {info['device']}")
     return info

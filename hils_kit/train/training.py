@@ -39,7 +39,7 @@ from trl import SFTConfig, SFTTrainer
 from hils_kit.core.layout import TrainFiles
 from hils_kit.core.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.core.precision import use_bf16
-from hils_kit.core.progress import in_notebook
+from hils_kit.core.progress import headless, in_notebook
 from hils_kit.core.provenance import git_revision, library_versions, torch_threads
 from hils_kit.data.prompts import format_completion, format_prompt
 from hils_kit.models.loading import load_model, model_path
@@ -234,7 +234,7 @@ def sft_config(
         dataloader_num_workers=0,
         report_to="none",
         save_strategy="no",
-        disable_tqdm=in_notebook(),
+        disable_tqdm=in_notebook() and headless(),  # a bar in JupyterLab, none in the notebooks a study saves
         **order,
     )
 
@@ -282,7 +282,7 @@ def build_trainer(
         callbacks=[LogLastStep(), *(callbacks or [])],
     )
     trainer.feed_sampler = feed_sampler
-    if trainer.args.disable_tqdm:  # in a notebook: the losses go to train_log.csv and a plot, not the output
+    if trainer.args.disable_tqdm:  # run headless: the losses go to train_log.csv and a plot, not the output
         trainer.remove_callback(PrinterCallback)
     check_prepared(trainer.train_dataset, dataset, config.max_length)
     return trainer
