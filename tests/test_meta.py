@@ -175,6 +175,18 @@ def test_meta_table_with_no_standard_error_at_all():
     assert out["method"].iloc[0] == "no cell with a standard error: no meta-analysis"
 
 
+def test_meta_table_leaves_out_cells_whose_runs_all_agree():
+    """Every run of both strategies scored the same on a test set: the gain's standard error is 0, so the cell has
+    no inverse-variance weight; it is counted with the cells without one and the others are pooled."""
+    table = comparisons()
+    table.loc[1, "se"] = 0.0
+    curriculum = meta_table(table).iloc[0]
+    kept = table.index[:6] != 1
+    expected = random_effects(table["estimate"][:6][kept], table["se"][:6][kept])
+    assert curriculum["k"] == 5 and curriculum["cells_without_se"] == 1
+    assert curriculum["pooled"] == pytest.approx(expected["pooled"])
+
+
 def test_meta_table_refuses_bad_tables():
     table = comparisons()
     with pytest.raises(KeyError, match=r"\['label_source'\]"):
@@ -183,5 +195,5 @@ def test_meta_table_refuses_bad_tables():
         meta_table(table, cell=("model", "scenario"))
     with pytest.raises(ValueError, match=r"no estimate at row 3 \(cell 'm2/d2/s'"):
         meta_table(table.assign(estimate=table["estimate"].where(table.index != 3)))
-    with pytest.raises(ValueError, match="cell 'm1/d2/s' has standard error 0.0"):
-        meta_table(table.assign(se=table["se"].where(table.index != 1, 0.0)))
+    with pytest.raises(ValueError, match=r"standard error -0.01 at row 1 \(cell 'm1/d2/s'"):
+        meta_table(table.assign(se=table["se"].where(table.index != 1, -0.01)))

@@ -152,7 +152,8 @@ def meta_table(
 ) -> pd.DataFrame:
     """One row per ``by`` group of ``comparisons`` (one row per cell): the group keys, ``cells_without_se``
     and the columns of :func:`random_effects` over the group's cells. A row whose ``se`` is NaN (one run
-    per strategy: no standard error) is left out of the pooling and counted in ``cells_without_se``. A
+    per strategy: no standard error) or 0 (every run of both strategies scored the same: inverse-variance weights
+    are undefined) is left out of the pooling and counted in ``cells_without_se``. A
     group left with one cell gets ``k`` = 1, ``pooled`` = its estimate and NaN elsewhere (none: ``k`` = 0).
     Cells are labelled by their ``cell`` columns; a cell twice in one group is refused.
 
@@ -173,8 +174,8 @@ def meta_table(
     for keys, group in comparisons.groupby(by, sort=False, dropna=False):
         where = dict(zip(by, keys))
         labels = ["/".join(map(str, values)) for values in group[cell].itertuples(index=False)]
-        _refuse_bad_rows(group, estimate, labels, where)
-        with_se = group[se].notna().to_numpy()
+        _refuse_bad_rows(group, estimate, se, labels, where)
+        with_se = (group[se] > 0).to_numpy()  # NaN or 0: no usable standard error
         y = group[estimate].to_numpy(dtype=float)[with_se]
         k = len(y)
         if k >= 2:
@@ -195,8 +196,9 @@ def _names(columns) -> list:
     return [columns] if isinstance(columns, str) else list(columns)
 
 
-def _refuse_bad_rows(group: pd.DataFrame, estimate: str, labels: list, where: dict) -> None:
-    """Refuses a cell twice in one group, and a missing estimate, naming the group and the cell."""
+def _refuse_bad_rows(group: pd.DataFrame, estimate: str, se: str, labels: list, where: dict) -> None:
+    """Refuses a cell twice in one group, a missing estimate and a negative standard error, naming the group and
+    the cell."""
     seen = pd.Series(labels).duplicated().to_numpy()
     if seen.any():
         raise ValueError(f"meta_table: cell {labels[int(seen.argmax())]!r} appears twice in group {where}")
@@ -204,3 +206,9 @@ def _refuse_bad_rows(group: pd.DataFrame, estimate: str, labels: list, where: di
     if missing.any():
         row = group.index[int(missing.argmax())]
         raise ValueError(f"meta_table: no {estimate} at row {row!r} (cell {labels[int(missing.argmax())]!r}, {where})")
+    negative = (group[se] < 0).to_numpy()
+    if negative.any():
+        at = int(negative.argmax())
+        raise ValueError(
+            f"meta_table: standard error {group[se].iloc[at]} at row {group.index[at]!r} (cell {labels[at]!r}, {where})"
+        )

@@ -1,6 +1,10 @@
 """HTML reports of a study: every executed notebook without its code, and one index page.
 
-The index page is drawn from ``runs/<study>/manifest.json`` alone (:func:`hils_kit.study.jobs.write_manifest`).
+The index page is drawn from ``runs/<study>/manifest.json`` (:func:`hils_kit.study.jobs.write_manifest`) and what
+``04_analysis`` wrote beside it (``analysis/artefacts.json`` and its files): it opens with the answers per test set,
+then shows every table as :mod:`hils_kit.study.answers` makes it fit a screen (at most 8 columns, one link to the
+full CSV), every figure with its caption, the failed runs, and links to every report. It prints cleanly
+(``@media print``) and never scrolls sideways at 1280 px.
 
 Both render offline: the notebook pages are nbconvert's ``lab`` template with the script tags that would
 fetch require.js, MathJax, mermaid and the widget manager from CDNs removed (text, tables and PNG figures
@@ -15,19 +19,24 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import itertools
 import json
 import logging
-import math
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
+import yaml
 
 from hils_kit import __version__
 from hils_kit.analyse.results import read_manifest
-from hils_kit.core.layout import ARTEFACT_INDEX
+from hils_kit.core.layout import ARTEFACT_INDEX, Layout
 from hils_kit.core.paths import write_text_atomic
-from hils_kit.stats.family import format_p, is_p_column
+from hils_kit.order.registry import BASELINE_NAME
+from hils_kit.stages.analysis import AnalysisParams
+from hils_kit.study.answers import answers
+from hils_kit.study.table_views import View, read_table, views
 
 # nbconvert's lab template, minus every <script> that loads from the network
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -72,30 +81,47 @@ def notebook_html(notebook: str | Path, target: str | Path) -> Path:
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0;
-       background: #f6f8fa; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh; }
+       background: #f6f8fa; overflow-wrap: anywhere; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh;
+       box-sizing: border-box; }
 h1 { font-size: 26px; margin: 8px 0 4px; }
 h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
-h3 { font-size: 16px; margin: 20px 0 8px; }
 .meta { color: #656d76; font-size: 13px; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
 .card { border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 16px; min-width: 120px; }
 .card b { display: block; font-size: 22px; } .card span { color: #656d76; font-size: 13px; }
 .card.bad { border-color: #cf222e; background: #ffebe9; }
-table { border-collapse: collapse; margin: 6px 0 14px; font-size: 14px; }
-th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; }
-th { background: #f6f8fa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font-weight: 700; }
+.answers { border-left: 4px solid #0969da; padding: 2px 16px 4px; margin: 12px 0 16px; background: #f6fbff; }
+.answers h2 { border: 0; margin: 10px 0 6px; }
+.verdicts { margin: 4px 0 10px; padding-left: 20px; } .verdicts li { margin: 3px 0; }
+details { margin: 0 0 20px; } summary { cursor: pointer; color: #0969da; font-weight: 600; }
+details ul { margin: 6px 0; }
+table { border-collapse: collapse; margin: 6px 0 22px; font-size: 14px; width: 100%; }
+caption { caption-side: top; text-align: left; color: #1f2328; font-size: 13px; padding: 0 0 6px; }
+.answers caption { caption-side: bottom; padding: 6px 0 0; }
+caption .title { font-weight: 600; } caption .notes, caption a { color: #656d76; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 4px 10px; text-align: left; vertical-align: top;
+         overflow-wrap: normal; }
+thead th { background: #f6f8fa; font-weight: 600; } tbody th { font-weight: 600; } tbody th.id { font-weight: 400; }
+.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font-weight: 700; }
+.id { overflow-wrap: anywhere; }
 .status { border-radius: 10px; padding: 1px 8px; font-size: 12px; }
 .done { background: #dafbe1; color: #116329; } .failed { background: #ffebe9; color: #a40e26; }
 .pending { background: #eaeef2; color: #57606a; }
 .failures { border: 2px solid #cf222e; border-radius: 8px; padding: 4px 16px 10px; background: #fff8f7; }
 .failures h2 { color: #a40e26; border: 0; margin-top: 12px; }
-.findings { border-left: 4px solid #0969da; background: #ddf4ff; padding: 2px 16px; margin: 12px 0 20px; }
 pre { white-space: pre-wrap; background: #f6f8fa; padding: 6px 10px; border-radius: 6px; font-size: 13px;
       margin: 4px 0 12px; }
-figure { margin: 12px 0 20px; } figure img { max-width: 100%; border: 1px solid #d8dee4; }
-figcaption { color: #656d76; font-size: 13px; }
+figure { margin: 12px 0 24px; } figure img { max-width: 100%; height: auto; border: 1px solid #d8dee4; }
+figcaption { color: #1f2328; font-size: 13px; font-weight: 600; margin-bottom: 6px; }
+@media print {
+  body, main, .answers, .failures, .card.bad, thead th, pre, .status { background: none; box-shadow: none; }
+  body { font-size: 11pt; } main { max-width: none; padding: 0; min-height: 0; }
+  a { color: inherit; } a[href]::after { content: " (" attr(href) ")"; font-size: 9pt; color: #57606a; }
+  details::details-content { content-visibility: visible; display: block; }
+  figure, tr, .card, .answers li { break-inside: avoid; } h2, caption, figcaption { break-after: avoid; }
+  thead { display: table-header-group; }
+}
 """
 
 
@@ -103,12 +129,23 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
 
 
-def _link(entry: dict, run_dir: Path, base: Path, text: str) -> str:
-    """A link to the entry's report, or plain text when it has none."""
+def _link(entry: dict, run_dir: Path, base: Path, text: str, breakable: bool = False) -> str:
+    """A link to the entry's report, or plain text when it has none; ``breakable``: an id that may break after its
+    underscores."""
+    label = _breakable(text) if breakable else html.escape(text)
     report = run_dir / entry["report"]
     if not report.exists():
-        return html.escape(text)
-    return f'<a href="{html.escape(_href(report, base))}">{html.escape(text)}</a>'
+        return label
+    return f'<a href="{html.escape(_href(report, base))}">{label}</a>'
+
+
+def _breakable(text: str) -> str:
+    """An id as HTML that may break after its underscores (model__labels__strategy__part__seed, mmlu_medical).
+
+    >>> _breakable("smollm2__llm__interleaved_curriculum")
+    'smollm2__<wbr>llm__<wbr>interleaved_<wbr>curriculum'
+    """
+    return re.sub(r"(_+)", r"\1<wbr>", html.escape(text))
 
 
 def _href(path: Path, base: Path) -> str:
@@ -119,70 +156,108 @@ def _status(entry: dict) -> str:
     return f'<span class="status {entry["status"]}">{entry["status"]}</span>'
 
 
-def table_html(table: pd.DataFrame) -> str:
-    """A results table (strategy x columns, accuracy %): one decimal, the best value of each column in bold."""
-    best = {c: table[c].max() for c in table.columns if pd.api.types.is_numeric_dtype(table[c])}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [table.index.name or "", *table.columns])
+def _csv_links(paths: Sequence[Path], base: Path) -> str:
+    links = ", ".join(f'<a href="{html.escape(_href(p, base))}">{html.escape(p.name)}</a>' for p in paths)
+    return f"full table{'s' if len(paths) > 1 else ''}: {links}" if paths else ""
+
+
+def view_html(view: View, title: str, csv: Sequence[Path] = (), base: Path = Path(".")) -> str:
+    """A table of the index page: the caption (``title``, the values every row shares, links to the ``csv`` files
+    behind it, relative to ``base``), then the rows, the first column as row headers.
+
+    >>> import pandas as pd
+    >>> view = View(pd.DataFrame({"strategy": ["Curriculum"], "gain (points)": ["+1.2"]}),
+    ...             pd.DataFrame({"strategy": [""], "gain (points)": ["num"]}))
+    >>> print(view_html(view, "Gains"))  # doctest: +ELLIPSIS
+    <table><caption><span class="title">Gains</span></caption>...<td class="num">+1.2</td></tr></tbody></table>
+    """
+    notes = html.escape(_sentences(view.notes))
+    parts = [f'<span class="title">{html.escape(title)}</span>', notes and f'<span class="notes">{notes}</span>']
+    caption = " ".join(part for part in [*parts, _csv_links(csv, base)] if part)
+    if view.table.empty:
+        return f'<p class="meta">{caption} (no rows)</p>'
+    numeric = [all("num" in c for c in view.classes[column]) for column in view.table.columns]
+    head = "".join(_cell("th", c, "num" if n else "", "col") for c, n in zip(view.table.columns, numeric))
     rows = []
-    for index, row in table.iterrows():
-        cells = [f"<th>{html.escape(str(index))}</th>"]
-        for column, value in row.items():
-            if column in best:
-                text = "–" if pd.isna(value) else f"{value:.1f}"
-                bold = " best" if not pd.isna(value) and math.isclose(value, best[column]) else ""
-                cells.append(f'<td class="num{bold}">{text}</td>')
-            else:
-                cells.append(f"<td>{html.escape(str(value))}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    for texts, classes in zip(view.table.itertuples(index=False), view.classes.itertuples(index=False)):
+        first = _cell("th", texts[0], classes[0], scope="row")
+        rows.append(f"<tr>{first}{''.join(_cell('td', t, c) for t, c in zip(texts[1:], classes[1:]))}</tr>")
+    return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _frame_html(frame: pd.DataFrame) -> str:
-    """A plain table: numbers to at most 4 significant decimals, p-values by :func:`~hils_kit.stats.family.format_p`,
-    text escaped."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns])
-    rows = []
-    for index, row in frame.iterrows():
-        cells = [f"<th>{html.escape(str(index))}</th>"]
-        for column, value in row.items():
-            if isinstance(value, float) and is_p_column(column):  # "< 1e-4", never 0
-                cells.append(f'<td class="num">{format_p(value)}</td>')
-            elif isinstance(value, float):
-                cells.append(f'<td class="num">{"–" if math.isnan(value) else f"{value:.4g}"}</td>')
-            else:
-                cells.append(f"<td>{html.escape(str(value))}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _cell(tag: str, text, cls: str = "", scope: str = "") -> str:
+    """A table cell; an id (``cls`` "id") or a column header (``scope`` "col") may break after underscores."""
+    attributes = (f' scope="{scope}"' if scope else "") + (f' class="{cls}"' if cls else "")
+    breakable = cls == "id" or scope == "col"
+    return f"<{tag}{attributes}>{_breakable(str(text)) if breakable else html.escape(str(text))}</{tag}>"
 
 
-def _results(analysis_dir: Path) -> str:
-    """What ``04_analysis`` found, in its order: the findings first, then every artefact listed in
-    ``artefacts.json`` (:data:`hils_kit.core.layout.ARTEFACTS`) with its caption."""
-    index = analysis_dir / ARTEFACT_INDEX
-    if not index.is_file():
-        return '<p class="meta">No analysis results: 04_analysis has not finished.</p>'
-    listed = json.loads(index.read_text(encoding="utf-8"))
+def _sentences(notes: list[str]) -> str:
+    """Notes as one text: "column: value" notes joined by semicolons, sentences as they are.
+
+    >>> _sentences(["labels: llm", "model: tiny", "Variances in points².", "runs: 3"])
+    'labels: llm; model: tiny. Variances in points². runs: 3.'
+    """
     parts = []
+    for sentences, group in itertools.groupby(notes, key=lambda note: note.endswith(".")):
+        parts += list(group) if sentences else ["; ".join(group) + "."]
+    return " ".join(parts)
+
+
+def _answers(analysis_dir: Path, listed: dict | None, strategies: list[str], alpha: float, base: Path) -> str:
+    """The page's first section: per test set, did any strategy beat Random Shuffle and what could be detected
+    (:func:`hils_kit.study.answers.answers`); then what the study can and cannot tell, collapsed. ``listed``: the
+    analysis's ``artefacts.json``, None when it has not finished."""
+    head = f'<section class="answers"><h2>Did any strategy beat {html.escape(BASELINE_NAME)}?</h2>'
+    if listed is None:
+        return f"{head}<p>No answers: 04_analysis has not finished (see the failed runs, if any).</p></section>"
+    found = answers(analysis_dir, strategies, alpha)
+    if found.views:
+        verdicts = [
+            f"<b>{html.escape(first)}</b> {html.escape(rest)}"
+            for first, rest in (v.split(" ", 1) for v in found.verdicts)
+        ]
+    else:
+        verdicts = [html.escape(v) for v in found.verdicts]
+    parts = [head, f'<ul class="verdicts">{"".join(f"<li>{v}</li>" for v in verdicts)}</ul>']
+    csv = [analysis_dir / name for name in ("comparisons.csv", "power.csv") if (analysis_dir / name).is_file()]
+    title = f"Each strategy against {BASELINE_NAME}, accuracy"
+    parts += [view_html(view, title + (" (continued)" if i else ""), csv, base) for i, view in enumerate(found.views)]
+    parts.append("</section>")
     if listed["findings"]:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in listed["findings"])
         parts.append(
-            f'<section class="findings"><h3>What this study can and cannot tell</h3><ul>{items}</ul></section>'
+            f"<details><summary>Details: what this study can and cannot tell</summary><ul>{items}</ul></details>"
         )
+    return "\n".join(parts)
+
+
+def _artefacts(analysis_dir: Path, listed: dict | None, base: Path) -> str:
+    """Every artefact listed in ``artefacts.json`` (:data:`hils_kit.core.layout.ARTEFACTS`), in its order: figures
+    with their caption, tables as :func:`hils_kit.study.table_views.views` show them, with a link to their CSV."""
+    if listed is None:
+        return '<p class="meta">No analysis results: 04_analysis has not finished.</p>'
+    parts = []
     for entry in listed["artefacts"]:
         path = analysis_dir / entry["file"]
         if not path.is_file():
             continue
-        parts.append(f"<h3>{html.escape(entry['title'])}</h3>")
+        title = html.escape(entry["title"])
         if path.suffix == ".png":
             data = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(entry["title"])}"></figure>'
-            )
-        elif entry["kind"] == "table":
-            parts.append(table_html(pd.read_csv(path, index_col=0)))
-        else:
-            parts.append(_frame_html(pd.read_csv(path, index_col=0)))
+            image = f'<img src="data:image/png;base64,{data}" alt="{title}">'
+            parts.append(f"<figure><figcaption>{title}</figcaption>{image}</figure>")
+            continue
+        for i, view in enumerate(views(entry["kind"], read_table(path))):
+            parts.append(view_html(view, entry["title"] + (" (continued)" if i else ""), [path], base))
     return "\n".join(parts)
+
+
+def _alpha(run_dir: Path, study: str) -> float:
+    """The family-wise error rate 04_analysis used: its ``params/<study>/analysis.yaml``, else its default."""
+    params = Layout(run_dir.parent.parent, study).params_file("analysis")
+    values = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
+    return float((values or {}).get("alpha", AnalysisParams().alpha))
 
 
 def write_index(manifest: str | Path, target: str | Path) -> Path:
@@ -215,6 +290,11 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
         + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>' for value, label, cls in cards)
         + "</div>",
     ]
+    analysis_dir = run_dir / study["analysis_dir"]
+    index = analysis_dir / ARTEFACT_INDEX
+    listed = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else None
+    strategies = list(dict.fromkeys(e["strategy"] for e in cells))
+    out.append(_answers(analysis_dir, listed, strategies, _alpha(run_dir, study["study"]), base))
     if failed:
         items = "".join(
             f"<li><b>{html.escape(e['name'])}</b> {_status(e)} {_link(e, run_dir, base, 'executed notebook')} · "
@@ -224,9 +304,10 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
         )
         out.append(f'<section class="failures"><h2>Failed runs ({len(failed)})</h2><ul>{items}</ul></section>')
     out.append("<h2>Results</h2>")
-    out.append(_results(run_dir / study["analysis_dir"]))
+    out.append(_artefacts(analysis_dir, listed, base))
     out.append(
-        "<h2>Notebooks</h2><table><thead><tr><th>notebook</th><th>status</th><th>minutes</th></tr></thead><tbody>"
+        "<h2>Notebooks</h2><table><caption>The study's notebooks, each linked to its executed report</caption>"
+        '<thead><tr><th>notebook</th><th>status</th><th class="num">minutes</th></tr></thead><tbody>'
     )
     out += [
         f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{_status(e)}</td>"
@@ -235,13 +316,15 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
     ]
     out.append("</tbody></table>")
     out.append(
-        "<h2>Cells</h2><table><thead><tr><th>cell</th><th>model</th><th>scenario</th><th>strategy</th>"
-        "<th>part</th><th>seed</th><th>status</th><th>minutes</th></tr></thead><tbody>"
+        "<h2>Cells</h2><table><caption>One cell per model × labels × strategy × part × seed, each linked to its "
+        "executed 03_train_evaluate notebook</caption><thead><tr><th>cell</th><th>model</th><th>scenario</th>"
+        '<th>strategy</th><th>part</th><th>seed</th><th>status</th><th class="num">minutes</th></tr></thead><tbody>'
     )
     for e in cells:
         out.append(
-            f"<tr><td>{_link(e, run_dir, base, e['name'])}</td><td>{html.escape(e['model'])}</td>"
-            f"<td>{e['scenario']}</td><td>{e['strategy']}</td><td>{e['part']}</td><td>{e['replicate']}</td>"
+            f'<tr><td class="id">{_link(e, run_dir, base, e["name"], breakable=True)}</td>'
+            f'<td>{html.escape(e["model"])}</td><td>{e["scenario"]}</td><td class="id">{e["strategy"]}</td>'
+            f"<td>{e['part']}</td><td>{e['replicate']}</td>"
             f'<td>{_status(e)}</td><td class="num">{_minutes(e["seconds"])}</td></tr>'
         )
     out.append("</tbody></table>")
