@@ -57,7 +57,9 @@ def lab(smoke_study, tmp_path_factory):
     notebooks, with the environment of a person's session: not headless, progress shown."""
     folder = tmp_path_factory.mktemp("lab")
     shutil.copytree(smoke_study[0] / "runs" / "smoke", folder / "smoke")
-    prepare("01_data_exploration", folder / "01.ipynb", tokenizer_model="tiny", compare_with=["medqa"], out_dir="explore")
+    prepare(
+        "01_data_exploration", folder / "01.ipynb", tokenizer_model="tiny", compare_with=["medqa"], out_dir="explore"
+    )
     prepare(
         "02_difficulty_labeling",
         folder / "02.ipynb",

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from hils_kit.analyse.answers import answers
+from hils_kit.analyse.table_views import MAX_COLUMNS
 from hils_kit.core.layout import Layout
-from hils_kit.study.answers import answers
 from hils_kit.study.config import study_from_dict
 from hils_kit.study.jobs import Outcome, plan, write_manifest
 from hils_kit.study.reports import notebook_html, write_index
-from hils_kit.study.table_views import MAX_COLUMNS
 
 PNG = base64.b64decode(  # one pixel
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hils_kit.analyse.answers import answers
 from hils_kit.analyse.collect import collect_results, scenario_cells
 from hils_kit.analyse.comparisons import RUN_SD_POINTS, compare_strategies, placebo_comparisons
 from hils_kit.analyse.findings import claims, comparisons_view, detectable, power_view
@@ -23,6 +24,7 @@ from hils_kit.analyse.forgetting import forgetting_by_strategy, plot_forgetting,
 from hils_kit.analyse.paired import gain_intervals
 from hils_kit.analyse.plots import plot_gains, plot_label_sources, plot_strategy_table
 from hils_kit.analyse.predictions import study_predictions
+from hils_kit.analyse.table_views import read_table, view_html, views
 from hils_kit.analyse.tables import accuracy_spread, best_gains, label_source_deltas, strategy_table, win_counts
 from hils_kit.core.layout import ARTEFACT_INDEX, artefact_path, artefact_title
 from hils_kit.core.paths import write_text_atomic
@@ -36,7 +38,7 @@ from hils_kit.order.registry import (
     paper_order,
     strategy_name,
 )
-from hils_kit.stats.family import format_p_column, is_p_column
+from hils_kit.stats.family import is_p_column
 from hils_kit.train.learning_curve import plot_curves, read_curves
 
 
@@ -59,6 +61,8 @@ class StudyAnalysis:
     tables: dict[str, pd.DataFrame]
     items: list[Item] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # what the study can and cannot say, first in the report
+    out_dir: Path | None = None  # where the artefacts went
+    alpha: float = 0.05  # the family-wise error rate of the strategy claims
 
     def section(self, *kinds: str) -> list[Item]:
         """The artefacts of these kinds, in the order they were made."""
@@ -110,7 +114,7 @@ def analyse_study(
     long = collect_results(run_dir)
     scenarios = sorted(set(long["scenario"]) - {"none"}) or ["none"]
     tables = {scenario: strategy_table(long, scenario) for scenario in scenarios}
-    result = StudyAnalysis(long, tables)
+    result = StudyAnalysis(long, tables, out_dir=out_dir, alpha=alpha)
 
     def add(kind: str, value, scenario: str = "") -> None:
         path = artefact_path(out_dir, kind, scenario)
@@ -255,16 +259,25 @@ def overlap_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def show(result: StudyAnalysis, section: str) -> None:
-    """Display a notebook section's artefacts (tables and figures) with their captions; ``"findings"`` shows what
-    the study can and cannot tell."""
-    from IPython.display import Markdown, display
+    """Display a notebook section's artefacts: figures, and tables as the study index shows them (at most 8 columns,
+    units in the headers, what every row shares in the caption: :func:`hils_kit.analyse.table_views.views`).
+    ``"findings"`` shows the answers per test set (:func:`hils_kit.analyse.answers.answers`), then what the study can
+    and cannot tell."""
+    from IPython.display import HTML, Markdown, display
 
     if section == "findings":
+        strategies = sorted(set(result.long["strategy"])) if "strategy" in result.long else []
+        found = answers(result.out_dir, strategies, result.alpha) if result.out_dir else None
+        if found is not None:
+            display(Markdown("\n".join(f"- {line}" for line in found.verdicts)))
+            for view in found.views:
+                display(HTML(view_html(view, f"Each strategy against {BASELINE_NAME}, accuracy")))
         display(Markdown("\n".join(f"- {line}" for line in result.findings) or "(no findings)"))
         return
     for item in result.section(*SECTIONS[section]):
-        display(Markdown(f"**{item.title}**"))
-        value = item.value
-        if isinstance(value, pd.DataFrame):  # a p-value below the display precision shows as "< 1e-4"
-            value = value.assign(**{c: format_p_column(value[c]) for c in value if is_p_column(c)})
-        display(value)
+        if isinstance(item.value, pd.DataFrame):
+            for i, view in enumerate(views(item.kind, read_table(item.path))):
+                display(HTML(view_html(view, item.title + (" (continued)" if i else ""))))
+        else:
+            display(Markdown(f"**{item.title}**"))
+            display(item.value)

@@ -2,7 +2,7 @@
 
 The index page is drawn from ``runs/<study>/manifest.json`` (:func:`hils_kit.study.jobs.write_manifest`) and what
 ``04_analysis`` wrote beside it (``analysis/artefacts.json`` and its files): it opens with the answers per test set,
-then shows every table as :mod:`hils_kit.study.answers` makes it fit a screen (at most 8 columns, one link to the
+then shows every table as :mod:`hils_kit.analyse.table_views` makes it fit a screen (at most 8 columns, one link to the
 full CSV), every figure with its caption, the failed runs, and links to every report. It prints cleanly
 (``@media print``) and never scrolls sideways at 1280 px.
 
@@ -19,24 +19,20 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import itertools
 import json
 import logging
-import os
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from hils_kit import __version__
+from hils_kit.analyse.answers import answers
 from hils_kit.analyse.results import read_manifest
-from hils_kit.core.layout import ARTEFACT_INDEX, Layout
+from hils_kit.analyse.table_views import breakable, read_table, relative_href, view_html, views
+from hils_kit.core.layout import ARTEFACT_INDEX, Layout, artefact_path
 from hils_kit.core.paths import write_text_atomic
 from hils_kit.order.registry import BASELINE_NAME
 from hils_kit.stages.analysis import AnalysisParams
-from hils_kit.study.answers import answers
-from hils_kit.study.table_views import View, read_table, views
 
 # nbconvert's lab template, minus every <script> that loads from the network
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -129,84 +125,23 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
 
 
-def _link(entry: dict, run_dir: Path, base: Path, text: str, breakable: bool = False) -> str:
-    """A link to the entry's report, or plain text when it has none; ``breakable``: an id that may break after its
+def _link(entry: dict, run_dir: Path, base: Path, text: str, wraps: bool = False) -> str:
+    """A link to the entry's report, or plain text when it has none; ``wraps``: an id that may break after its
     underscores."""
-    label = _breakable(text) if breakable else html.escape(text)
+    label = breakable(text) if wraps else html.escape(text)
     report = run_dir / entry["report"]
     if not report.exists():
         return label
-    return f'<a href="{html.escape(_href(report, base))}">{label}</a>'
-
-
-def _breakable(text: str) -> str:
-    """An id as HTML that may break after its underscores (model__labels__strategy__part__seed, mmlu_medical).
-
-    >>> _breakable("smollm2__llm__interleaved_curriculum")
-    'smollm2__<wbr>llm__<wbr>interleaved_<wbr>curriculum'
-    """
-    return re.sub(r"(_+)", r"\1<wbr>", html.escape(text))
-
-
-def _href(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path, base)).as_posix()
+    return f'<a href="{html.escape(relative_href(report, base))}">{label}</a>'
 
 
 def _status(entry: dict) -> str:
     return f'<span class="status {entry["status"]}">{entry["status"]}</span>'
 
 
-def _csv_links(paths: Sequence[Path], base: Path) -> str:
-    links = ", ".join(f'<a href="{html.escape(_href(p, base))}">{html.escape(p.name)}</a>' for p in paths)
-    return f"full table{'s' if len(paths) > 1 else ''}: {links}" if paths else ""
-
-
-def view_html(view: View, title: str, csv: Sequence[Path] = (), base: Path = Path(".")) -> str:
-    """A table of the index page: the caption (``title``, the values every row shares, links to the ``csv`` files
-    behind it, relative to ``base``), then the rows, the first column as row headers.
-
-    >>> import pandas as pd
-    >>> view = View(pd.DataFrame({"strategy": ["Curriculum"], "gain (points)": ["+1.2"]}),
-    ...             pd.DataFrame({"strategy": [""], "gain (points)": ["num"]}))
-    >>> print(view_html(view, "Gains"))  # doctest: +ELLIPSIS
-    <table><caption><span class="title">Gains</span></caption>...<td class="num">+1.2</td></tr></tbody></table>
-    """
-    notes = html.escape(_sentences(view.notes))
-    parts = [f'<span class="title">{html.escape(title)}</span>', notes and f'<span class="notes">{notes}</span>']
-    caption = " ".join(part for part in [*parts, _csv_links(csv, base)] if part)
-    if view.table.empty:
-        return f'<p class="meta">{caption} (no rows)</p>'
-    numeric = [all("num" in c for c in view.classes[column]) for column in view.table.columns]
-    head = "".join(_cell("th", c, "num" if n else "", "col") for c, n in zip(view.table.columns, numeric))
-    rows = []
-    for texts, classes in zip(view.table.itertuples(index=False), view.classes.itertuples(index=False)):
-        first = _cell("th", texts[0], classes[0], scope="row")
-        rows.append(f"<tr>{first}{''.join(_cell('td', t, c) for t, c in zip(texts[1:], classes[1:]))}</tr>")
-    return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _cell(tag: str, text, cls: str = "", scope: str = "") -> str:
-    """A table cell; an id (``cls`` "id") or a column header (``scope`` "col") may break after underscores."""
-    attributes = (f' scope="{scope}"' if scope else "") + (f' class="{cls}"' if cls else "")
-    breakable = cls == "id" or scope == "col"
-    return f"<{tag}{attributes}>{_breakable(str(text)) if breakable else html.escape(str(text))}</{tag}>"
-
-
-def _sentences(notes: list[str]) -> str:
-    """Notes as one text: "column: value" notes joined by semicolons, sentences as they are.
-
-    >>> _sentences(["labels: llm", "model: tiny", "Variances in points².", "runs: 3"])
-    'labels: llm; model: tiny. Variances in points². runs: 3.'
-    """
-    parts = []
-    for sentences, group in itertools.groupby(notes, key=lambda note: note.endswith(".")):
-        parts += list(group) if sentences else ["; ".join(group) + "."]
-    return " ".join(parts)
-
-
 def _answers(analysis_dir: Path, listed: dict | None, strategies: list[str], alpha: float, base: Path) -> str:
     """The page's first section: per test set, did any strategy beat Random Shuffle and what could be detected
-    (:func:`hils_kit.study.answers.answers`); then what the study can and cannot tell, collapsed. ``listed``: the
+    (:func:`hils_kit.analyse.answers.answers`); then what the study can and cannot tell, collapsed. ``listed``: the
     analysis's ``artefacts.json``, None when it has not finished."""
     head = f'<section class="answers"><h2>Did any strategy beat {html.escape(BASELINE_NAME)}?</h2>'
     if listed is None:
@@ -220,7 +155,7 @@ def _answers(analysis_dir: Path, listed: dict | None, strategies: list[str], alp
     else:
         verdicts = [html.escape(v) for v in found.verdicts]
     parts = [head, f'<ul class="verdicts">{"".join(f"<li>{v}</li>" for v in verdicts)}</ul>']
-    csv = [analysis_dir / name for name in ("comparisons.csv", "power.csv") if (analysis_dir / name).is_file()]
+    csv = [path for path in (artefact_path(analysis_dir, k) for k in ("comparisons", "power")) if path.is_file()]
     title = f"Each strategy against {BASELINE_NAME}, accuracy"
     parts += [view_html(view, title + (" (continued)" if i else ""), csv, base) for i, view in enumerate(found.views)]
     parts.append("</section>")
@@ -234,7 +169,7 @@ def _answers(analysis_dir: Path, listed: dict | None, strategies: list[str], alp
 
 def _artefacts(analysis_dir: Path, listed: dict | None, base: Path) -> str:
     """Every artefact listed in ``artefacts.json`` (:data:`hils_kit.core.layout.ARTEFACTS`), in its order: figures
-    with their caption, tables as :func:`hils_kit.study.table_views.views` show them, with a link to their CSV."""
+    with their caption, tables as :func:`hils_kit.analyse.table_views.views` show them, with a link to their CSV."""
     if listed is None:
         return '<p class="meta">No analysis results: 04_analysis has not finished.</p>'
     parts = []
@@ -298,7 +233,7 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
     if failed:
         items = "".join(
             f"<li><b>{html.escape(e['name'])}</b> {_status(e)} {_link(e, run_dir, base, 'executed notebook')} · "
-            f'<a href="{html.escape(_href(run_dir / e["log"], base))}">log</a>'
+            f'<a href="{html.escape(relative_href(run_dir / e["log"], base))}">log</a>'
             f"<pre>{html.escape(e['error'])}</pre></li>"
             for e in failed
         )
@@ -322,7 +257,7 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
     )
     for e in cells:
         out.append(
-            f'<tr><td class="id">{_link(e, run_dir, base, e["name"], breakable=True)}</td>'
+            f'<tr><td class="id">{_link(e, run_dir, base, e["name"], wraps=True)}</td>'
             f'<td>{html.escape(e["model"])}</td><td>{e["scenario"]}</td><td class="id">{e["strategy"]}</td>'
             f"<td>{e['part']}</td><td>{e['replicate']}</td>"
             f'<td>{_status(e)}</td><td class="num">{_minutes(e["seconds"])}</td></tr>'

@@ -18,10 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hils_kit.analyse.comparisons import MODEL_CLAIM, STRATEGY_CLAIM
-from hils_kit.core.layout import artefact_path
-from hils_kit.order.registry import BASELINE, BASELINE_NAME, strategy_name
-from hils_kit.stats.family import format_p
-from hils_kit.study.table_views import (
+from hils_kit.analyse.table_views import (
     EMPTY,
     KEYS,
     View,
@@ -31,6 +28,9 @@ from hils_kit.study.table_views import (
     read_table,
     split,
 )
+from hils_kit.core.layout import artefact_path
+from hils_kit.order.registry import BASELINE, BASELINE_NAME, strategy_name
+from hils_kit.stats.family import format_p
 
 ANSWER_COLUMNS = 6  # the answers table's cells are wider: the strategy and five test sets fit 1280 px
 

@@ -13,8 +13,12 @@ split into several tables instead, so that no test set is left out.
 
 from __future__ import annotations
 
+import html
+import itertools
 import math
-from collections.abc import Callable
+import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,3 +330,67 @@ def split(view: View, most: int = MAX_COLUMNS) -> list[View]:
     parts = [[view.table.columns[0], *values[start : start + step]] for start in range(0, len(values), step)]
     parts = parts or [view.table.columns[:1]]
     return [View(view.table[part], view.classes[part], view.notes if i == 0 else []) for i, part in enumerate(parts)]
+
+
+# ----------------------------------------------------------------------------- as HTML
+
+
+def breakable(text: str) -> str:
+    """An id as HTML that may break after its underscores (model__labels__strategy__part__seed, mmlu_medical).
+
+    >>> breakable("smollm2__llm__interleaved_curriculum")
+    'smollm2__<wbr>llm__<wbr>interleaved_<wbr>curriculum'
+    """
+    return re.sub(r"(_+)", r"\1<wbr>", html.escape(text))
+
+
+def relative_href(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def csv_links(paths: Sequence[Path], base: Path) -> str:
+    links = ", ".join(f'<a href="{html.escape(relative_href(p, base))}">{html.escape(p.name)}</a>' for p in paths)
+    return f"full table{'s' if len(paths) > 1 else ''}: {links}" if paths else ""
+
+
+def view_html(view: View, title: str, csv: Sequence[Path] = (), base: Path = Path(".")) -> str:
+    """A table of the index page: the caption (``title``, the values every row shares, links to the ``csv`` files
+    behind it, relative to ``base``), then the rows, the first column as row headers.
+
+    >>> import pandas as pd
+    >>> view = View(pd.DataFrame({"strategy": ["Curriculum"], "gain (points)": ["+1.2"]}),
+    ...             pd.DataFrame({"strategy": [""], "gain (points)": ["num"]}))
+    >>> print(view_html(view, "Gains"))  # doctest: +ELLIPSIS
+    <table><caption><span class="title">Gains</span></caption>...<td class="num">+1.2</td></tr></tbody></table>
+    """
+    notes = html.escape(_sentences(view.notes))
+    parts = [f'<span class="title">{html.escape(title)}</span>', notes and f'<span class="notes">{notes}</span>']
+    caption = " ".join(part for part in [*parts, csv_links(csv, base)] if part)
+    if view.table.empty:
+        return f'<p class="meta">{caption} (no rows)</p>'
+    numeric = [all("num" in c for c in view.classes[column]) for column in view.table.columns]
+    head = "".join(_cell("th", c, "num" if n else "", "col") for c, n in zip(view.table.columns, numeric))
+    rows = []
+    for texts, classes in zip(view.table.itertuples(index=False), view.classes.itertuples(index=False)):
+        first = _cell("th", texts[0], classes[0], scope="row")
+        rows.append(f"<tr>{first}{''.join(_cell('td', t, c) for t, c in zip(texts[1:], classes[1:]))}</tr>")
+    return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cell(tag: str, text, cls: str = "", scope: str = "") -> str:
+    """A table cell; an id (``cls`` "id") or a column header (``scope`` "col") may break after underscores."""
+    attributes = (f' scope="{scope}"' if scope else "") + (f' class="{cls}"' if cls else "")
+    wraps = cls == "id" or scope == "col"
+    return f"<{tag}{attributes}>{breakable(str(text)) if wraps else html.escape(str(text))}</{tag}>"
+
+
+def _sentences(notes: list[str]) -> str:
+    """Notes as one text: "column: value" notes joined by semicolons, sentences as they are.
+
+    >>> _sentences(["labels: llm", "model: tiny", "Variances in points².", "runs: 3"])
+    'labels: llm; model: tiny. Variances in points². runs: 3.'
+    """
+    parts = []
+    for sentences, group in itertools.groupby(notes, key=lambda note: note.endswith(".")):
+        parts += list(group) if sentences else ["; ".join(group) + "."]
+    return " ".join(parts)
