@@ -6,12 +6,16 @@ tests of the bf16 path force bf16, and the tests here check that the default rea
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from hils_kit.cli import main
-from hils_kit.core.precision import ENV_VAR, native_bf16, resolve_precision, use_bf16, with_precision
+from hils_kit.core import precision_timing
+from hils_kit.core.precision import ENV_VAR, precision_record, resolve_precision, use_bf16, with_precision
 from hils_kit.data.loaders import save_questions
 from hils_kit.score.evaluation import evaluate
 from hils_kit.score.scoring import letter_probabilities
@@ -20,6 +24,7 @@ from hils_kit.train.presets import make_config
 from hils_kit.train.training import sft_config
 from tests.conftest import make_questions, tiny_lora_model
 
+GFLOPS = {"fp32": {"fp32": 250.0, "bf16": 120.0}, "bf16": {"fp32": 160.0, "bf16": 360.0}}  # by the faster one
 BF16_PROB_TOLERANCE = 0.02  # as tests/test_scoring.py: bf16 autocast against fp32, largest probability difference
 
 
@@ -43,9 +48,38 @@ def test_explicit_setting_then_environment(monkeypatch, setting, env, expected):
 
 
 @pytest.mark.parametrize("env", [None, "", "auto"])
-def test_auto_is_native_bf16(monkeypatch, env):
+@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+def test_auto_on_a_cpu_is_the_faster_as_measured_not_the_flag(monkeypatch, env, faster):
+    """A CPU that reports avx512_bf16 may still run bf16 slower than fp32: auto follows the timing."""
     monkeypatch.delenv(ENV_VAR, raising=False) if env is None else monkeypatch.setenv(ENV_VAR, env)
-    assert use_bf16(None, "cpu") == native_bf16("cpu")
+    monkeypatch.setattr(precision_timing, "measured_speeds", lambda: {"faster": faster, "gflops": GFLOPS[faster]})
+    assert use_bf16(None, "cpu") == (faster == "bf16")
+    assert precision_record(None) == {"precision": faster, "decided_by": "measured", "gflops": GFLOPS[faster]}
+    assert precision_record("fp32") == {"precision": "fp32", "decided_by": "setting"}
+    monkeypatch.setenv(ENV_VAR, "bf16")
+    assert precision_record(None) == {"precision": "bf16", "decided_by": ENV_VAR}
+
+
+def test_the_timing_is_cached_per_machine_and_measured_again_when_it_changes(monkeypatch, tmp_path):
+    monkeypatch.setenv("HILS_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(precision_timing, "time_precisions", lambda: calls.append(1) or {"fp32": 200.0, "bf16": 120.0})
+    first = precision_timing.measured_speeds()
+    assert first["faster"] == "fp32" and first["gflops"] == {"fp32": 200.0, "bf16": 120.0} and len(calls) == 1
+    assert precision_timing.measured_speeds()["measured"] == first["measured"] and len(calls) == 1  # cached
+    machine = precision_timing.machine_key()
+    monkeypatch.setattr(precision_timing, "machine_key", lambda: {**machine, "torch": "another"})
+    precision_timing.measured_speeds()
+    assert len(calls) == 2  # another torch: measured again, in a file of its own
+    Path(first["cache"]).write_text("{not json")
+    monkeypatch.setattr(precision_timing, "machine_key", lambda: machine)
+    assert precision_timing.measured_speeds()["faster"] == "fp32" and len(calls) == 3  # damaged: measured again
+    assert json.loads(Path(first["cache"]).read_text())["machine"] == machine
+
+
+def test_both_precisions_are_timed_on_the_same_shapes():
+    speeds = precision_timing.time_precisions(rounds=1, seconds=0.01)
+    assert set(speeds) == {"fp32", "bf16"} and all(v > 0 for v in speeds.values())
 
 
 def test_a_bad_value_is_refused_with_the_choices(monkeypatch):
@@ -139,12 +173,20 @@ def test_study_precision_reaches_every_notebook(monkeypatch, study, env, expecte
     assert cell_parameters(config, cell, "p", "o").precision == expected
 
 
-def test_an_unpinned_study_leaves_precision_to_each_device(monkeypatch):
-    from hils_kit.study.cells import cell_parameters, expand_cells
+@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+def test_an_unpinned_study_decides_once_on_the_driver_by_measurement(monkeypatch, faster):
+    """Every notebook gets the precision measured faster on the driver, so nodes of other kinds (Ray, SLURM) cannot
+    train strategies in different precisions; the manifest records the figures. A 4-bit study leaves it to each GPU."""
+    from hils_kit.study.cells import cell_parameters, expand_cells, prepare_parameters, study_precision
 
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(precision_timing, "measured_speeds", lambda: {"faster": faster, "gflops": GFLOPS[faster]})
     config = study_from_dict({"models": ["tiny"], "preset": "tiny"})
-    assert cell_parameters(config, expand_cells(config)[0], "p", "o").precision == "auto"
+    assert cell_parameters(config, expand_cells(config)[0], "p", "o").precision == faster
+    assert prepare_parameters(config, "p").precision == faster
+    assert study_precision(config) == {"precision": faster, "decided_by": "measured", "gflops": GFLOPS[faster]}
+    qlora = study_from_dict({"models": ["tiny"], "preset": "tiny", "train_overrides": {"quantization": "4bit"}})
+    assert study_precision(qlora)["precision"] == "auto"
 
 
 def test_a_study_s_training_setting_bf16_beats_the_environment(monkeypatch, tmp_path):

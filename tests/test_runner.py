@@ -191,7 +191,7 @@ def test_study_resumes_runs_in_parallel_survives_a_failure_and_skips_finished_wo
     assert sorted(long["cell_id"].unique()) == [CURRICULUM, RANDOM]
     index = run.index.read_text()
     assert "Failed runs (1)" in index and f"fixture failure in {BLOCKED}" in index
-    assert "<th>curriculum</th>" in index and "<th>random</th>" in index
+    assert '<th scope="row">curriculum</th>' in index and '<th scope="row">random</th>' in index
     for name in (
         "01_data_exploration",
         "02_difficulty_labeling",

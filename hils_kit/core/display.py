@@ -54,4 +54,4 @@ def record_table(record: dict, caption: str | None = None, digits: int = 3, perc
 def key_value_table(record: dict, caption: str | None = None):
     """Two columns, ``name`` and ``value``, a row per key: for long records such as a notebook's parameters."""
     rows = [{"name": _header(k), "value": str(_value(v))} for k, v in record.items()]
-    return frame_table(pd.DataFrame(rows, columns=["name", "value"]), caption)
+    return frame_table(pd.DataFrame(rows, columns=["name", "value"]), caption).set_properties(**{"text-align": "left"})

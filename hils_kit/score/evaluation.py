@@ -165,21 +165,22 @@ def evaluate(
 
 
 def metrics_table(metrics: dict[str, dict]) -> pd.DataFrame:
-    """What :func:`evaluate` returned, a row per test set for people: accuracies in percent with the 95 % interval.
+    """What :func:`evaluate` returned, a row per test set for people (as text): accuracies in percent to one
+    decimal with the 95 % interval, the gold log-prob to three.
 
     >>> metrics_table({"medqa": {"n": 12, "accuracy": 0.25, "accuracy_ci": [0.08, 0.5], "mean_gold_logprob": -1.4,
-    ...                          "debiased_accuracy": 0.25, "majority_baseline": 0.33}}).to_dict("records")[0]
-    {'test set': 'medqa', 'questions': 12, 'accuracy (%)': 25.0, '95 % CI (%)': '8.0–50.0', 'gold log-prob': -1.4, 'debiased accuracy (%)': 25.0, 'majority letter (%)': 33.0}
+    ...                          "debiased_accuracy": 0.25, "majority_baseline": 0.33}}).iloc[0].tolist()
+    ['medqa', '12', '25.0', '8.0–50.0', '-1.400', '25.0', '33.0']
     """
     rows = [
         {
             "test set": name,
-            "questions": m["n"],
-            "accuracy (%)": round(100 * m["accuracy"], 1),
+            "questions": str(m["n"]),
+            "accuracy (%)": f"{100 * m['accuracy']:.1f}",
             "95 % CI (%)": f"{100 * m['accuracy_ci'][0]:.1f}–{100 * m['accuracy_ci'][1]:.1f}",
-            "gold log-prob": round(m["mean_gold_logprob"], 3),
-            "debiased accuracy (%)": round(100 * m["debiased_accuracy"], 1),
-            "majority letter (%)": round(100 * m["majority_baseline"], 1),
+            "gold log-prob": f"{m['mean_gold_logprob']:.3f}",
+            "debiased accuracy (%)": f"{100 * m['debiased_accuracy']:.1f}",
+            "majority letter (%)": f"{100 * m['majority_baseline']:.1f}",
         }
         for name, m in metrics.items()
     ]

@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from hils_kit.core.precision import pinned_precision
+from hils_kit.core.precision import pinned_precision, precision_record
 from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import SCENARIO
 from hils_kit.order.registry import STRATEGY, placebo_twin, strategy_scenarios
@@ -194,6 +194,21 @@ def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> Explorat
     )
 
 
+def study_precision(config: StudyConfig) -> dict:
+    """What the study computes in, decided once on the driver and passed to every notebook, whatever the backend
+    (nodes of different kinds would otherwise train strategies in different precisions and confound the two):
+    :func:`~hils_kit.core.precision.precision_record` of the study's ``precision`` on the CPU, measured there when
+    ``auto``. A study with cells on GPUs (4-bit presets) keeps ``auto``: each GPU computes in bf16 where it can.
+
+    >>> from hils_kit.study.config import study_from_dict
+    >>> study_precision(study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"}))
+    {'precision': 'fp32', 'decided_by': 'setting'}
+    """
+    if any(make_config(config.preset_for(m), config.train_overrides).quantization != "none" for m in config.models):
+        return {"precision": pinned_precision(config.precision), "decided_by": "each GPU (4-bit presets)"}
+    return precision_record(config.precision, "cpu")
+
+
 def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:
     """Parameters of ``02_difficulty_labeling``; ``parts`` maps each training part to its test set labels."""
     return dataclasses.replace(
@@ -201,7 +216,7 @@ def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareP
         study=config.name,
         split=config.split.as_params(),
         scenarios=list(config.scenarios),
-        precision=pinned_precision(config.precision),
+        precision=study_precision(config)["precision"],
         parts={part: part_test_sets(config, part) for part in training_parts(config.split)},
         prepare_dir=str(prepare_dir),
     )
@@ -243,7 +258,7 @@ def cell_parameters(config: StudyConfig, cell: Cell, prepare_dir: str | Path, ou
         cell_id=cell.id,
         model=cell.model,
         preset=preset,
-        precision=pinned_precision(config.precision if bf16 is None else bf16),
+        precision=study_precision(config)["precision"] if bf16 is None else pinned_precision(bf16),
         strategy=cell.strategy,
         scenario=cell.scenario,
         replicate=cell.replicate,

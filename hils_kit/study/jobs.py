@@ -46,6 +46,7 @@ from hils_kit.study.cells import (
     expand_cells,
     exploration_parameters,
     prepare_parameters,
+    study_precision,
 )
 from hils_kit.study.config import StudyConfig
 
@@ -270,6 +271,7 @@ def write_manifest(config: StudyConfig, outcomes: list[Outcome], path: Path, sec
         "models": list(config.models),
         "train_data": config.prepare.train_data,
         "test_sets": list(config.prepare.test_sets),
+        "precision": study_precision(config),
         "kit_version": __version__,
         "written": _now(),
         "seconds": round(seconds, 1),

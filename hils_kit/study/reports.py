@@ -188,6 +188,21 @@ def _artefacts(analysis_dir: Path, listed: dict | None, base: Path) -> str:
     return "\n".join(parts)
 
 
+def _precision(record: dict | None) -> str:
+    """The study's precision for the meta line, with the figures it was measured by.
+
+    >>> _precision({"precision": "bf16", "decided_by": "measured", "gflops": {"fp32": 161.2, "bf16": 361.0}})
+    ' · precision bf16 (the faster here, measured on the driver: fp32 161 GFLOP/s, bf16 361)'
+    """
+    if not record:
+        return ""
+    text = f" · precision {record['precision']}"
+    if "gflops" in record:
+        fp32, bf16 = (round(record["gflops"][k]) for k in ("fp32", "bf16"))
+        return html.escape(f"{text} (the faster here, measured on the driver: fp32 {fp32} GFLOP/s, bf16 {bf16})")
+    return html.escape(f"{text} ({record['decided_by']})")
+
+
 def _alpha(run_dir: Path, study: str) -> float:
     """The family-wise error rate 04_analysis used: its ``params/<study>/analysis.yaml``, else its default."""
     params = Layout(run_dir.parent.parent, study).params_file("analysis")
@@ -220,7 +235,7 @@ def write_index(manifest: str | Path, target: str | Path) -> Path:
         f"<p>{html.escape(study['description'])}</p>" if study.get("description") else "",
         f'<p class="meta">HILS Kit {__version__} · generated {datetime.datetime.now():%Y-%m-%d %H:%M} · '
         f"models {html.escape(', '.join(study['models']))} · train {html.escape(study['train_data'])} · "
-        f"tests {html.escape(', '.join(study['test_sets']) or '–')}</p>",
+        f"tests {html.escape(', '.join(study['test_sets']) or '–')}{_precision(study.get('precision'))}</p>",
         '<div class="cards">'
         + "".join(f'<div class="card{cls}"><b>{value}</b><span>{label}</span></div>' for value, label, cls in cards)
         + "</div>",

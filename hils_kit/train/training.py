@@ -38,7 +38,7 @@ from trl import SFTConfig, SFTTrainer
 
 from hils_kit.core.layout import TrainFiles
 from hils_kit.core.paths import RUNS_DIR, atomic_path, output_folder
-from hils_kit.core.precision import use_bf16
+from hils_kit.core.precision import precision_record, use_bf16
 from hils_kit.core.progress import headless, in_notebook
 from hils_kit.core.provenance import git_revision, library_versions, torch_threads
 from hils_kit.data.prompts import format_completion, format_prompt
@@ -444,6 +444,7 @@ def train(
                 if trainer.args.bf16
                 else "fp32"
             ),
+            "precision_decision": precision_record(config.bf16, device),  # who chose it, and measured figures
             "final_loss": float(log["loss"].iloc[-1]) if len(log) else None,
             "mean_loss": float(output.training_loss),
             "audit_ok": result["match"],
