@@ -261,12 +261,12 @@ def _views(explorer: StudyExplorer, scenario: str, dataset: str, metric: str, a:
 def explore_study(run_dir: str | Path):
     """Dropdowns (scenario, test set, metric, strategy A and B; B is Random Shuffle where the study has it) over a
     finished study's :class:`StudyExplorer`, and an Output area they redraw on every change; headless, a static
-    note. A folder that is not a finished study is refused with a ValueError naming it."""
-    explorer = StudyExplorer(run_dir)
+    note (the folder is not read). A folder that is not a finished study is refused with a ValueError naming it."""
     from IPython.display import HTML
 
-    if headless():
+    if headless():  # nobody can choose anything: no need to read the study
         return HTML(f"<p><i>{STATIC_NOTE.format(what='compare two strategies question by question')}</i></p>")
+    explorer = StudyExplorer(run_dir)
     import ipywidgets as w
 
     keys = explorer.options["strategy"]
