@@ -50,6 +50,26 @@ def test_the_runner_s_notebooks_show_the_widgets_static(smoke):
         assert any("open it in JupyterLab" in "".join(d.get("text/html", "")) for d in shown), notebook
 
 
+def test_the_saved_notebooks_read_as_reports(smoke):
+    """What a reader of a cell page sees: no library warning that says nothing to them, no raw Python dict (the
+    letter mix, the training summary, the parameters are tables), no progress line (those go to papermill.log)."""
+    import re
+
+    run = smoke[0] / "runs" / "smoke"
+    progress = re.compile(r"\d+/\d+ \([\d.]+/s, ETA")
+    for notebook in [*run.glob("*.ipynb"), *run.glob("cells/*/03_train_evaluate.ipynb")]:
+        outputs = [o for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
+        texts = ["".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream"]
+        data = [o["data"] for o in outputs if "data" in o]
+        plain = ["".join(d.get("text/plain", "")) for d in data if "text/html" not in d]  # shown as plain text
+        shown = "".join(texts)
+        assert "gemm_4bit_forward" not in shown and not progress.search(shown), notebook
+        assert not any(text.lstrip().startswith("{") for text in [*texts, *plain]), notebook
+        assert "parameters: {" not in shown, notebook
+    logs = "".join(p.read_text() for p in run.glob("cells/*/papermill.log"))
+    assert progress.search(logs)  # the progress went to the terminal, the cell's log
+
+
 def test_prepare_writes_split_questions_and_labels(smoke):
     prepare = smoke[0] / "runs" / "smoke" / "prepare"
     labels = pd.read_csv(prepare / "labels.csv")
