@@ -56,6 +56,8 @@ lint: $(STAMP)
 notebook-params: $(STAMP)
 	$(PY) -m hils_kit.stages.notebooks --write
 
-# JupyterLab on the notebooks; they and every new notebook open with the kit's kernel (HILS Kit (.venv))
+# JupyterLab over the project (notebooks/ open first, lab/ and runs/ in reach); the notebooks and every new one open
+# with the kit's kernel, HILS Kit (.venv)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/ --MappingKernelManager.default_kernel_name=hils-kit
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+		--MappingKernelManager.default_kernel_name=hils-kit
