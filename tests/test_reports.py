@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -21,11 +22,11 @@ from hils_kit.core.layout import Layout
 from hils_kit.study.config import study_from_dict
 from hils_kit.study.jobs import Outcome, plan, write_manifest
 from hils_kit.study.reports import notebook_html, write_index
+from tests.conftest import browser_or_skip
 
 PNG = base64.b64decode(  # one pixel
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's
 
 
 def executed_notebook(path):
@@ -344,32 +345,15 @@ def test_index_has_a_print_stylesheet(wide):
     assert "break-inside: avoid" in css and "max-width: none" in css and "background: none" in css
 
 
-def _playwright():
-    """Playwright's ``sync_playwright`` with Debian's Chromium, or a skip saying how to install them (a failure
-    where ``CI`` is set: there the browser test must run)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    steps = {"pip install playwright": sync_playwright is not None, "apt-get install chromium": CHROMIUM.is_file()}
-    missing = [step for step, ok in steps.items() if not ok]
-    if missing:
-        message = f"the browser test needs Playwright and {CHROMIUM}: {'; '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright
-
-
 def test_index_fits_a_1280_px_screen_in_chromium(wide, tmp_path):
     """At 1280 × 800 the page does not scroll sideways, without hiding what overflows: every table, figure and
     error box ends inside the page's column. A full-page screenshot is kept as ``index.png``."""
-    sync_playwright = _playwright()
+    sync_playwright = browser_or_skip()
     path, _ = wide
     artefacts = Path(os.environ.get("HILS_TEST_ARTEFACTS") or tmp_path)
     artefacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(path.as_uri())
         measured = page.evaluate(
