@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 
@@ -97,6 +98,16 @@ def smoke_study(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("smoke")
     return out, main(["study", str(PARAMS_DIR / "studies" / "smoke.yaml"), "--out", str(out)])
+
+
+def pytest_collection_finish(session):
+    """Freeze the training stack out of Python's cycle collector, as the warm kernel server does: its millions of
+    objects live as long as the test process, and each full collection (automatic, or the two of every Trainer
+    run) walked them all, about 0.3 s each."""
+    import hils_kit.train.training  # noqa: F401  (torch, transformers, peft and trl)
+
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group marks into its work units
