@@ -148,6 +148,9 @@ def test_kernels_fork_from_a_warm_server_and_behave_like_kernels(warm):
     pid, parent, preloaded = run(client, probe)["stdout"].split()
     assert int(pid) != manager.provisioner.pid and preloaded == "True"
     assert run(client, "import torch; print(torch.get_num_threads())")["stdout"].strip() == "1"
+    # the preload is frozen out of the cycle collector (a full collection walked it in about 0.3 s), which stays on
+    frozen, enabled = run(client, "import gc; print(gc.get_freeze_count(), gc.isenabled())")["stdout"].split()
+    assert int(frozen) > 100_000 and enabled == "True"
     assert run(client, "import os; print(os.getcwd())")["stdout"].strip() == os.getcwd()
     handle = "from ipykernel.kernelapp import IPKernelApp; print(IPKernelApp.instance().parent_handle)"
     assert run(client, handle)["stdout"].strip() == str(os.getpid())  # JPY_PARENT_PID, as in a kernel of its own
