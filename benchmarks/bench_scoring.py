@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.data.prompts import format_completion, prompts_of
     from hils_kit.data.questions import LETTERS
     from hils_kit.models.loading import load_model
+    from hils_kit.models.shapes import model_shapes
     from hils_kit.score.evaluation import resolve_test_sets
     from hils_kit.score.scoring import (
         letter_probabilities,
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    bf16 = use_bf16(args.precision, "cuda" if torch.cuda.is_available() else "cpu")
+    shapes = model_shapes(args.model)  # what auto is measured on
+    bf16 = use_bf16(args.precision, "cuda" if torch.cuda.is_available() else "cpu", shapes)
     paper_batch = args.paper_batch_size or (1 if args.data == "medmcqa" else 8)
     (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
     load_before = os.getloadavg()[0]
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "paper_batch_size": paper_batch,
         "kit_precision": "bf16 autocast" if bf16 else "fp32",
-        "precision_decision": precision_record(args.precision, str(next(model.parameters()).device.type)),
+        "precision_decision": precision_record(args.precision, str(next(model.parameters()).device.type), shapes),
         "native_bf16": native_bf16(str(next(model.parameters()).device.type)),
         "kit_other_precision": "fp32" if bf16 else "bf16 autocast",
         "kit_other_precision_seconds": round(other_s, 3),

@@ -211,12 +211,14 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.core.provenance import library_versions
     from hils_kit.data.loaders import load_questions
     from hils_kit.models.loading import load_tokenizer
+    from hils_kit.models.shapes import model_shapes
     from hils_kit.train.presets import make_config, preset_for_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = use_bf16(args.precision, device)
+    shapes = model_shapes(args.model)  # what auto is measured on
+    bf16 = use_bf16(args.precision, device, shapes)
     preset = args.preset or preset_for_model(args.model)
     config = make_config(preset, {"bf16": bf16, "quantization": "none"})
     table = load_questions("medmcqa").sample(args.n, random_state=0).reset_index(drop=True)
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_questions": len(table),
         "batch_size": config.per_device_train_batch_size,
         "precision": "bf16 autocast" if bf16 else "fp32",
-        "precision_decision": precision_record(args.precision, device),
+        "precision_decision": precision_record(args.precision, device, shapes),
         "native_bf16": native_bf16(device),
         "device": device,
         "torch_threads": torch.get_num_threads(),

@@ -23,6 +23,7 @@ from hils_kit.labels.categories import (
     embed_questions,
     encoder_folder,
     search_space,
+    umap_with_cached_compilation,
 )
 from tests.conftest import make_questions
 
@@ -42,6 +43,9 @@ def test_blobs_are_found_and_noise_is_reassigned():
     assert result.objective == pytest.approx(cluster_objective(result.probabilities, 6, (6, 20)))
     assert result.n_trials == 3 and result.search_space == default_search_space(312)
     assert all(lo <= result.params[k] <= hi for k, (lo, hi) in result.search_space.items())
+    umap = umap_with_cached_compilation()  # the fit's numba functions were kept on disk for the next process
+    assert type(umap.umap_.smooth_knn_dist._cache).__name__ == "FunctionCache"
+    assert type(umap.utils.fast_knn_indices._cache).__name__ == "FunctionCache"
 
 
 def test_noise_joins_nearest_centroid():

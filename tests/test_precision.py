@@ -16,7 +16,9 @@ import torch
 from hils_kit.cli import main
 from hils_kit.core import precision_timing
 from hils_kit.core.precision import ENV_VAR, precision_record, resolve_precision, use_bf16, with_precision
+from hils_kit.core.precision_timing import SHAPES, linear_shapes
 from hils_kit.data.loaders import save_questions
+from hils_kit.models.shapes import model_shapes
 from hils_kit.score.evaluation import evaluate
 from hils_kit.score.scoring import letter_probabilities
 from hils_kit.study.config import study_from_dict
@@ -52,9 +54,16 @@ def test_explicit_setting_then_environment(monkeypatch, setting, env, expected):
 def test_auto_on_a_cpu_is_the_faster_as_measured_not_the_flag(monkeypatch, env, faster):
     """A CPU that reports avx512_bf16 may still run bf16 slower than fp32: auto follows the timing."""
     monkeypatch.delenv(ENV_VAR, raising=False) if env is None else monkeypatch.setenv(ENV_VAR, env)
-    monkeypatch.setattr(precision_timing, "measured_speeds", lambda: {"faster": faster, "gflops": GFLOPS[faster]})
+    monkeypatch.setattr(
+        precision_timing, "measured_speeds", lambda **_: {"faster": faster, "gflops": GFLOPS[faster], "shapes": SHAPES}
+    )
     assert use_bf16(None, "cpu") == (faster == "bf16")
-    assert precision_record(None) == {"precision": faster, "decided_by": "measured", "gflops": GFLOPS[faster]}
+    assert precision_record(None) == {
+        "precision": faster,
+        "decided_by": "measured",
+        "gflops": GFLOPS[faster],
+        "shapes": SHAPES,
+    }
     assert precision_record("fp32") == {"precision": "fp32", "decided_by": "setting"}
     monkeypatch.setenv(ENV_VAR, "bf16")
     assert precision_record(None) == {"precision": "bf16", "decided_by": ENV_VAR}
@@ -63,7 +72,9 @@ def test_auto_on_a_cpu_is_the_faster_as_measured_not_the_flag(monkeypatch, env, 
 def test_the_timing_is_cached_per_machine_and_measured_again_when_it_changes(monkeypatch, tmp_path):
     monkeypatch.setenv("HILS_CACHE", str(tmp_path))
     calls = []
-    monkeypatch.setattr(precision_timing, "time_precisions", lambda: calls.append(1) or {"fp32": 200.0, "bf16": 120.0})
+    monkeypatch.setattr(
+        precision_timing, "time_precisions", lambda **_: calls.append(1) or {"fp32": 200.0, "bf16": 120.0}
+    )
     first = precision_timing.measured_speeds()
     assert first["faster"] == "fp32" and first["gflops"] == {"fp32": 200.0, "bf16": 120.0} and len(calls) == 1
     assert precision_timing.measured_speeds()["measured"] == first["measured"] and len(calls) == 1  # cached
@@ -80,6 +91,40 @@ def test_the_timing_is_cached_per_machine_and_measured_again_when_it_changes(mon
 def test_both_precisions_are_timed_on_the_same_shapes():
     speeds = precision_timing.time_precisions(rounds=1, seconds=0.01)
     assert set(speeds) == {"fp32", "bf16"} and all(v > 0 for v in speeds.values())
+    tiny = precision_timing.time_precisions(rounds=1, seconds=0.01, shapes=model_shapes("tiny"))
+    assert all(v > 0 for v in tiny.values())  # a 32-wide model's products, far below a GFLOP/s, still measured
+
+
+def test_auto_is_measured_on_the_shapes_of_the_model_at_hand(monkeypatch, tmp_path):
+    """Casting to bf16 pays for a large product, not for a small one: a model is timed on its own linear layers
+    (the largest model's when several share a decision), and each set of shapes is cached on its own."""
+    monkeypatch.setenv("HILS_CACHE", str(tmp_path))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    timed = []
+
+    def time_precisions(shapes, **_):
+        timed.append(shapes)
+        return {"fp32": 100.0, "bf16": 50.0} if shapes[0][1] < 100 else {"fp32": 100.0, "bf16": 300.0}
+
+    monkeypatch.setattr(precision_timing, "time_precisions", time_precisions)
+    tiny, _ = tiny_lora_model()  # a LoRA model, as training and scoring see it
+    assert model_shapes("tiny") == model_shapes(tiny) == model_shapes(tiny.config) == linear_shapes(32, 64)
+    assert model_shapes() == model_shapes("some-org/not-here") == SHAPES  # unknown: SmolLM2-135M's
+    assert model_shapes("tiny", {"hidden_size": 576, "intermediate_size": 1536}) == SHAPES  # the largest
+    assert model_shapes({"n_embd": 64}) == linear_shapes(64, 256)  # GPT-2's names; 4x wide when unsaid
+    assert resolve_precision(None, "cpu", model_shapes("tiny")) == "fp32"
+    assert resolve_precision(None, "cpu", SHAPES) == "bf16"
+    assert resolve_precision(None, "cpu", model_shapes("tiny")) == "fp32" and len(timed) == 2  # both cached
+    assert precision_record(None, "cpu", model_shapes("tiny"))["shapes"] == [list(s) for s in linear_shapes(32, 64)]
+    from hils_kit.study.cells import study_precision
+
+    tiny_study = {"models": ["tiny"], "preset": "tiny", "difficulty_models": ["tiny"]}
+    assert study_precision(study_from_dict(tiny_study))["precision"] == "fp32"
+    labeller = tmp_path / "smollm2-sized"  # a local model folder: its config.json is all that is read
+    labeller.mkdir()
+    (labeller / "config.json").write_text(json.dumps({"hidden_size": 576, "intermediate_size": 1536}))
+    assert model_shapes(str(labeller)) == SHAPES
+    assert study_precision(study_from_dict({**tiny_study, "difficulty_models": [str(labeller)]}))["precision"] == "bf16"
 
 
 def test_a_bad_value_is_refused_with_the_choices(monkeypatch):
@@ -110,7 +155,7 @@ def test_default_scoring_is_what_the_environment_asks(tiny_model):
     """Under HILS_PRECISION=bf16 this scores in bf16 (emulated where not native), under fp32 in fp32."""
     model, tok = tiny_model
     table = make_questions(12)
-    expected = resolve_precision()
+    expected = resolve_precision(None, "cpu", model_shapes(model))  # auto: measured on the tiny model's shapes
     default = letter_probabilities(model, tok, table)
     fp32 = letter_probabilities(model, tok, table, precision="fp32")
     bf16 = letter_probabilities(model, tok, table, precision="bf16")
@@ -130,7 +175,8 @@ def test_evaluate_records_the_precision_and_merges_in_both(tmp_path, monkeypatch
         assert metrics["synth"]["precision"] == {"fp32": "fp32", "bf16": "bf16 autocast"}[precision]
     assert len(merges) == 2
     default = evaluate((model, tok), test_sets={"synth": table}, out_dir=tmp_path / "default")
-    assert default["synth"]["precision"] == {"fp32": "fp32", "bf16": "bf16 autocast"}[resolve_precision()]
+    expected = resolve_precision(None, "cpu", model_shapes(model))
+    assert default["synth"]["precision"] == {"fp32": "fp32", "bf16": "bf16 autocast"}[expected]
 
 
 def test_merged_bf16_scoring_keeps_the_adapter_update_as_unmerged_does():
@@ -180,11 +226,18 @@ def test_an_unpinned_study_decides_once_on_the_driver_by_measurement(monkeypatch
     from hils_kit.study.cells import cell_parameters, expand_cells, prepare_parameters, study_precision
 
     monkeypatch.delenv(ENV_VAR, raising=False)
-    monkeypatch.setattr(precision_timing, "measured_speeds", lambda: {"faster": faster, "gflops": GFLOPS[faster]})
+    monkeypatch.setattr(
+        precision_timing, "measured_speeds", lambda **_: {"faster": faster, "gflops": GFLOPS[faster], "shapes": SHAPES}
+    )
     config = study_from_dict({"models": ["tiny"], "preset": "tiny"})
     assert cell_parameters(config, expand_cells(config)[0], "p", "o").precision == faster
     assert prepare_parameters(config, "p").precision == faster
-    assert study_precision(config) == {"precision": faster, "decided_by": "measured", "gflops": GFLOPS[faster]}
+    assert study_precision(config) == {
+        "precision": faster,
+        "decided_by": "measured",
+        "gflops": GFLOPS[faster],
+        "shapes": SHAPES,
+    }
     qlora = study_from_dict({"models": ["tiny"], "preset": "tiny", "train_overrides": {"quantization": "4bit"}})
     assert study_precision(qlora)["precision"] == "auto"
 

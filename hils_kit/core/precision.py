@@ -7,8 +7,9 @@ The first of these that is set decides:
 2. the environment variable ``HILS_PRECISION`` (``fp32``, ``bf16`` or ``auto``), so that anyone can reproduce on
    their own CPU what another CPU would do (bf16 is emulated, slowly, where it is not native);
 3. ``auto``: whichever is faster on the device at hand. On a GPU, bf16 where it computes it
-   (``torch.cuda.is_bf16_supported()``); on a CPU, the faster of the two as measured on this machine
-   (:func:`hils_kit.core.precision_timing.measured_speeds`: a CPU flag says bf16 is there, not that it is fast).
+   (``torch.cuda.is_bf16_supported()``); on a CPU, the faster of the two as measured on this machine for the
+   model's own matrix shapes (``shapes``: :func:`hils_kit.core.precision_timing.model_shapes`; a CPU flag says bf16
+   is there, not that it is fast, and casting to bf16 does not pay for a small model).
 
 A setting is one of :data:`PRECISIONS`, or a bool (``bf16=True`` is ``"bf16"``), or ``None`` (not set);
 ``"auto"`` given explicitly defers to the environment like ``None``.
@@ -96,31 +97,36 @@ def pinned_precision(setting: str | bool | None = None) -> str:
     return "auto"
 
 
-def auto_bf16(device: str = "cpu") -> bool:
+def _speeds(shapes: tuple | None) -> dict:
+    from hils_kit.core.precision_timing import SHAPES, measured_speeds
+
+    return measured_speeds(shapes=shapes or SHAPES)
+
+
+def auto_bf16(device: str = "cpu", shapes: tuple | None = None) -> bool:
     """What ``auto`` chooses on ``device``: bf16 where a GPU computes it, on a CPU the faster of the two as measured
-    (:func:`hils_kit.core.precision_timing.measured_speeds`)."""
+    on the model's ``shapes`` (:func:`hils_kit.core.precision_timing.measured_speeds`; default: SmolLM2-135M's)."""
     if device.startswith("cuda"):
         return native_bf16(device)
-    from hils_kit.core.precision_timing import measured_speeds
-
-    return measured_speeds()["faster"] == "bf16"
+    return _speeds(shapes)["faster"] == "bf16"
 
 
-def use_bf16(setting: str | bool | None = None, device: str = "cpu") -> bool:
+def use_bf16(setting: str | bool | None = None, device: str = "cpu", shapes: tuple | None = None) -> bool:
     """Whether to compute under bf16 autocast: the explicit ``setting``, else ``HILS_PRECISION``, else
     :func:`auto_bf16`."""
     pinned = pinned_precision(setting)
-    return auto_bf16(device) if pinned == "auto" else pinned == "bf16"
+    return auto_bf16(device, shapes) if pinned == "auto" else pinned == "bf16"
 
 
-def resolve_precision(setting: str | bool | None = None, device: str = "cpu") -> str:
+def resolve_precision(setting: str | bool | None = None, device: str = "cpu", shapes: tuple | None = None) -> str:
     """``"bf16"`` or ``"fp32"``, as :func:`use_bf16` decides."""
-    return "bf16" if use_bf16(setting, device) else "fp32"
+    return "bf16" if use_bf16(setting, device, shapes) else "fp32"
 
 
-def precision_record(setting: str | bool | None = None, device: str = "cpu") -> dict:
+def precision_record(setting: str | bool | None = None, device: str = "cpu", shapes: tuple | None = None) -> dict:
     """What a run computed in and why, for its summary: ``precision``, ``decided_by`` (``setting``,
-    ``HILS_PRECISION``, ``measured`` or ``gpu``) and, when measured, the machine's ``gflops`` in both precisions.
+    ``HILS_PRECISION``, ``measured`` or ``gpu``) and, when measured, the machine's ``gflops`` in both precisions
+    on the model's ``shapes``.
 
     >>> precision_record("fp32")
     {'precision': 'fp32', 'decided_by': 'setting'}
@@ -131,7 +137,10 @@ def precision_record(setting: str | bool | None = None, device: str = "cpu") -> 
         return {"precision": resolve_precision(None, device), "decided_by": ENV_VAR}
     if device.startswith("cuda"):
         return {"precision": resolve_precision(None, device), "decided_by": "gpu"}
-    from hils_kit.core.precision_timing import measured_speeds
-
-    speeds = measured_speeds()
-    return {"precision": speeds["faster"], "decided_by": "measured", "gflops": speeds["gflops"]}
+    speeds = _speeds(shapes)
+    return {
+        "precision": speeds["faster"],
+        "decided_by": "measured",
+        "gflops": speeds["gflops"],
+        "shapes": speeds["shapes"],
+    }

@@ -31,6 +31,7 @@ from hils_kit.core.paths import atomic_path, write_text_atomic
 from hils_kit.core.precision import resolve_precision
 from hils_kit.data.questions import LETTERS
 from hils_kit.models.loading import load_model, model_folder
+from hils_kit.models.shapes import model_shapes
 from hils_kit.score.scoring import letter_probabilities
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def llm_difficulty(
     for name in models:
         model_folder(name)  # fail on a bad name before spending time on the others
     out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
-    resolved = scoring_precision(precision)
+    resolved = scoring_precision(precision, models)
     for name, column in zip(models, columns):
         cache_dir = None if cache is None else Path(cache)
         out[column], right = _model_accuracy(name, table, debias, template, batch_size, cache_dir, resolved)
@@ -247,11 +248,13 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.meta.json")
 
 
-def scoring_precision(precision: str | bool | None = None) -> str:
-    """``fp32`` or ``bf16``: the precision labelling scores in, on the device models load on (CUDA when there)."""
+def scoring_precision(precision: str | bool | None = None, models: list[str] = ()) -> str:
+    """``fp32`` or ``bf16``: the precision labelling scores in, on the device models load on (CUDA when there),
+    one for all ``models`` (``auto``: measured on the shapes of the largest)."""
     import torch
 
-    return resolve_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_precision(precision, device, model_shapes(*models) if models else None)
 
 
 def difficulty_fingerprint(
@@ -263,7 +266,7 @@ def difficulty_fingerprint(
         "models": [model_fingerprint(m) for m in models],
         "debias": bool(debias),
         "template": template,
-        "precision": scoring_precision(precision),
+        "precision": scoring_precision(precision, models),
         "questions": questions_hash(table),
         "n_questions": len(table),
     }

@@ -26,6 +26,7 @@ from hils_kit.data.loaders import DATASETS, load_questions
 from hils_kit.data.questions import LETTERS
 from hils_kit.data.splits import sample_questions
 from hils_kit.models.adapter_merge import merged_adapter
+from hils_kit.models.shapes import model_shapes
 from hils_kit.score.metrics import gold_scores, summarize
 from hils_kit.score.scoring import letter_probabilities, predict
 
@@ -144,7 +145,7 @@ def evaluate(
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (give the adapter folder of a run)")
         model, tokenizer = load_model(model, adapter=adapter)
     metrics = {}
-    bf16 = use_bf16(precision, next(model.parameters()).device.type)
+    bf16 = use_bf16(precision, next(model.parameters()).device.type, model_shapes(model))
     with merged_adapter(model):
         for name, table in test_sets.items():
             if table.empty:

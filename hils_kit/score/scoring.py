@@ -34,6 +34,7 @@ from hils_kit.core.precision import use_bf16
 from hils_kit.core.progress import progress_bar
 from hils_kit.data.prompts import format_completion, letter_token_ids, prompts_of
 from hils_kit.data.questions import LETTERS
+from hils_kit.models.shapes import model_shapes
 
 
 @contextlib.contextmanager
@@ -84,7 +85,7 @@ def letter_probabilities(
     """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
 
     ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
-    (``HILS_PRECISION``, else bf16 where the device computes it natively; :mod:`hils_kit.core.precision`).
+    (``HILS_PRECISION``, else the faster for this model on this device; :mod:`hils_kit.core.precision`).
     bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
     """
     import torch
@@ -96,7 +97,7 @@ def letter_probabilities(
     order = np.argsort([-len(e) for e in encoded], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    bf16 = use_bf16(precision, device.type)
+    bf16 = use_bf16(precision, device.type, model_shapes(model))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     window = getattr(model.config, "sliding_window", None)
     cache_arg = _cache_argument()

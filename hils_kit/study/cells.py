@@ -22,6 +22,7 @@ from pathlib import Path
 from hils_kit.core.precision import pinned_precision, precision_record
 from hils_kit.data.loaders import dataset_label
 from hils_kit.labels.scenarios import SCENARIO
+from hils_kit.models.shapes import model_shapes
 from hils_kit.order.registry import STRATEGY, placebo_twin, strategy_scenarios
 from hils_kit.stages.analysis import AnalysisParams
 from hils_kit.stages.cell import CellParams, resolved_settings
@@ -198,7 +199,7 @@ def study_precision(config: StudyConfig) -> dict:
     """What the study computes in, decided once on the driver and passed to every notebook, whatever the backend
     (nodes of different kinds would otherwise train strategies in different precisions and confound the two):
     :func:`~hils_kit.core.precision.precision_record` of the study's ``precision`` on the CPU, measured there when
-    ``auto``. A study with cells on GPUs (4-bit presets) keeps ``auto``: each GPU computes in bf16 where it can.
+    ``auto`` on the shapes of the largest of its models (trained and labelling). A study with cells on GPUs (4-bit presets) keeps ``auto``: each GPU computes in bf16 where it can.
 
     >>> from hils_kit.study.config import study_from_dict
     >>> study_precision(study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"}))
@@ -206,7 +207,7 @@ def study_precision(config: StudyConfig) -> dict:
     """
     if any(make_config(config.preset_for(m), config.train_overrides).quantization != "none" for m in config.models):
         return {"precision": pinned_precision(config.precision), "decided_by": "each GPU (4-bit presets)"}
-    return precision_record(config.precision, "cpu")
+    return precision_record(config.precision, "cpu", model_shapes(*config.models, *config.prepare.difficulty_models))
 
 
 def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:

@@ -43,6 +43,7 @@ from hils_kit.core.progress import headless, in_notebook
 from hils_kit.core.provenance import git_revision, library_versions, torch_threads
 from hils_kit.data.prompts import format_completion, format_prompt
 from hils_kit.models.loading import load_model, model_path
+from hils_kit.models.shapes import model_shapes
 from hils_kit.order.audit import OrderAuditError, OrderRecorder, audit, map_to_rows
 from hils_kit.train.lora_dropout import lean_lora_dropout
 from hils_kit.train.peak_memory import peak_memory_mb, reset_peak_memory
@@ -197,17 +198,24 @@ def _lora(config: TrainConfig):
 
 
 def sft_config(
-    config: TrainConfig, output_dir: str | Path, device: str, sampling: str = "sequential", padding_free: bool = False
+    config: TrainConfig,
+    output_dir: str | Path,
+    device: str,
+    sampling: str = "sequential",
+    padding_free: bool = False,
+    shapes: tuple | None = None,
 ) -> SFTConfig:
     """The ``SFTConfig`` of a run: every setting that could reorder, drop or merge examples pinned off.
 
     TRL truncates nothing (``max_length=None``): :func:`check_prepared` refuses over-long questions instead.
     ``padding_free`` joins a micro-batch's questions into one row (``position_ids`` restart per question).
+    ``shapes``: the model's matrix shapes, which ``auto`` precision is measured on
+    (:func:`hils_kit.core.precision_timing.model_shapes`).
     """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling '{sampling}': use one of {', '.join(SAMPLINGS)}")
     on_cuda = device.startswith("cuda")
-    bf16 = use_bf16(config.bf16, device)
+    bf16 = use_bf16(config.bf16, device, shapes)
     order = {"train_sampling_strategy": sampling} if HAS_SAMPLING_FLAG else {}
     return SFTConfig(
         output_dir=str(output_dir),
@@ -275,7 +283,7 @@ def build_trainer(
     trainer_class = CompletionSFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
     trainer = trainer_class(
         model=net,
-        args=sft_config(config, output_dir, device, sampling, padding_free=packs_rows(config, net)),
+        args=sft_config(config, output_dir, device, sampling, packs_rows(config, net), model_shapes(net)),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=_lora(config),
@@ -444,7 +452,8 @@ def train(
                 if trainer.args.bf16
                 else "fp32"
             ),
-            "precision_decision": precision_record(config.bf16, device),  # who chose it, and measured figures
+            # who chose it, and the figures measured on the model's shapes
+            "precision_decision": precision_record(config.bf16, device, model_shapes(trainer.model)),
             "final_loss": float(log["loss"].iloc[-1]) if len(log) else None,
             "mean_loss": float(output.training_loss),
             "audit_ok": result["match"],
