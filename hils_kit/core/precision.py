@@ -8,7 +8,7 @@ The first of these that is set decides:
    their own CPU what another CPU would do (bf16 is emulated, slowly, where it is not native);
 3. ``auto``: whichever is faster on the device at hand. On a GPU, bf16 where it computes it
    (``torch.cuda.is_bf16_supported()``); on a CPU, the faster of the two as measured on this machine for the
-   model's own matrix shapes (``shapes``: :func:`hils_kit.core.precision_timing.model_shapes`; a CPU flag says bf16
+   model's own matrix shapes (``shapes``: :func:`hils_kit.models.shapes.model_shapes`; a CPU flag says bf16
    is there, not that it is fast, and casting to bf16 does not pay for a small model).
 
 A setting is one of :data:`PRECISIONS`, or a bool (``bf16=True`` is ``"bf16"``), or ``None`` (not set);

@@ -7,8 +7,8 @@ four times faster than fp32. The answer also depends on the model: bf16 autocast
 a large product repays and a small one does not (the tests' tiny Llama, 32 wide, trained twice as slowly in bf16
 on that AMX machine). So ``auto`` times the linear layers of one block of the model at hand
 (:func:`hils_kit.models.shapes.model_shapes`: MLP up and down and an attention projection, 256 tokens;
-SmolLM2-135M's when the model is unknown) in fp32 and
-under bf16 autocast, alternating, best of three rounds, and takes the faster. The decision is cached per
+SmolLM2-135M's when the model is unknown) in fp32 and under bf16 autocast, alternating, best of three rounds, and
+takes the faster. The decision is cached per
 processor, thread count, torch version and shapes under ``$HILS_CACHE/precision/``: a timing drifts by about 10 %
 from hour to hour, a cached decision does not.
 

