@@ -105,7 +105,8 @@ class StudyConfig:
     precision: str = param(
         "auto",
         "fp32 or bf16 (autocast) for labelling, training and scoring; auto: the driver's HILS_PRECISION (written "
-        "into every notebook's parameters), else bf16 where the device computes it natively",
+        "into every notebook's parameters), else the faster of the two on the driver for the study's largest model, "
+        "measured",
         PRECISIONS,
     )
     split: SplitConfig = field(
