@@ -37,6 +37,16 @@ def test_medmcqa_subjects_are_categories():
     assert counts["Dental"] == 1318 and counts["Pathology"] == 337 and counts["Unknown"] == 2
 
 
+def test_an_embedded_set_is_read_once_and_each_load_is_a_copy():
+    """The second load comes from memory; changing one load's table, options lists included, leaves the next."""
+    first = load_questions("medqa")
+    first.loc[0, "question"] = "changed"
+    first["options"].iloc[1].append("an extra option")
+    again = load_questions("medqa")
+    assert again["question"].iloc[0] != "changed" and len(again["options"].iloc[1]) == 5
+    assert again.attrs["data_rows"] == 1273 and again.attrs["rejects"] == []
+
+
 def test_lek_fixture_loads_human_statistics():
     table = load_questions(FIX / "lek_sample.csv")
     assert len(table) == 8 and table["options"].map(len).eq(5).all()
