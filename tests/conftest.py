@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
@@ -9,8 +10,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hils_kit.study.papermill_run import without_iri_check
+from hils_kit.train.lora_dropout import draw_seed, dropped
 
 without_iri_check()  # papermill imports 2 s sooner in the test processes, as in the kit's own
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,6 +77,33 @@ def tiny_lora_model(dtype=None, dropout: float = 0.1):
     torch.manual_seed(0)
     config = LoraConfig(r=8, lora_alpha=32, lora_dropout=dropout, target_modules=ALL_LINEAR, init_lora_weights=False)
     return get_peft_model(model, config), tok
+
+
+class SeededDropout(torch.nn.Module):
+    """torch's dropout module with the kit's masks, drawn in the same order: what peft's LoRA computes with them."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return dropped(x, draw_seed(), self.p) if self.training else x
+
+
+@contextlib.contextmanager
+def seeded_peft_dropout(model):
+    """peft's own LoRA modules, their ``nn.Dropout`` swapped for :class:`SeededDropout` within the block."""
+    swapped = []
+    for module in model.modules():
+        for name, dropout in getattr(module, "lora_dropout", {}).items():
+            if isinstance(dropout, torch.nn.Dropout):
+                module.lora_dropout[name] = SeededDropout(dropout.p)
+                swapped.append((module, name, dropout))
+    try:
+        yield model
+    finally:
+        for module, name, dropout in swapped:
+            module.lora_dropout[name] = dropout
 
 
 @pytest.fixture

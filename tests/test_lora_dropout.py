@@ -1,11 +1,15 @@
-"""lean_lora_dropout(): the same loss and gradients as peft's LoRA dropout, with less kept for the backward pass."""
+"""lean_lora_dropout(): the loss and gradients of peft's LoRA with the same dropout masks, with less kept for the
+backward pass; the masks drop each value with probability p, independently."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
+from scipy import stats
 
-from hils_kit.train.lora_dropout import lean_lora_dropout
-from tests.conftest import tiny_lora_model
+from hils_kit.train.lora_dropout import draw_seed, dropped, keep_mask, lean_lora_dropout
+from tests.conftest import seeded_peft_dropout, tiny_lora_model
 
 
 def lora_model(dropout: float = 0.1):
@@ -39,7 +43,9 @@ def step(model, seed: int = 7, bf16: bool = False):
 
 def test_same_loss_and_gradients_as_peft_with_less_kept():
     model = lora_model()
-    loss, grads, kept = step(model)
+    _, _, peft_kept = step(model)  # peft's own dropout: float noise kept
+    with seeded_peft_dropout(model):
+        loss, grads, _ = step(model)
     with lean_lora_dropout(model):
         lean_loss, lean_grads, lean_kept = step(model)
         other_loss, other_grads, _ = step(model, seed=8)  # other dropout masks
@@ -53,12 +59,13 @@ def test_same_loss_and_gradients_as_peft_with_less_kept():
         other_grads["base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"],
         grads["base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"],
     )
-    assert lean_kept < 0.8 * kept
+    assert lean_kept < 0.8 * peft_kept
 
 
 def test_bf16_autocast_gives_peft_s_gradients():
     model = lora_model()
-    loss, grads, _ = step(model, bf16=True)
+    with seeded_peft_dropout(model):
+        loss, grads, _ = step(model, bf16=True)
     with lean_lora_dropout(model):
         lean_loss, lean_grads, _ = step(model, bf16=True)
     torch.testing.assert_close(lean_loss, loss, rtol=0, atol=0)
@@ -99,3 +106,25 @@ def test_a_model_without_lora_dropout_is_left_alone():
     before = [type(m) for m in model.modules()]
     with lean_lora_dropout(model):
         assert [type(m) for m in model.modules()] == before
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5])
+def test_masks_drop_each_value_with_probability_p_independently(p):
+    n = 200_000
+    torch.manual_seed(0)
+    first, second = keep_mask(draw_seed(), (n,), p), keep_mask(draw_seed(), (n,), p)
+    for mask in (first, second):
+        dropped_share = stats.binomtest(int((~mask).sum()), n, p)
+        assert dropped_share.pvalue > 1e-4, dropped_share  # the share dropped is p
+    # two draws are independent: the 2 x 2 table of (dropped in the first, dropped in the second)
+    table = np.histogram2d(first.numpy(), second.numpy(), bins=2)[0]
+    assert stats.chi2_contingency(table).pvalue > 1e-4
+    # neighbouring values too (the draws come two to a 64-bit word)
+    pairs = np.histogram2d(first[0::2].numpy(), first[1::2].numpy(), bins=2)[0]
+    assert stats.chi2_contingency(pairs).pvalue > 1e-4
+    x = torch.randn(n)
+    kept = dropped(x, 3, p)
+    assert torch.equal(kept == 0, ~keep_mask(3, (n,), p) | (x == 0))
+    torch.testing.assert_close(kept[kept != 0], x[kept != 0] / (1 - p))
+    torch.manual_seed(0)
+    assert torch.equal(keep_mask(draw_seed(), (n,), p), first)  # torch's seed fixes the masks

@@ -17,7 +17,7 @@ from hils_kit.order.audit import OrderAuditError
 from hils_kit.train import training
 from hils_kit.train.presets import PRESETS, make_config
 from hils_kit.train.training import build_trainer, train
-from tests.conftest import make_questions
+from tests.conftest import make_questions, seeded_peft_dropout
 
 RUN_FILES = {
     "adapter",
@@ -221,8 +221,9 @@ def test_bf16_autocast_keeps_the_order_and_the_loss_curve(run, tmp_path):
 
 
 def test_training_keeps_lora_dropout_lean_and_learns_what_peft_s_dropout_learns(monkeypatch, tmp_path):
-    """``train`` runs inside :func:`hils_kit.train.lora_dropout.lean_lora_dropout`; with peft's own dropout instead,
-    the same seed gives the same losses and adapter, and the model comes back with peft's modules."""
+    """``train`` runs inside :func:`hils_kit.train.lora_dropout.lean_lora_dropout`; with peft's own LoRA modules
+    instead (their dropout drawing the kit's masks), the same seed gives the same losses and adapter, and the
+    model comes back with peft's modules."""
     config, real, swapped = tiny_config(lora_dropout=0.1), training.lean_lora_dropout, []
 
     @contextlib.contextmanager
@@ -233,7 +234,7 @@ def test_training_keeps_lora_dropout_lean_and_learns_what_peft_s_dropout_learns(
 
     monkeypatch.setattr(training, "lean_lora_dropout", counted)
     lean = train(ordered_table(), model="tiny", config=config, out_dir=tmp_path / "lean")
-    monkeypatch.setattr(training, "lean_lora_dropout", contextlib.nullcontext)
+    monkeypatch.setattr(training, "lean_lora_dropout", seeded_peft_dropout)
     stock = train(ordered_table(), model="tiny", config=config, out_dir=tmp_path / "stock")
     assert swapped == [7 * lean.model.config.num_hidden_layers]  # every LoRA module of the tiny model
     assert lean.summary["audit_ok"] and stock.summary["audit_ok"]
