@@ -268,8 +268,12 @@ def main(argv: list[str] | None = None) -> dict:
     for name, results in runs.items():
         best = min(results, key=lambda x: x["seconds"] / x["questions"])  # the least disturbed round
         tokens_s = best["real_tokens"] / best["seconds"]
-        other = name == "kit_other_precision" and peaks
-        peak_here = peaks.get("float32" if bf16 else "bfloat16") if other else peak
+        dtype = {
+            "kit_bf16": "bfloat16",
+            "kit_fp32": "float32",
+            "kit_other_precision": "float32" if bf16 else "bfloat16",
+        }
+        peak_here = peaks.get(dtype.get(name, "bfloat16" if bf16 else "float32"))  # the peak of the phase's dtype
         methods[name] = {
             **{k: v for k, v in best.items() if v is not None},
             "seconds": round(best["seconds"], 3),
