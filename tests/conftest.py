@@ -10,10 +10,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from hils_kit.study.papermill_run import without_iri_check
-from hils_kit.train.lora_dropout import draw_seed, dropped
 
 without_iri_check()  # papermill imports 2 s sooner in the test processes, as in the kit's own
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,20 +77,22 @@ def tiny_lora_model(dtype=None, dropout: float = 0.1):
     return get_peft_model(model, config), tok
 
 
-class SeededDropout(torch.nn.Module):
-    """torch's dropout module with the kit's masks, drawn in the same order: what peft's LoRA computes with them."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        return dropped(x, draw_seed(), self.p) if self.training else x
-
-
 @contextlib.contextmanager
 def seeded_peft_dropout(model):
-    """peft's own LoRA modules, their ``nn.Dropout`` swapped for :class:`SeededDropout` within the block."""
+    """peft's own LoRA modules within the block, their ``nn.Dropout`` drawing the kit's masks in the same order
+    (:func:`hils_kit.train.lora_dropout.dropped`): what peft's LoRA computes with the masks the kit draws."""
+    import torch  # not at import: the workers set OMP_NUM_THREADS first
+
+    from hils_kit.train.lora_dropout import draw_seed, dropped
+
+    class SeededDropout(torch.nn.Module):
+        def __init__(self, p: float):
+            super().__init__()
+            self.p = p
+
+        def forward(self, x):
+            return dropped(x, draw_seed(), self.p) if self.training else x
+
     swapped = []
     for module in model.modules():
         for name, dropout in getattr(module, "lora_dropout", {}).items():
