@@ -27,10 +27,12 @@ LM head at every position, against the kit's tokens without the head): the speed
 the same FLOP/s, i.e. what the kit's speed-up can reach while both run at the GEMM peak.
 
 Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
-the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the predictions are
-identical, the largest difference between the two sets of probabilities, the machine's load average before
+the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the kit's fp32 predictions
+are the paper method's and the largest difference between the two sets of probabilities, how far the kit's bf16
+probabilities are from its fp32 ones (``bf16_*``: bf16 keeps 8 bits of mantissa, so on SmolLM2's 30 layers a few
+hundredths, and a near-tie may flip), the machine's load average before
 and after (on a shared CPU, other jobs slow the kit's small forward passes more than the reference's large
-ones), and versions. Exits 1 when the predictions differ.
+ones), and versions. Exits 1 when the kit's fp32 predictions differ from the paper method's.
 """
 
 from __future__ import annotations
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
             same_batch[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
             same_s += time.perf_counter() - t
     reference = probabilities_from_losses(losses, tokenizer, table, args.template)
+    kit_fp32, kit_bf16 = (other, fast) if bf16 else (fast, other)  # the kit's fp32 is held to the paper's method
+    bf16_diff = np.nanmax(np.abs(kit_bf16 - kit_fp32))
+    top_two = np.sort(np.nan_to_num(kit_fp32, nan=0.0), axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 2 * bf16_diff  # a flip of these would need a larger difference
     peak = gemm_peak("bfloat16" if bf16 else "float32")
     head = model.get_output_embeddings()  # applied at one position per question only: left out
     linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
@@ -178,9 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
         "kit_fraction_of_gemm_peak": round(kit_flop_per_s / peak, 3),
         "paper_tokens_computed": paper_tokens,
         "paper_over_kit_flop": round(paper_over_kit_flop, 2),  # the speed ratio at equal FLOP/s
-        "identical_predictions": bool((predict(fast) == predict(-losses)).all()),
-        "same_predictions": int((predict(fast) == predict(-losses)).sum()),
-        "max_abs_prob_diff": float(np.nanmax(np.abs(fast - reference))),
+        "identical_predictions": bool((predict(kit_fp32) == predict(-losses)).all()),  # the kit in fp32
+        "same_predictions": int((predict(kit_fp32) == predict(-losses)).sum()),
+        "max_abs_prob_diff": float(np.nanmax(np.abs(kit_fp32 - reference))),
+        "bf16_same_predictions_as_fp32": int((predict(kit_bf16) == predict(kit_fp32)).sum()),
+        "bf16_max_abs_prob_diff": float(bf16_diff),
+        "bf16_flips_where_fp32_is_clear": int((predict(kit_bf16) != predict(kit_fp32))[clear].sum()),
         "paper_batchings_agree": bool((predict(-same_batch) == predict(-losses)).all()),
         "device": str(next(model.parameters()).device),
         "torch_threads": torch.get_num_threads(),
@@ -195,9 +204,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    out = main()  # fp32 must agree exactly; bf16 within tests/test_scoring.py's probability tolerance
-    sys.exit(
-        0
-        if out["identical_predictions"] or (out["kit_precision"] != "fp32" and out["max_abs_prob_diff"] <= 0.02)
-        else 1
-    )
+    out = main()  # the kit's fp32 must predict what the paper's method predicts, question for question
+    sys.exit(0 if out["identical_predictions"] else 1)

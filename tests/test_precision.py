@@ -86,6 +86,9 @@ def test_the_timing_is_cached_per_machine_and_measured_again_when_it_changes(mon
     monkeypatch.setattr(precision_timing, "machine_key", lambda: machine)
     assert precision_timing.measured_speeds()["faster"] == "fp32" and len(calls) == 3  # damaged: measured again
     assert json.loads(Path(first["cache"]).read_text())["machine"] == machine
+    monkeypatch.setattr(precision_timing, "METHOD", "an earlier way of timing bf16")
+    precision_timing.measured_speeds()
+    assert len(calls) == 4  # timed another way before: measured again
 
 
 def test_both_precisions_are_timed_on_the_same_shapes():

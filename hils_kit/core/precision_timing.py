@@ -3,14 +3,15 @@ CPU.
 
 A CPU's flags say whether it computes bf16 at all, not whether bf16 is faster there: on a 2-core Xeon with
 ``avx512_bf16`` but no AMX, bf16 GEMMs ran at 104–139 GFLOP/s and fp32 at 199–264, while on one with AMX bf16 ran
-four times faster than fp32. The answer also depends on the model: bf16 autocast casts every input and weight, which
-a large product repays and a small one does not (the tests' tiny Llama, 32 wide, trained twice as slowly in bf16
-on that AMX machine). So ``auto`` times the linear layers of one block of the model at hand
+four times faster than fp32. The answer also depends on the model: bf16 autocast casts every input, which a large
+product repays and a small one does not (the tests' tiny Llama, 32 wide, trained twice as slowly in bf16 on that AMX
+machine). So ``auto`` times the linear layers of one block of the model at hand
 (:func:`hils_kit.models.shapes.model_shapes`: MLP up and down and an attention projection, 256 tokens;
 SmolLM2-135M's when the model is unknown) in fp32 and under bf16 autocast, alternating, best of three rounds, and
-takes the faster. The decision is cached per
-processor, thread count, torch version and shapes under ``$HILS_CACHE/precision/``: a timing drifts by about 10 %
-from hour to hour, a cached decision does not.
+takes the faster. The bf16 timing uses weights already in bf16, as the kit computes
+(:mod:`hils_kit.core.bf16_weights`). The decision is cached per
+processor, thread count, torch version, shapes and :data:`METHOD` under ``$HILS_CACHE/precision/``: a timing drifts
+by about 10 % from hour to hour, a cached decision does not.
 
 >>> config_shapes({"hidden_size": 32, "intermediate_size": 64})
 ((256, 32, 64), (256, 64, 32), (256, 32, 32))
@@ -33,6 +34,7 @@ from hils_kit.core.paths import cache_dir, write_text_atomic
 TOKENS = 256  # the rows of each timed product: about one micro-batch of exam questions
 ROUNDS = 3  # each precision timed this often, alternating; the best round counts
 SECONDS = 0.1  # the least one round of one precision runs
+METHOD = "bf16 weights cast once"  # what the bf16 timing casts (a cache of another method is measured again)
 
 
 def linear_shapes(hidden: int, intermediate: int, tokens: int = TOKENS) -> tuple:
@@ -79,7 +81,8 @@ def machine_key() -> dict:
 
 
 def _gflops(bf16: bool, inputs: list, weights: list, repeats: int) -> float:
-    """GFLOP/s of ``repeats`` passes over the linear layers, in fp32 or under bf16 autocast."""
+    """GFLOP/s of ``repeats`` passes over the linear layers, in fp32 or under bf16 autocast (``weights`` in the
+    dtype they are computed in)."""
     import torch
 
     flops = sum(2 * x.shape[0] * x.shape[1] * w.shape[0] for x, w in zip(inputs, weights)) * repeats
@@ -104,15 +107,16 @@ def time_precisions(rounds: int = ROUNDS, seconds: float = SECONDS, shapes: tupl
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(t, i, generator=generator) for t, i, _ in shapes]
     weights = [torch.randn(o, i, generator=generator) for _, i, o in shapes]
+    by_dtype = {False: weights, True: [w.to(torch.bfloat16) for w in weights]}  # bf16 weights cast once, as the kit
     for bf16 in (False, True):  # warm up: kernels chosen, caches filled
-        _gflops(bf16, inputs, weights, 1)
+        _gflops(bf16, inputs, by_dtype[bf16], 1)
     start = time.perf_counter()
     _gflops(False, inputs, weights, 1)
     repeats = max(1, int(seconds / max(time.perf_counter() - start, 1e-6)))
     best = {"fp32": 0.0, "bf16": 0.0}
     for _ in range(rounds):
         for name in best:
-            best[name] = max(best[name], _gflops(name == "bf16", inputs, weights, repeats))
+            best[name] = max(best[name], _gflops(name == "bf16", inputs, by_dtype[name == "bf16"], repeats))
     return {name: float(f"{value:.4g}") for name, value in best.items()}
 
 
@@ -121,17 +125,17 @@ def measured_speeds(refresh: bool = False, shapes: tuple = SHAPES) -> dict:
     from the cache when this processor, thread count, torch version and shapes were measured before
     (``refresh``: measure again).
 
-    Returns ``{"faster", "gflops": {"fp32", "bf16"}, "shapes", "machine": machine_key(), "measured": ISO time,
+    Returns ``{"faster", "gflops": {"fp32", "bf16"}, "shapes", "method", "machine": machine_key(), "measured": ISO time,
     "cache": path}``.
     """
     shapes = [list(shape) for shape in shapes]
     machine = machine_key()
-    digest = hashlib.sha256(json.dumps([machine, shapes], sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([machine, shapes, METHOD], sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "precision" / f"{digest}.json"
     if path.is_file() and not refresh:
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
-            if cached.get("machine") == machine and cached.get("shapes") == shapes:
+            if cached.get("machine") == machine and cached.get("shapes") == shapes and cached.get("method") == METHOD:
                 return {**cached, "cache": str(path)}
         except (OSError, ValueError):
             pass  # a damaged cache file is measured again and replaced
@@ -140,6 +144,7 @@ def measured_speeds(refresh: bool = False, shapes: tuple = SHAPES) -> dict:
         "faster": "bf16" if gflops["bf16"] > gflops["fp32"] else "fp32",
         "gflops": gflops,
         "shapes": shapes,
+        "method": METHOD,
         "machine": machine,
         "measured": datetime.datetime.now().isoformat(timespec="seconds"),
     }

@@ -30,6 +30,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from hils_kit.core.bf16_weights import bf16_linear_weights
 from hils_kit.core.precision import use_bf16
 from hils_kit.core.progress import progress_bar
 from hils_kit.data.prompts import format_completion, letter_token_ids, prompts_of
@@ -85,7 +86,8 @@ def letter_probabilities(
     """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
 
     ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
-    (``HILS_PRECISION``, else the faster for this model on this device; :mod:`hils_kit.core.precision`).
+    (``HILS_PRECISION``, else the faster for this model on this device; :mod:`hils_kit.core.precision`); under bf16
+    the CPU linear weights are cast once per call (:func:`hils_kit.core.bf16_weights.bf16_linear_weights`).
     bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
     """
     import torch
@@ -99,10 +101,17 @@ def letter_probabilities(
     device = next(model.parameters()).device
     bf16 = use_bf16(precision, device.type, model_shapes(model))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    weights = bf16_linear_weights(model, trainable=True) if bf16 else contextlib.nullcontext()
     window = getattr(model.config, "sliding_window", None)
     cache_arg = _cache_argument()
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
-    with torch.inference_mode(), eval_mode(model), autocast, progress_bar(total=len(encoded), desc=desc) as bar:
+    with (
+        torch.inference_mode(),
+        eval_mode(model),
+        autocast,
+        weights,
+        progress_bar(total=len(encoded), desc=desc) as bar,
+    ):
         shared, prefix_cache = shared_prefix(encoded), None
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]

@@ -114,7 +114,7 @@ def _lean_pairs(model):
 
 @contextlib.contextmanager
 def lean_lora_dropout(model):
-    """Within the block, every CPU LoRA branch of ``model`` with dropout keeps its input and a bit mask for its
+    """Within the block, every CPU LoRA branch of ``model`` with dropout keeps its input and a seed for its
     backward pass instead of two float copies (see the module's docstring); the modules are restored afterwards.
     Parameters and their names (the adapter's state dict) do not change."""
     swapped = []

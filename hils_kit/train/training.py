@@ -5,8 +5,10 @@ with TRL's ``SFTTrainer``: completion-only loss (the answer letter and EOS), no 
 sampler, and no packing across questions: a micro-batch is one padding-free row of whole questions, each
 attending only to itself (:func:`packs_rows`), or a padded batch. An
 :class:`~hils_kit.order.audit.OrderRecorder` records what the model was really fed; a run whose fed order
-differs from the plan raises :class:`~hils_kit.order.audit.OrderAuditError`. On CPU, LoRA dropout keeps a bit
-mask for the backward pass instead of float copies (:mod:`hils_kit.train.lora_dropout`; same draws, same gradients).
+differs from the plan raises :class:`~hils_kit.order.audit.OrderAuditError`. On CPU, LoRA dropout keeps only a
+seed for the backward pass instead of float copies (:mod:`hils_kit.train.lora_dropout`: its own draws, peft's
+gradients for the same masks), and under bf16 autocast the frozen weights are cast to bf16 once per run instead of at
+every step (:mod:`hils_kit.core.bf16_weights`: the same results).
 
 A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``train_summary.json``,
 ``order_planned.csv`` and ``order_fed.csv``; it is written atomically.
@@ -20,6 +22,7 @@ A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -36,6 +39,7 @@ from torch.utils.data import SequentialSampler
 from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from hils_kit.core.bf16_weights import bf16_linear_weights
 from hils_kit.core.layout import TrainFiles
 from hils_kit.core.paths import RUNS_DIR, atomic_path, output_folder
 from hils_kit.core.precision import precision_record, use_bf16
@@ -408,7 +412,8 @@ def train(
         was_reset = reset_peak_memory(device)
         start = time.perf_counter()
         try:
-            with lean_lora_dropout(trainer.model):
+            frozen = bf16_linear_weights(trainer.model) if trainer.args.bf16 else contextlib.nullcontext()
+            with lean_lora_dropout(trainer.model), frozen:
                 output = trainer.train()
         finally:
             recorder.close()
