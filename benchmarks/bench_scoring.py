@@ -1,7 +1,8 @@
 """Time the kit's letter scorer against the paper's per-option method on the same model and questions.
 
     .venv/bin/python benchmarks/bench_scoring.py [--model smollm2] [--n 64] [--data medmcqa] [--batch-size 8]
-                                                 [--paper-batch-size N] [--threads T] [-o FILE]
+                                                 [--paper-batch-size N] [--threads T] [--compile] [--profile]
+                                                 [-o FILE]
 
 Both score the same seeded, category-stratified sample with the same prompts, alternating chunk by chunk
 (2 kit batches at a time) so that a busy machine slows all alike. The kit scores in its default precision
@@ -24,7 +25,12 @@ The kit's arithmetic rate is reported beside the GEMM peak of its dtype measured
 per call; the attention's own FLOPs left out), which says how much faster the kit could still get.
 ``paper_over_kit_flop`` is the paper method's FLOPs over the kit's (every option's whole sequence, with the
 LM head at every position, against the kit's tokens without the head): the speed ratio the two would have at
-the same FLOP/s, i.e. what the kit's speed-up can reach while both run at the GEMM peak.
+the same FLOP/s, i.e. what the kit's speed-up can reach while both run at the GEMM peak. Scoring chunk by
+chunk between the paper method's long passes costs the kit cache and allocator warmth, so ``kit_alone`` also times
+it as a study's evaluation runs, the whole table in one call, in each precision (alternating, best of 3), with its
+FLOP/s as a fraction of the GEMM peak of that dtype (both peaks measured in the same run). ``--profile`` says
+where that time goes: the share of operator time of the matrix products, attention, casts and copies, and the
+rest, and the products' own FLOP/s against the peak (what the kit could reach if nothing else took time).
 
 Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
 the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the kit's fp32 predictions
@@ -47,6 +53,34 @@ import time
 import numpy as np
 
 from hils_kit.core.precision import PRECISIONS
+
+GROUPS = {  # operator name fragments -> group; the first match wins
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
+    "attention": ("scaled_dot_product", "flash_attention"),
+    "casts and copies": ("aten::copy_", "aten::_to_copy", "aten::cat"),
+}
+
+
+def operator_profile(call) -> dict:
+    """Self CPU seconds of ``call()`` per operator group under torch's profiler, and the products' FLOP/s."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        call()
+    groups: dict[str, float] = {}
+    flops = product_seconds = 0.0
+    for event in prof.key_averages():
+        seconds = event.self_cpu_time_total / 1e6
+        group = next((g for g, keys in GROUPS.items() if any(k in event.key for k in keys)), "other")
+        groups[group] = groups.get(group, 0.0) + seconds
+        if group == "matrix products":
+            flops, product_seconds = flops + (event.flops or 0), product_seconds + seconds
+    total = sum(groups.values())
+    return {
+        "self_cpu_s": round(total, 3),
+        "share": {g: round(t / total, 3) for g, t in sorted(groups.items(), key=lambda x: -x[1])},
+        "matrix_products_flop_per_s": round(flops / product_seconds),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,6 +105,18 @@ def main(argv: list[str] | None = None) -> dict:
         default="auto",
         help="the kit's precision: auto = HILS_PRECISION, else the faster of fp32 and bf16 measured on this machine "
         "(the kit's default); the paper's method always runs in fp32",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="the kit's scoring with each decoder layer through torch.compile(dynamic=True), inductor on the CPU "
+        "(compile_seconds: the warm-up, compilation included)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the kit's whole-table scoring once per precision under torch's profiler (profile: the share "
+        "of operator time per group, and the matrix products' own FLOP/s against the peak)",
     )
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -104,8 +150,13 @@ def main(argv: list[str] | None = None) -> dict:
     with contextlib.redirect_stdout(sys.stderr):
         model, tokenizer = load_model(args.model)
         warm = table.head(2)  # first calls pay one-off costs (allocations, kernel selection)
+        start = time.perf_counter()
+        if args.compile:
+            for layer in [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]:
+                layer.compile(dynamic=True)
         letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, precision=bf16)
         letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, precision=not bf16)
+        warm_up_s = time.perf_counter() - start
         per_option_losses(model, tokenizer, warm, args.template, args.batch_size)
         per_option_losses(model, tokenizer, warm, args.template, paper_batch)
 
@@ -134,12 +185,25 @@ def main(argv: list[str] | None = None) -> dict:
             t = time.perf_counter()
             same_batch[rows, :w] = per_option_losses(model, tokenizer, part, args.template, args.batch_size)
             same_s += time.perf_counter() - t
+        profiles = {
+            name: operator_profile(
+                lambda: letter_probabilities(model, tokenizer, table, args.template, args.batch_size, precision=name)
+            )
+            for name in (("fp32", "bf16") if args.profile else ())
+        }
+        alone = {"fp32": [], "bf16": []}  # the kit scoring the whole table in one call, as a study's evaluation does
+        for _ in range(3):
+            for name in alone:
+                t = time.perf_counter()
+                letter_probabilities(model, tokenizer, table, args.template, args.batch_size, precision=name)
+                alone[name].append(time.perf_counter() - t)
     reference = probabilities_from_losses(losses, tokenizer, table, args.template)
     kit_fp32, kit_bf16 = (other, fast) if bf16 else (fast, other)  # the kit's fp32 is held to the paper's method
     bf16_diff = np.nanmax(np.abs(kit_bf16 - kit_fp32))
     top_two = np.sort(np.nan_to_num(kit_fp32, nan=0.0), axis=1)[:, -2:]
     clear = top_two[:, 1] - top_two[:, 0] > 2 * bf16_diff  # a flip of these would need a larger difference
-    peak = gemm_peak("bfloat16" if bf16 else "float32")
+    peaks = {"fp32": gemm_peak("float32"), "bf16": gemm_peak("bfloat16")}
+    peak = peaks["bf16" if bf16 else "fp32"]
     head = model.get_output_embeddings()  # applied at one position per question only: left out
     linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
     computed = 0  # tokens the kit ran through the layers: per chunk, its prefix once and every prompt's rest
@@ -147,6 +211,18 @@ def main(argv: list[str] | None = None) -> dict:
         encoded = tokenizer(prompts_of(table.iloc[start : start + chunk], args.template))["input_ids"]
         computed += sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded)
     kit_flop_per_s = 2 * linear_weights * computed / fast_s
+    encoded = tokenizer(prompts_of(table, args.template))["input_ids"]
+    whole = 2 * linear_weights * (sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded))
+    kit_alone = {
+        name: {
+            "seconds": round(min(times), 3),
+            "all_seconds": [round(x, 3) for x in times],
+            "questions_per_s": round(len(table) / min(times), 2),
+            "flop_per_s": round(whole / min(times) / 1e9, 1) * 1e9,
+            "fraction_of_gemm_peak": round(whole / min(times) / peaks[name], 3),  # of its own dtype's peak
+        }
+        for name, times in alone.items()
+    }
     # the paper's method runs every option's whole sequence and the LM head at every position (padding left out)
     option_texts = [
         prompt + format_completion(LETTERS[k])
@@ -163,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "paper_batch_size": paper_batch,
         "kit_precision": "bf16 autocast" if bf16 else "fp32",
+        "compiled": args.compile,
+        "compile_seconds": round(warm_up_s, 2) if args.compile else None,  # the warm-up of both precisions
         "precision_decision": precision_record(args.precision, str(next(model.parameters()).device.type), shapes),
         "native_bf16": native_bf16(str(next(model.parameters()).device.type)),
         "kit_other_precision": "fp32" if bf16 else "bf16 autocast",
@@ -182,6 +260,13 @@ def main(argv: list[str] | None = None) -> dict:
         "kit_flop_per_s": round(kit_flop_per_s / 1e9, 1) * 1e9,
         "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9,
         "kit_fraction_of_gemm_peak": round(kit_flop_per_s / peak, 3),
+        "gemm_peaks_gflop_per_s": {name: round(value / 1e9, 1) for name, value in peaks.items()},
+        "kit_alone": kit_alone,  # each precision scoring the whole table, alternating, best of 3
+        "profile": {
+            name: found
+            | {"matrix_products_fraction_of_gemm_peak": round(found["matrix_products_flop_per_s"] / peaks[name], 3)}
+            for name, found in profiles.items()
+        },
         "paper_tokens_computed": paper_tokens,
         "paper_over_kit_flop": round(paper_over_kit_flop, 2),  # the speed ratio at equal FLOP/s
         "identical_predictions": bool((predict(kit_fp32) == predict(-losses)).all()),  # the kit in fp32
@@ -194,6 +279,8 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(next(model.parameters()).device),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs slow both
+        "command": "python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": library_versions(),
     }
     text = json.dumps(result)

@@ -53,14 +53,14 @@ def one_try(name: str, n: int, bf16: bool) -> dict:
     """A whole training run of ``name`` (trainer built, compiled where asked, trained): seconds and tokens."""
     import torch
 
-    from hils_kit.train.lora_dropout import lean_lora_dropout
+    from hils_kit.train.training import lean_training
 
     trainer = _trainer(n, bf16, TRIES[name])
     start = time.perf_counter()
     if name == "compile":
         for layer in trainer.model.base_model.model.model.layers:
             layer.compile(dynamic=True)
-    with lean_lora_dropout(trainer.model):
+    with lean_training(trainer):
         output = trainer.train()
     seconds = time.perf_counter() - start
     params = sum(p.numel() for name, p in trainer.model.named_parameters() if "lora_" not in name)  # the model's
@@ -78,10 +78,10 @@ def profile(n: int, bf16: bool) -> dict:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from hils_kit.train.lora_dropout import lean_lora_dropout
+    from hils_kit.train.training import lean_training
 
     trainer = _trainer(n, bf16, {})
-    with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof, lean_lora_dropout(trainer.model):
+    with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof, lean_training(trainer):
         trainer.train()
     groups: dict[str, float] = {}
     top, mm_flops, mm_seconds = [], 0.0, 0.0

@@ -345,6 +345,15 @@ def order_tables(table: pd.DataFrame, epochs: int, recorder: OrderRecorder, data
     return planned, fed
 
 
+@contextlib.contextmanager
+def lean_training(trainer):
+    """What :func:`train` runs ``trainer.train()`` within: lean LoRA dropout and, under bf16 autocast, the frozen
+    weights cast to bf16 once (:mod:`hils_kit.train.lora_dropout`, :mod:`hils_kit.core.bf16_weights`)."""
+    frozen = bf16_linear_weights(trainer.model) if trainer.args.bf16 else contextlib.nullcontext()
+    with lean_lora_dropout(trainer.model), frozen:
+        yield trainer
+
+
 def _train_log(log_history: list[dict]) -> pd.DataFrame:
     columns = ["step", "epoch", "loss", "learning_rate", "grad_norm", "mean_token_accuracy"]
     rows = [{c: entry.get(c) for c in columns} for entry in log_history if "loss" in entry]
@@ -412,8 +421,7 @@ def train(
         was_reset = reset_peak_memory(device)
         start = time.perf_counter()
         try:
-            frozen = bf16_linear_weights(trainer.model) if trainer.args.bf16 else contextlib.nullcontext()
-            with lean_lora_dropout(trainer.model), frozen:
+            with lean_training(trainer):
                 output = trainer.train()
         finally:
             recorder.close()
