@@ -18,7 +18,9 @@ forward pass; other sets 8 questions) and with the kit's batch size (``--batch-s
 The per-option losses are turned into normalised letter probabilities
 (:func:`hils_kit.score.scoring.probabilities_from_losses`) to compare them with the kit's.
 
-Progress lines go to stderr; stdout gets only the JSON.
+On a GPU (``--device cuda``, the default where there is one) each precision scores its own copy of the model, with
+the weights in the dtype the kit loads them in for it (:func:`hils_kit.models.loading.weights_dtype`: bf16 or
+float32); on a CPU one float32 model serves both. Progress lines go to stderr; stdout gets only the JSON.
 
 The kit's arithmetic rate is reported beside the GEMM peak of its dtype measured in the same run
 (``kit_flop_per_s``: 2 FLOP per weight of the decoder's linear layers per token computed, the shared prefix counted once
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--template", default="paper", help="prompt template (default paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question sample (default 0)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--precision",
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.core.provenance import library_versions
     from hils_kit.data.prompts import format_completion, prompts_of
     from hils_kit.data.questions import LETTERS
-    from hils_kit.models.loading import load_model
+    from hils_kit.models.loading import load_model, weights_dtype
     from hils_kit.models.shapes import model_shapes
     from hils_kit.score.evaluation import resolve_test_sets
     from hils_kit.score.scoring import (
@@ -142,20 +145,29 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     shapes = model_shapes(args.model)  # what auto is measured on
-    bf16 = use_bf16(args.precision, "cuda" if torch.cuda.is_available() else "cpu", shapes)
+    bf16 = use_bf16(args.precision, device, shapes)
+    default, other_name = ("bf16", "fp32") if bf16 else ("fp32", "bf16")
     paper_batch = args.paper_batch_size or (1 if args.data == "medmcqa" else 8)
     (table,) = resolve_test_sets([args.data], limit=args.n, seed=args.seed).values()
     load_before = os.getloadavg()[0]
     with contextlib.redirect_stdout(sys.stderr):
-        model, tokenizer = load_model(args.model)
+        loaded = {}  # dtype -> model: on a GPU bf16 and fp32 weights, on a CPU one fp32 model for both precisions
+        for name in ("fp32", "bf16"):
+            dtype = weights_dtype(device, name)
+            if dtype not in loaded:
+                loaded[dtype], tokenizer = load_model(args.model, dtype=dtype, device=device)
+        models = {name: loaded[weights_dtype(device, name)] for name in ("fp32", "bf16")}
+        model = models["fp32"]  # the paper's method runs in fp32
         warm = table.head(2)  # first calls pay one-off costs (allocations, kernel selection)
         start = time.perf_counter()
         if args.compile:
-            for layer in [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]:
+            layers = [m for net in loaded.values() for m in net.modules()]
+            for layer in [m for m in layers if type(m).__name__.endswith("DecoderLayer")]:
                 layer.compile(dynamic=True)
-        letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, precision=bf16)
-        letter_probabilities(model, tokenizer, warm, args.template, args.batch_size, precision=not bf16)
+        for name in (default, other_name):
+            letter_probabilities(models[name], tokenizer, warm, args.template, args.batch_size, precision=name)
         warm_up_s = time.perf_counter() - start
         per_option_losses(model, tokenizer, warm, args.template, args.batch_size)
         per_option_losses(model, tokenizer, warm, args.template, paper_batch)
@@ -171,12 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
             rows, w = slice(start, start + len(part)), int(part["options"].map(len).max())
             t = time.perf_counter()
             fast[rows, :w] = letter_probabilities(
-                model, tokenizer, part, args.template, args.batch_size, precision=bf16
+                models[default], tokenizer, part, args.template, args.batch_size, precision=default
             )
             fast_s += time.perf_counter() - t
             t = time.perf_counter()
             other[rows, :w] = letter_probabilities(
-                model, tokenizer, part, args.template, args.batch_size, precision=not bf16
+                models[other_name], tokenizer, part, args.template, args.batch_size, precision=other_name
             )
             other_s += time.perf_counter() - t
             t = time.perf_counter()
@@ -187,7 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
             same_s += time.perf_counter() - t
         profiles = {
             name: operator_profile(
-                lambda: letter_probabilities(model, tokenizer, table, args.template, args.batch_size, precision=name)
+                lambda: letter_probabilities(
+                    models[name], tokenizer, table, args.template, args.batch_size, precision=name
+                )
             )
             for name in (("fp32", "bf16") if args.profile else ())
         }
@@ -195,14 +209,14 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(3):
             for name in alone:
                 t = time.perf_counter()
-                letter_probabilities(model, tokenizer, table, args.template, args.batch_size, precision=name)
+                letter_probabilities(models[name], tokenizer, table, args.template, args.batch_size, precision=name)
                 alone[name].append(time.perf_counter() - t)
     reference = probabilities_from_losses(losses, tokenizer, table, args.template)
     kit_fp32, kit_bf16 = (other, fast) if bf16 else (fast, other)  # the kit's fp32 is held to the paper's method
     bf16_diff = np.nanmax(np.abs(kit_bf16 - kit_fp32))
     top_two = np.sort(np.nan_to_num(kit_fp32, nan=0.0), axis=1)[:, -2:]
     clear = top_two[:, 1] - top_two[:, 0] > 2 * bf16_diff  # a flip of these would need a larger difference
-    peaks = {"fp32": gemm_peak("float32"), "bf16": gemm_peak("bfloat16")}
+    peaks = {"fp32": gemm_peak("float32", device=device), "bf16": gemm_peak("bfloat16", device=device)}
     peak = peaks["bf16" if bf16 else "fp32"]
     head = model.get_output_embeddings()  # applied at one position per question only: left out
     linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
@@ -241,8 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
         "kit_precision": "bf16 autocast" if bf16 else "fp32",
         "compiled": args.compile,
         "compile_seconds": round(warm_up_s, 2) if args.compile else None,  # the warm-up of both precisions
-        "precision_decision": precision_record(args.precision, str(next(model.parameters()).device.type), shapes),
-        "native_bf16": native_bf16(str(next(model.parameters()).device.type)),
+        "precision_decision": precision_record(args.precision, device, shapes),
+        "native_bf16": native_bf16(device),
         "kit_other_precision": "fp32" if bf16 else "bf16 autocast",
         "kit_other_precision_seconds": round(other_s, 3),
         "kit_other_precision_questions_per_s": round(len(table) / other_s, 3),
@@ -276,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bf16_max_abs_prob_diff": float(bf16_diff),
         "bf16_flips_where_fp32_is_clear": int((predict(kit_bf16) != predict(kit_fp32))[clear].sum()),
         "paper_batchings_agree": bool((predict(-same_batch) == predict(-losses)).all()),
-        "device": str(next(model.parameters()).device),
+        "device": torch.cuda.get_device_name() if device == "cuda" else device,
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs slow both
         "command": "python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -18,7 +18,7 @@ phase inherits another's heap or allocator settings) with a fresh model and its 
 after the model is loaded). Other jobs on the machine slow every phase; the load average around
 each phase is recorded. Reported per method: real (non-pad) tokens/s, questions/s, seconds per batch, peak RSS,
 and useful FLOP/s (4 FLOP per parameter per real token) as a fraction of the GEMM peak of that dtype, measured in
-the same run (2048³ matmul). ``--with-trl-loss`` adds ``kit_trl_loss``, the kit as it was before its
+the same run (2048³ matmul on a CPU, 8192³ on a GPU: ``machine.gemm_peak``). ``--with-trl-loss`` adds ``kit_trl_loss``, the kit as it was before its
 completion-only loss (TRL's fused head); ``--phases ...,kit_bf16`` adds the kit under bf16 autocast, and with an
 fp32 ``kit`` phase the largest relative difference of the two loss curves (``bf16_loss_curve_max_rel_diff``;
 ``tests/test_training.py`` holds the tiny model to 1 %); ``kit_checkpointing`` is the kit with
@@ -73,7 +73,7 @@ def loop(model_name, config, rows, pad_to: int | None, bf16: bool, device: str, 
     from hils_kit.train.training import _lora
 
     torch.manual_seed(config.seed)
-    model, tokenizer = load_model(model_name, device=device)
+    model, tokenizer = load_model(model_name, device=device, precision=bf16)  # on a GPU: bf16 or fp32 weights
     model = get_peft_model(model, _lora(config))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     phases = {name: phase for name, phase in phases.items() if name in wanted}
     runs = {name: [] for name in phases}
     with contextlib.redirect_stdout(sys.stderr):
-        peaks = {dtype: gemm_peak(dtype) for dtype in ("float32", "bfloat16")} if device == "cpu" else {}
+        peaks = {dtype: gemm_peak(dtype, device=device) for dtype in ("float32", "bfloat16")}
         peak = peaks.get("bfloat16" if bf16 else "float32")
         for r in range(args.rounds):
             for name in list(phases) if r % 2 == 0 else list(phases)[::-1]:

@@ -79,16 +79,49 @@ def test_the_timing_is_cached_per_machine_and_measured_again_when_it_changes(mon
     assert first["faster"] == "fp32" and first["gflops"] == {"fp32": 200.0, "bf16": 120.0} and len(calls) == 1
     assert precision_timing.measured_speeds()["measured"] == first["measured"] and len(calls) == 1  # cached
     machine = precision_timing.machine_key()
-    monkeypatch.setattr(precision_timing, "machine_key", lambda: {**machine, "torch": "another"})
+    monkeypatch.setattr(precision_timing, "machine_key", lambda device: {**machine, "torch": "another"})
     precision_timing.measured_speeds()
     assert len(calls) == 2  # another torch: measured again, in a file of its own
     Path(first["cache"]).write_text("{not json")
-    monkeypatch.setattr(precision_timing, "machine_key", lambda: machine)
+    monkeypatch.setattr(precision_timing, "machine_key", lambda device: machine)
     assert precision_timing.measured_speeds()["faster"] == "fp32" and len(calls) == 3  # damaged: measured again
     assert json.loads(Path(first["cache"]).read_text())["machine"] == machine
     monkeypatch.setattr(precision_timing, "METHOD", "an earlier way of timing bf16")
     precision_timing.measured_speeds()
     assert len(calls) == 4  # timed another way before: measured again
+
+
+@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+def test_auto_on_a_gpu_is_measured_there_too(monkeypatch, tmp_path, faster):
+    """On an H200 SmolLM2-135M trained 1.47x faster in fp32 than in bf16: a GPU's bf16 is measured, not assumed, on a
+    layer's training step (method and GPU in the cache key); a GPU without bf16 computes in fp32."""
+    from hils_kit.core import precision
+
+    monkeypatch.setenv("HILS_CACHE", str(tmp_path))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": True)
+    monkeypatch.setattr(precision_timing, "machine_key", lambda device: {"gpu": "NVIDIA H200", "device": device})
+    timed = []
+
+    def time_precisions(shapes, device, **_):
+        timed.append(device)
+        return {"fp32": 300.0, "bf16": 200.0} if faster == "fp32" else {"fp32": 300.0, "bf16": 900.0}
+
+    monkeypatch.setattr(precision_timing, "time_precisions", time_precisions)
+    assert use_bf16(None, "cuda:0") == (faster == "bf16") and timed == ["cuda"]
+    record = precision_record(None, "cuda")
+    assert record["precision"] == faster and record["decided_by"] == "measured" and timed == ["cuda"]  # cached
+    assert precision_timing.measured_speeds(device="cuda")["method"] == precision_timing.GPU_METHOD
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)
+    assert precision_record(None, "cuda") == {"precision": "fp32", "decided_by": "gpu"} and timed == ["cuda"]
+
+
+def test_a_layer_step_is_timed_in_both_precisions_with_the_kit_s_weights():
+    block = precision_timing.layer_block(linear_shapes(128, 256), bf16=True)  # on a CPU: fp32 weights, cast per call
+    assert block.dtype == torch.float32 and not any(p.requires_grad for p in block.parameters())
+    assert len(block.layers) == 1 and block.config.num_attention_heads == 2  # heads of 64
+    speeds = precision_timing.time_layer_steps(1, 0.01, linear_shapes(128, 256), "cpu")
+    assert set(speeds) == {"fp32", "bf16"} and all(v > 0 for v in speeds.values())
 
 
 def test_both_precisions_are_timed_on_the_same_shapes():
@@ -152,6 +185,35 @@ def test_training_follows_the_environment_unless_set(monkeypatch, tmp_path, env)
     assert sft_config(make_config("tiny"), tmp_path, "cpu").bf16 == (env == "bf16")
     pinned = make_config("tiny", {"bf16": env != "bf16"})
     assert sft_config(pinned, tmp_path, "cpu").bf16 == (env != "bf16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_on_a_gpu_the_precision_is_the_weights_dtype_and_every_loader_asks_for_it(monkeypatch, tmp_path, precision):
+    """On a GPU fp32 must load float32 weights (bf16 weights under "fp32" would be bf16 work recorded as fp32); the
+    trainer, the evaluator and the difficulty labeller pass their precision to the loader. (tests/test_gpu.py
+    checks the dtypes on a real GPU.)"""
+    from hils_kit.labels import difficulty
+    from hils_kit.models import loading
+    from hils_kit.train import training
+
+    assert loading.weights_dtype("cuda", precision) == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    assert loading.weights_dtype("cpu", precision) == torch.float32  # a CPU casts the products, not the weights
+    asked = []
+
+    def fake_load(name, **kwargs):
+        asked.append(kwargs["precision"])
+        raise OSError(f"{name}: not loaded in this test")
+
+    for module in (training, loading, difficulty):
+        monkeypatch.setattr(module, "load_model", fake_load)
+    config = make_config("tiny", {"bf16": precision == "bf16"})
+    with pytest.raises(OSError, match="not loaded in this test"):
+        training.build_trainer(make_questions(4), "tiny", config, tmp_path)
+    with pytest.raises(OSError, match="not loaded in this test"):
+        evaluate("tiny", test_sets={"x": make_questions(4)}, out_dir=tmp_path / "eval", precision=precision)
+    with pytest.raises(ValueError, match="cannot load model 'tiny'"):
+        difficulty.llm_difficulty(make_questions(4), ["tiny"], precision=precision)
+    assert asked == [precision == "bf16", precision, precision]
 
 
 def test_default_scoring_is_what_the_environment_asks(tiny_model):

@@ -98,17 +98,6 @@ def test_completion_only_loss_masks_the_prompt(tmp_path):
         assert row["labels"][: -len(trained)] == [-100] * (len(row["labels"]) - len(trained))
 
 
-def test_sampler_override_keeps_order_without_the_sampling_flag(monkeypatch, tmp_path):
-    # the transformers < 5.2 path: no train_sampling_strategy, so only OrderedSFTTrainer keeps the order
-    monkeypatch.setattr(training, "HAS_SAMPLING_FLAG", False)
-    config = tiny_config(num_train_epochs=2, logging_steps=3)
-    result = train(ordered_table(), model="tiny", config=config, out_dir=tmp_path / "run")
-    assert result.summary["audit_ok"] and result.summary["n_examples_fed"] == 40
-    assert result.log["step"].tolist() == [3, 6, 8]  # 4 steps per epoch; the last is always logged
-    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["sampler"] == "SequentialSampler"
-    assert pd.read_csv(tmp_path / "run" / "order_fed.csv")["row"].tolist() == list(range(20)) * 2
-
-
 def test_random_sampler_fails_the_audit(tmp_path):
     with pytest.raises(OrderAuditError, match="differs from the plan"):
         train(ordered_table(), model="tiny", config=tiny_config(), out_dir=tmp_path / "run", sampling="random")

@@ -164,7 +164,7 @@ def _model_accuracy(
             return stored["p_correct"].to_numpy(), stored["right"].to_numpy().astype(bool)
     start = time.monotonic()
     try:
-        model, tokenizer = load_model(name)
+        model, tokenizer = load_model(name, precision=precision)
     except OSError as err:
         raise ValueError(f"cannot load model '{name}': {err}") from err
     accuracy, right = letter_outcomes(model, tokenizer, table, debias, template, batch_size, precision)

@@ -75,24 +75,43 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     return tok
 
 
+def weights_dtype(device: str, precision: str | bool | None = None):
+    """The dtype :func:`load_model` loads weights in: float32, except bfloat16 on a GPU that computes in bf16.
+
+    ``precision`` is decided as everywhere in the kit (:func:`hils_kit.core.precision.use_bf16`). On a CPU the
+    weights stay float32 in both precisions (bf16 autocast computes the products in bf16 and the kit casts the
+    linear weights once per call: :mod:`hils_kit.core.bf16_weights`); on a GPU bf16 loads them in bf16 (half the
+    memory; LoRA adapters stay float32 under autocast) and fp32 in float32, so an fp32 run there is fp32 throughout.
+
+    >>> weights_dtype("cpu", "bf16"), weights_dtype("cuda", "fp32"), weights_dtype("cuda", "bf16")
+    (torch.float32, torch.float32, torch.bfloat16)
+    """
+    import torch
+
+    from hils_kit.core.precision import use_bf16
+
+    return torch.bfloat16 if device.startswith("cuda") and use_bf16(precision, device) else torch.float32
+
+
 def load_model(
     name: str = DEFAULT_MODEL,
     adapter: str | Path | None = None,
     dtype=None,
     device: str | None = None,
     quantization_config=None,
+    precision: str | bool | None = None,
 ):
     """Load ``(model, tokenizer)`` for ``name``, optionally with a LoRA ``adapter`` folder on top.
 
-    ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA; ``device`` to CUDA when available. With a
-    ``quantization_config`` (QLoRA's 4-bit NF4) the weights are quantised on ``device``, CPU included
-    (bitsandbytes >= 0.49 has CPU kernels).
+    ``device`` defaults to CUDA when available; ``dtype`` to :func:`weights_dtype` of ``device`` and ``precision``
+    (float32 on a CPU; on a GPU bfloat16 unless ``precision`` is fp32). With a ``quantization_config`` (QLoRA's
+    4-bit NF4) the weights are quantised on ``device``, CPU included (bitsandbytes >= 0.49 has CPU kernels).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    dtype = dtype or weights_dtype(device, precision)
     kwargs = {"dtype": dtype}
     if quantization_config is not None:
         kwargs.update(quantization_config=quantization_config, device_map={"": 0 if device == "cuda" else device})

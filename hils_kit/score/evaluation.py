@@ -143,7 +143,7 @@ def evaluate(
 
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (give the adapter folder of a run)")
-        model, tokenizer = load_model(model, adapter=adapter)
+        model, tokenizer = load_model(model, adapter=adapter, precision=precision)
     metrics = {}
     bf16 = use_bf16(precision, next(model.parameters()).device.type, model_shapes(model))
     with merged_adapter(model):

@@ -199,7 +199,8 @@ def study_precision(config: StudyConfig) -> dict:
     """What the study computes in, decided once on the driver and passed to every notebook, whatever the backend
     (nodes of different kinds would otherwise train strategies in different precisions and confound the two):
     :func:`~hils_kit.core.precision.precision_record` of the study's ``precision`` on the CPU, measured there when
-    ``auto`` on the shapes of the largest of its models (trained and labelling). A study with cells on GPUs (4-bit presets) keeps ``auto``: each GPU computes in bf16 where it can.
+    ``auto`` on the shapes of the largest of its models (trained and labelling). A study with cells on GPUs (4-bit presets) keeps
+    ``auto``: each GPU decides for itself (4-bit weights compute in bf16).
 
     >>> from hils_kit.study.config import study_from_dict
     >>> study_precision(study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"}))

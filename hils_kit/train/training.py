@@ -34,8 +34,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 import transformers
-from packaging.version import Version
-from torch.utils.data import SequentialSampler
 from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -53,8 +51,6 @@ from hils_kit.train.lora_dropout import lean_lora_dropout
 from hils_kit.train.peak_memory import peak_memory_mb, reset_peak_memory
 from hils_kit.train.presets import TrainConfig, make_config, preset_for_model
 
-# transformers 5.2 added TrainingArguments.train_sampling_strategy; before it, the sampler is overridden
-HAS_SAMPLING_FLAG = Version(transformers.__version__) >= Version("5.2.0")
 SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the audit catches shuffling
 
 # model types whose attention masks transformers builds in masking_utils, which reads the position ids of a
@@ -105,15 +101,6 @@ class CompletionSFTTrainer(SFTTrainer):
             self._total_train_tokens += int(inputs["input_ids"].numel() if mask is None else mask.sum())
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return (loss, outputs) if return_outputs else loss
-
-
-class OrderedSFTTrainer(CompletionSFTTrainer):
-    """A :class:`CompletionSFTTrainer` that feeds the training set in stored order (for transformers < 5.2)."""
-
-    def _get_train_sampler(self, train_dataset=None):
-        if self.feed_sampler is not None:
-            return self.feed_sampler
-        return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
 
 
 class LogLastStep(TrainerCallback):
@@ -220,7 +207,6 @@ def sft_config(
         raise ValueError(f"sampling '{sampling}': use one of {', '.join(SAMPLINGS)}")
     on_cuda = device.startswith("cuda")
     bf16 = use_bf16(config.bf16, device, shapes)
-    order = {"train_sampling_strategy": sampling} if HAS_SAMPLING_FLAG else {}
     return SFTConfig(
         output_dir=str(output_dir),
         learning_rate=config.learning_rate,
@@ -247,7 +233,7 @@ def sft_config(
         report_to="none",
         save_strategy="no",
         disable_tqdm=in_notebook() and headless(),  # a bar in JupyterLab, none in the notebooks a study saves
-        **order,
+        train_sampling_strategy=sampling,
     )
 
 
@@ -278,14 +264,17 @@ def build_trainer(
     transformers.set_seed(config.seed)  # seeds random, numpy and torch (CPU and CUDA) before LoRA init
     dataset = build_dataset(table, config.template)
     net, tokenizer = load_model(
-        model, device=device, quantization_config=bnb, dtype=torch.bfloat16 if bnb is not None else None
+        model,
+        device=device,
+        quantization_config=bnb,
+        dtype=torch.bfloat16 if bnb is not None else None,
+        precision=config.bf16,
     )
     if bnb is not None:
         from peft import prepare_model_for_kbit_training
 
         net = prepare_model_for_kbit_training(net, use_gradient_checkpointing=config.activation_checkpointing)
-    trainer_class = CompletionSFTTrainer if HAS_SAMPLING_FLAG or sampling == "random" else OrderedSFTTrainer
-    trainer = trainer_class(
+    trainer = CompletionSFTTrainer(
         model=net,
         args=sft_config(config, output_dir, device, sampling, packs_rows(config, net), model_shapes(net)),
         train_dataset=dataset,
