@@ -32,7 +32,10 @@ chunk between the paper method's long passes costs the kit cache and allocator w
 it as a study's evaluation runs, the whole table in one call, in each precision (alternating, best of 3), with its
 FLOP/s as a fraction of the GEMM peak of that dtype (both peaks measured in the same run). ``--profile`` says
 where that time goes: the share of operator time of the matrix products, attention, casts and copies, and the
-rest, and the products' own FLOP/s against the peak (what the kit could reach if nothing else took time).
+rest, and the products' own FLOP/s against the peak (what the kit could reach if nothing else took time). On a CPU
+``kit_alone`` also times the products alone (``products_alone_*``: the kit's linear layers over each of its batches'
+rows, the shared prefix's pass and the padding included, weights and activations already in the dtype, nothing
+else), the ceiling of the kit's fraction of the peak for these shapes and batches, and their share of the kit's time.
 
 Prints one JSON object: model, n, seconds and questions/s of each, the speed ratios (``speed_ratio`` against
 the paper's batching, ``speed_ratio_same_batch`` against the same batch size), whether the kit's fp32 predictions
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    from machine import gemm_peak
+    from machine import gemm_peak, products_seconds, token_weights
 
     from hils_kit.core.paths import write_text_atomic
     from hils_kit.core.precision import native_bf16, precision_record, use_bf16
@@ -136,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.models.shapes import model_shapes
     from hils_kit.score.evaluation import resolve_test_sets
     from hils_kit.score.scoring import (
+        batch_plan,
         letter_probabilities,
         per_option_losses,
         predict,
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     peaks = {"fp32": gemm_peak("float32", device=device), "bf16": gemm_peak("bfloat16", device=device)}
     peak = peaks["bf16" if bf16 else "fp32"]
     head = model.get_output_embeddings()  # applied at one position per question only: left out
-    linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    linear_weights = token_weights(model)
     computed = 0  # tokens the kit ran through the layers: per chunk, its prefix once and every prompt's rest
     for start in range(0, len(table), chunk):
         encoded = tokenizer(prompts_of(table.iloc[start : start + chunk], args.template))["input_ids"]
@@ -227,6 +231,16 @@ def main(argv: list[str] | None = None) -> dict:
     kit_flop_per_s = 2 * linear_weights * computed / fast_s
     encoded = tokenizer(prompts_of(table, args.template))["input_ids"]
     whole = 2 * linear_weights * (sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded))
+    # the products alone: the kit's linear layers over each of its batches' rows (padding included), no casts
+    shared, batches = batch_plan(encoded, args.batch_size, getattr(model.config, "sliding_window", None))
+    rows = [len(idx) * (max(len(encoded[i]) for i in idx) - skip) for idx, skip in batches]
+    rows += [shared] if any(skip for _, skip in batches) else []
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head]
+    alone_products = (
+        {name: products_seconds(weights, rows, dtype) for name, dtype in (("fp32", "float32"), ("bf16", "bfloat16"))}
+        if device == "cpu"
+        else {}
+    )
     kit_alone = {
         name: {
             "seconds": round(min(times), 3),
@@ -234,6 +248,15 @@ def main(argv: list[str] | None = None) -> dict:
             "questions_per_s": round(len(table) / min(times), 2),
             "flop_per_s": round(whole / min(times) / 1e9, 1) * 1e9,
             "fraction_of_gemm_peak": round(whole / min(times) / peaks[name], 3),  # of its own dtype's peak
+            **(
+                {  # the ceiling: the same useful FLOPs at the rate of the products alone
+                    "products_alone_seconds": round(alone_products[name], 3),
+                    "products_alone_fraction_of_gemm_peak": round(whole / alone_products[name] / peaks[name], 3),
+                    "products_share_of_kit_time": round(alone_products[name] / min(times), 3),
+                }
+                if name in alone_products
+                else {}
+            ),
         }
         for name, times in alone.items()
     }

@@ -17,12 +17,15 @@ The phases run one after another, ``--rounds`` times, in alternating order, each
 phase inherits another's heap or allocator settings) with a fresh model and its own peak RSS (``VmHWM`` reset
 after the model is loaded). Other jobs on the machine slow every phase; the load average around
 each phase is recorded. Reported per method: real (non-pad) tokens/s, questions/s, seconds per batch, peak RSS,
-and useful FLOP/s (4 FLOP per parameter per real token) as a fraction of the GEMM peak of that dtype, measured in
+and useful FLOP/s (4 FLOP per real token per weight of the linear layers every token goes through, the LM head
+left out: ``machine.token_weights``) as a fraction of the GEMM peak of that dtype, measured in
 the same run (2048³ matmul on a CPU, 8192³ on a GPU: ``machine.gemm_peak``). ``--with-trl-loss`` adds ``kit_trl_loss``, the kit as it was before its
 completion-only loss (TRL's fused head); ``--phases ...,kit_bf16`` adds the kit under bf16 autocast, and with an
 fp32 ``kit`` phase the largest relative difference of the two loss curves (``bf16_loss_curve_max_rel_diff``;
 ``tests/test_training.py`` holds the tiny model to 1 %); ``kit_checkpointing`` is the kit with
-``activation_checkpointing`` (its low-memory setting). By default the kit also runs in the precision it did not
+``activation_checkpointing`` (its low-memory setting). On a CPU, ``products_alone`` times the base model's linear
+products of the kit's micro-batches alone (forward and the input's gradient, weights and activations already in the
+dtype, nothing else) and gives the fraction of the peak that rate allows: the ceiling of the kit's own. By default the kit also runs in the precision it did not
 choose (``kit_other_precision``), so one run shows both and checks that the default (``precision_decision``: set,
 ``HILS_PRECISION`` or measured) is at most 5 % slower than the other. ``--kit-set KEY=VALUE`` changes a setting of the kit phases
 (e.g. ``padding_free=false``). Ratios: kit / bare and kit / paper in questions/s. The targets of issue 13 are
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    from machine import gemm_peak
+    from machine import gemm_peak, products_seconds, token_weights
 
     from hils_kit.cli.train import parse_settings
     from hils_kit.core.precision import native_bf16, precision_record, use_bf16
@@ -263,7 +266,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hils_kit.models.loading import load_model
 
-    n_params = sum(p.numel() for p in load_model(args.model, device=device)[0].parameters())
+    net = load_model(args.model, device=device)[0]
+    n_params = sum(p.numel() for p in net.parameters())
+    n_weights = token_weights(net)  # 4 useful FLOP per such weight per real token
+    products_alone = {}
+    if device == "cpu":  # the ceiling: the useful FLOPs at the rate of the kit's base products alone
+        size = kit_config.per_device_train_batch_size
+        batches = [rows[i : i + size] for i in range(0, len(rows), size)]
+        packed = kit_config.padding_free  # one row per micro-batch, else padded to its longest
+        tokens = [sum(len(x) for x, _ in b) if packed else len(b) * max(len(x) for x, _ in b) for b in batches]
+        head = net.get_output_embeddings()  # the kit computes it at the answers only: left out
+        weights = [m.weight for m in net.modules() if isinstance(m, torch.nn.Linear) and m is not head]
+        real = sum(len(x) for x, _ in rows)
+        for dtype in ("float32", "bfloat16"):
+            seconds = products_seconds(weights, tokens, dtype, backward=True)
+            products_alone[dtype] = {
+                "seconds": round(seconds, 3),
+                "fraction_of_gemm_peak": round(4 * n_weights * real / seconds / peaks[dtype], 3),
+            }
+    del net
     methods = {}
     for name, results in runs.items():
         best = min(results, key=lambda x: x["seconds"] / x["questions"])  # the least disturbed round
@@ -281,8 +302,12 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds_per_batch": round(best["seconds"] / best["batches"], 3),
             "real_tokens_per_s": round(tokens_s, 1),
             "peak_rss_mb": round(best["peak_rss_mb"], 1),
-            "useful_flop_per_s": round(4 * n_params * tokens_s / 1e9, 2) * 1e9,
-            "fraction_of_gemm_peak": round(4 * n_params * tokens_s / peak_here, 3) if peak_here else None,
+            "useful_flop_per_s": round(4 * n_weights * tokens_s / 1e9, 2) * 1e9,
+            "fraction_of_gemm_peak": round(4 * n_weights * tokens_s / peak_here, 3) if peak_here else None,
+            # as reported before 2026-12-04: 4 FLOP per parameter, the embedding (the LM head) included
+            "fraction_of_gemm_peak_all_parameters": round(4 * n_params * tokens_s / peak_here, 3)
+            if peak_here
+            else None,
             "all_rounds_questions_per_s": [round(x["questions"] / x["seconds"], 4) for x in results],
         }
     speed = {name: m["questions_per_s"] for name, m in methods.items()}
@@ -315,9 +340,11 @@ def main(argv: list[str] | None = None) -> dict:
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "n_parameters": n_params,
+        "n_token_weights": n_weights,
         "gemm_peak_flop_per_s": round(peak / 1e9, 1) * 1e9 if peak else None,
         "gemm_peaks_gflop_per_s": {dtype: round(value / 1e9, 1) for dtype, value in peaks.items()},
         "methods": methods,
+        "products_alone": products_alone,
         "ratios": ratios,
         "targets": {
             **{

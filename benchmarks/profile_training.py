@@ -12,7 +12,7 @@ GEMM peak measured in the same run: how near the peak the run could get if every
 ``fused_adamw`` (``optim=adamw_torch_fused``; the preset's ``adamw_torch`` already steps with foreach kernels),
 ``compile`` (each decoder layer through ``torch.compile(dynamic=True)``, inductor on the
 CPU: padding-free rows change length every step). Each reports seconds, real tokens/s and useful FLOP/s (4 FLOP
-per parameter per real token) as a fraction of the GEMM peak of its dtype.
+per real token per weight every token goes through: ``machine.token_weights``) as a fraction of the GEMM peak of its dtype.
 
 Progress goes to stderr; stdout gets one JSON object (also written to ``-o``).
 """
@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_training import in_fresh_process  # noqa: E402
-from machine import gemm_peak  # noqa: E402
+from machine import gemm_peak, token_weights  # noqa: E402
 
 TRIES = {"base": {}, "fused_adamw": {"optim": "adamw_torch_fused"}, "compile": {}}
 GROUPS = {  # operator name fragments -> group; the first match wins
@@ -63,11 +63,10 @@ def one_try(name: str, n: int, bf16: bool) -> dict:
     with lean_training(trainer):
         output = trainer.train()
     seconds = time.perf_counter() - start
-    params = sum(p.numel() for name, p in trainer.model.named_parameters() if "lora_" not in name)  # the model's
     return {
         "seconds": round(seconds, 2),
         "real_tokens": trainer._total_train_tokens,
-        "n_parameters": params,
+        "n_token_weights": token_weights(trainer.model),
         "train_loss": round(output.training_loss, 4),
         "torch_threads": torch.get_num_threads(),
     }
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["tries"] = {}
     for name, done in runs.items():
         best = min(done, key=lambda r: r["seconds"])
-        useful = 4 * best["n_parameters"] * best["real_tokens"] / best["seconds"]
+        useful = 4 * best["n_token_weights"] * best["real_tokens"] / best["seconds"]  # machine.token_weights
         result["tries"][name] = best | {
             "all_seconds": [r["seconds"] for r in done],
             "real_tokens_per_s": round(best["real_tokens"] / best["seconds"], 1),

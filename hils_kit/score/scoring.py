@@ -74,6 +74,25 @@ def shared_prefix(encoded: list[list[int]]) -> int:
     return n
 
 
+def batch_plan(encoded: list[list[int]], batch_size: int, window: int | None = None) -> tuple[int, list[tuple]]:
+    """How :func:`letter_probabilities` batches ``encoded`` prompts: ``(shared, batches)``, the length of the prefix
+    all share and, longest first, each batch's ``(rows, skip)``: its rows of ``encoded`` and how many leading tokens
+    it takes from the shared prefix's cache (0 when the prefix is too short to pay, or when a sliding-``window``
+    model could not see it).
+
+    >>> batch_plan([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 7], [1, 2, 3, 4, 5, 8, 9]], 2)
+    (4, [([2, 0], 4), ([1], 4)])
+    """
+    order = np.argsort([-len(e) for e in encoded], kind="stable")
+    shared, batches = shared_prefix(encoded), []
+    for start in range(0, len(order), batch_size):
+        rows = [int(i) for i in order[start : start + batch_size]]
+        longest = max(len(encoded[i]) for i in rows)
+        fits = window is None or longest + shared <= window
+        batches.append((rows, shared if shared >= MIN_SHARED_TOKENS and fits else 0))
+    return shared, batches
+
+
 def letter_probabilities(
     model,
     tokenizer,
@@ -96,13 +115,12 @@ def letter_probabilities(
     width = int(n_opts.max())
     letter_ids = torch.tensor(letter_token_ids(tokenizer, width, template))
     encoded = tokenizer(prompts_of(table, template), add_special_tokens=True)["input_ids"]
-    order = np.argsort([-len(e) for e in encoded], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     bf16 = use_bf16(precision, device.type, model_shapes(model))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     weights = bf16_linear_weights(model, trainable=True) if bf16 else contextlib.nullcontext()
-    window = getattr(model.config, "sliding_window", None)
+    shared, batches = batch_plan(encoded, batch_size, getattr(model.config, "sliding_window", None))
     cache_arg = _cache_argument()
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
     with (
@@ -112,13 +130,9 @@ def letter_probabilities(
         weights,
         progress_bar(total=len(encoded), desc=desc) as bar,
     ):
-        shared, prefix_cache = shared_prefix(encoded), None
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        prefix_cache = None
+        for idx, skip in batches:
             longest = max(len(encoded[i]) for i in idx)
-            # a sliding-window model shares the prefix only while the whole batch fits in its window
-            fits = window is None or longest + shared <= window
-            skip = shared if shared >= MIN_SHARED_TOKENS and fits else 0
             if skip and prefix_cache is None:
                 prefix = torch.tensor([encoded[0][:shared]], device=device)
                 prefix_cache = getattr(model(input_ids=prefix, use_cache=True, logits_to_keep=1), cache_arg)
