@@ -307,6 +307,24 @@ def test_an_unpinned_study_decides_once_on_the_driver_by_measurement(monkeypatch
     assert study_precision(qlora)["precision"] == "auto"
 
 
+def test_a_study_on_a_gpu_machine_decides_on_its_gpu(monkeypatch):
+    """A local study on a machine with a GPU trains there: the decision is measured on the GPU, not its CPU."""
+    from hils_kit.core import precision
+    from hils_kit.study.cells import study_precision
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": True)
+    asked = []
+    monkeypatch.setattr(
+        precision_timing,
+        "measured_speeds",
+        lambda shapes, device: asked.append(device) or {"faster": "fp32", "gflops": GFLOPS["fp32"], "shapes": SHAPES},
+    )
+    assert study_precision(study_from_dict({"models": ["tiny"], "preset": "tiny"}))["precision"] == "fp32"
+    assert asked == ["cuda"]
+
+
 def test_a_study_s_training_setting_bf16_beats_the_environment(monkeypatch, tmp_path):
     from hils_kit.stages.cell import train_config
     from hils_kit.study.cells import cell_parameters, expand_cells

@@ -198,9 +198,10 @@ def exploration_parameters(config: StudyConfig, out_dir: str | Path) -> Explorat
 def study_precision(config: StudyConfig) -> dict:
     """What the study computes in, decided once on the driver and passed to every notebook, whatever the backend
     (nodes of different kinds would otherwise train strategies in different precisions and confound the two):
-    :func:`~hils_kit.core.precision.precision_record` of the study's ``precision`` on the CPU, measured there when
-    ``auto`` on the shapes of the largest of its models (trained and labelling). A study with cells on GPUs (4-bit presets) keeps
-    ``auto``: each GPU decides for itself (4-bit weights compute in bf16).
+    :func:`~hils_kit.core.precision.precision_record` of the study's ``precision``, measured when ``auto`` on the
+    shapes of the largest of its models (trained and labelling), on the driver's GPU when it has one (a local study
+    trains there), else on its CPU. A study with cells on GPUs (4-bit presets) keeps ``auto``: each GPU decides for
+    itself (4-bit weights compute in bf16).
 
     >>> from hils_kit.study.config import study_from_dict
     >>> study_precision(study_from_dict({"models": ["tiny"], "preset": "tiny", "precision": "fp32"}))
@@ -208,7 +209,10 @@ def study_precision(config: StudyConfig) -> dict:
     """
     if any(make_config(config.preset_for(m), config.train_overrides).quantization != "none" for m in config.models):
         return {"precision": pinned_precision(config.precision), "decided_by": "each GPU (4-bit presets)"}
-    return precision_record(config.precision, "cpu", model_shapes(*config.models, *config.prepare.difficulty_models))
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return precision_record(config.precision, device, model_shapes(*config.models, *config.prepare.difficulty_models))
 
 
 def prepare_parameters(config: StudyConfig, prepare_dir: str | Path) -> PrepareParams:
