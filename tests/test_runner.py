@@ -21,6 +21,7 @@ from hils_kit.study import executors
 from hils_kit.study.config import study_from_dict
 from hils_kit.study.jobs import check_parameters, plan
 from hils_kit.study.loading import load_study
+from hils_kit.study.papermill_run import KERNEL_DIED_AT_START
 from hils_kit.study.runner import run_study
 
 FIXTURES = Path(__file__).parent / "notebooks"
@@ -225,6 +226,36 @@ def kit_imports() -> dict[str, set[str]]:
                 imported |= {alias.name for alias in node.names if alias.name.startswith("hils_kit")}
         graph[module.removesuffix(".__init__")] = imported
     return graph
+
+
+@pytest.mark.parametrize(
+    ("errors", "returncode", "calls"),
+    [
+        ([RuntimeError(KERNEL_DIED_AT_START)], 0, 2),  # the kernel died while starting: started again
+        ([RuntimeError(KERNEL_DIED_AT_START)] * 2, 1, 2),  # twice: the run failed
+        ([ValueError("a cell raised")], 1, 1),  # the notebook's own error: not run again
+    ],
+)
+def test_a_run_whose_kernel_died_while_starting_is_started_again_once(monkeypatch, tmp_path, errors, returncode, calls):
+    """With the TCP transport two kernels starting at once can race for a port; such a kernel ran nothing."""
+    import papermill
+
+    from hils_kit.study.executors import execute_here
+    from hils_kit.study.jobs import Job
+
+    made = []
+
+    def execute_notebook(*args, **kwargs):
+        made.append(1)
+        if len(made) <= len(errors):
+            raise errors[len(made) - 1]
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    job = Job(
+        "c", tmp_path / "n.ipynb", tmp_path / "run" / "o.ipynb", tmp_path / "run", {}, tmp_path / "p", tmp_path / "r"
+    )
+    assert execute_here(job, "python3") == returncode and len(made) == calls
+    assert ("starting the run again" in job.log.read_text()) == (calls == 2)
 
 
 def test_no_module_of_the_kit_imports_itself_back():

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from hils_kit.core.progress import HEADLESS
 from hils_kit.study.jobs import Job
-from hils_kit.study.papermill_run import papermill_run_command
+from hils_kit.study.papermill_run import papermill_run_command, starting_again_if_the_kernel_died
 
 KERNEL = "hils-kit"  # installed by `make setup`; "python3" (the running venv's Python) otherwise
 # seconds a kernel may take to start: papermill's 60 is too short on a busy machine (cells side by side with
@@ -226,17 +226,20 @@ def execute_here(job: Job, kernel: str) -> int:
     job.reset()
     with open(job.log, "w", encoding="utf-8") as log, _kernel_environment(), _output_to(log):
         try:
-            papermill.execute_notebook(
-                job.notebook,
-                job.output,
-                parameters=job.parameters,
-                kernel_name=kernel,
-                start_timeout=KERNEL_START_TIMEOUT,
-                cwd=job.folder,
-                progress_bar=False,
-                log_output=False,
-                stdout_file=log,
-                stderr_file=log,
+            starting_again_if_the_kernel_died(
+                lambda: papermill.execute_notebook(
+                    job.notebook,
+                    job.output,
+                    parameters=job.parameters,
+                    kernel_name=kernel,
+                    start_timeout=KERNEL_START_TIMEOUT,
+                    cwd=job.folder,
+                    progress_bar=False,
+                    log_output=False,
+                    stdout_file=log,
+                    stderr_file=log,
+                ),
+                log=log,
             )
         except Exception as err:  # the notebook's error, a dead kernel, ...: the run failed, the study goes on
             log.write(f"\n{type(err).__name__}: {err}\n")
