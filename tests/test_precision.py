@@ -216,6 +216,17 @@ def test_on_a_gpu_the_precision_is_the_weights_dtype_and_every_loader_asks_for_i
     assert asked == [precision == "bf16", precision, precision]
 
 
+def test_a_model_with_bf16_weights_is_not_scored_as_fp32():
+    """fp32 over bf16 weights would be bf16 work recorded as fp32 (what a GPU did before 2026-12-04)."""
+    from hils_kit.models.loading import load_model
+
+    model, tok = load_model("tiny", dtype=torch.bfloat16, device="cpu")
+    table = make_questions(4)
+    with pytest.raises(ValueError, match=r"weights are bfloat16.*precision='fp32'.*precision='bf16'"):
+        letter_probabilities(model, tok, table, precision="fp32")
+    assert letter_probabilities(model, tok, table, precision="bf16").shape == (4, 4)
+
+
 def test_default_scoring_is_what_the_environment_asks(tiny_model):
     """Under HILS_PRECISION=bf16 this scores in bf16 (emulated where not native), under fp32 in fp32."""
     model, tok = tiny_model

@@ -106,7 +106,8 @@ def letter_probabilities(
 
     ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
     (``HILS_PRECISION``, else the faster for this model on this device; :mod:`hils_kit.core.precision`); under bf16
-    the CPU linear weights are cast once per call (:func:`hils_kit.core.bf16_weights.bf16_linear_weights`).
+    the CPU linear weights are cast once per call (:func:`hils_kit.core.bf16_weights.bf16_linear_weights`). A model
+    with bf16 weights (not quantised) is refused in fp32.
     bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
     """
     import torch
@@ -118,6 +119,12 @@ def letter_probabilities(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     bf16 = use_bf16(precision, device.type, model_shapes(model))
+    quantized = getattr(getattr(model, "config", None), "quantization_config", None) is not None
+    if not bf16 and not quantized and any(p.dtype == torch.bfloat16 for p in model.parameters()):
+        raise ValueError(
+            "the model's weights are bfloat16, so scoring it in fp32 would be bf16 work recorded as fp32: load it in "
+            "float32 (load_model(..., precision='fp32')) or score it with precision='bf16'"
+        )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     weights = bf16_linear_weights(model, trainable=True) if bf16 else contextlib.nullcontext()
     shared, batches = batch_plan(encoded, batch_size, getattr(model.config, "sliding_window", None))
