@@ -1,4 +1,5 @@
-"""bf16 copies of the linear weights, made once under bf16 autocast: the same results as autocast's own casts."""
+"""bf16 copies of the weights, made once under bf16 autocast: in training the same results as autocast's own casts,
+in scoring those of the model loaded in bf16."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import contextlib
 import numpy as np
 import torch
 
-from hils_kit.core.bf16_weights import bf16_linear_weights
+from hils_kit.core.bf16_weights import bf16_linear_weights, bf16_model_weights
+from hils_kit.models.loading import load_model
 from hils_kit.score import scoring
 from hils_kit.score.scoring import letter_probabilities
 from hils_kit.train import training
@@ -16,7 +18,7 @@ from tests.conftest import make_questions, tiny_lora_model
 from tests.test_training import ordered_table, tiny_config
 
 
-def test_frozen_weights_only_unless_trainable_and_tied_weights_stay_fp32():
+def test_frozen_linear_weights_only_and_tied_weights_stay_fp32():
     model, _ = tiny_lora_model()
     model.base_model.model.config.tie_word_embeddings = True
     inner = model.base_model.model
@@ -28,25 +30,28 @@ def test_frozen_weights_only_unless_trainable_and_tied_weights_stay_fp32():
     bf16 = {name for name, dtype in dtypes.items() if dtype == torch.bfloat16}
     assert bf16 and all("base_layer" in name or name.endswith("lm_head.weight") for name in bf16)
     assert not any("lora_" in name for name in bf16)  # trained in fp32
-    with bf16_linear_weights(model, trainable=True):
-        assert all(
-            p.dtype == torch.bfloat16 for name, p in model.named_parameters() if "lora_" in name and "weight" in name
-        )
+    with bf16_model_weights(model):  # scoring: every weight, tied ones as one copy
+        assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+        assert inner.lm_head.weight is inner.model.embed_tokens.weight
     after = dict(model.named_parameters(remove_duplicate=False))
     assert after.keys() == before.keys() and all(after[n] is before[n] for n in before)  # the same objects back
     assert inner.lm_head.weight is inner.model.embed_tokens.weight
 
 
-def test_scoring_in_bf16_gives_autocast_s_own_results(monkeypatch, tiny_model):
+def test_scoring_in_bf16_gives_the_bf16_model_s_own_results(monkeypatch, tiny_model):
     model, tok = tiny_model
     table = make_questions(12)
     cast_once = letter_probabilities(model, tok, table, batch_size=4, precision="bf16")
-    monkeypatch.setattr(scoring, "bf16_linear_weights", lambda model, trainable: contextlib.nullcontext())
-    cast_each_time = letter_probabilities(model, tok, table, batch_size=4, precision="bf16")
+    loaded_in_bf16, _ = load_model("tiny", dtype=torch.bfloat16, device="cpu")
+    assert np.array_equal(
+        cast_once, letter_probabilities(loaded_in_bf16, tok, table, batch_size=4, precision="bf16"), equal_nan=True
+    )
     fp32 = letter_probabilities(model, tok, table, batch_size=4, precision="fp32")
-    assert np.array_equal(cast_once, cast_each_time, equal_nan=True)
     assert not np.array_equal(cast_once, fp32, equal_nan=True)  # really bf16
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    monkeypatch.setattr(scoring, "bf16_model_weights", lambda model: contextlib.nullcontext())
+    autocast_alone = letter_probabilities(model, tok, table, batch_size=4, precision="bf16")
+    assert np.nanmax(np.abs(autocast_alone - cast_once)) < 0.01  # fp32 residual stream: a little nearer fp32
 
 
 def test_training_in_bf16_gives_autocast_s_own_losses_and_adapter(monkeypatch, tmp_path):
