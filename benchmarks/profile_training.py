@@ -32,7 +32,7 @@ from machine import gemm_peak, token_weights  # noqa: E402
 TRIES = {"base": {}, "fused_adamw": {"optim": "adamw_torch_fused"}, "compile": {}}
 GROUPS = {  # operator name fragments -> group; the first match wins
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
-    "LoRA dropout masks": ("bernoulli", "_DropoutThenLinear"),  # torch's draws, or the kit's (numpy's, within)
+    "LoRA dropout masks": ("bernoulli", "LoraLinearFunction"),  # torch's draws, or the kit's (numpy's, within)
     "attention": ("scaled_dot_product", "flash_attention"),
     "optimizer": ("lerp", "sqrt", "_foreach", "_fused_adamw", "addcdiv", "addcmul"),
 }

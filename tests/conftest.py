@@ -80,10 +80,10 @@ def tiny_lora_model(dtype=None, dropout: float = 0.1):
 @contextlib.contextmanager
 def seeded_peft_dropout(model):
     """peft's own LoRA modules within the block, their ``nn.Dropout`` drawing the kit's masks in the same order
-    (:func:`hils_kit.train.lora_dropout.dropped`): what peft's LoRA computes with the masks the kit draws."""
+    (:func:`hils_kit.train.fused_lora.dropped`): what peft's LoRA computes with the masks the kit draws."""
     import torch  # not at import: the workers set OMP_NUM_THREADS first
 
-    from hils_kit.train.lora_dropout import draw_seed, dropped
+    from hils_kit.train.fused_lora import draw_seed, dropped
 
     class SeededDropout(torch.nn.Module):
         def __init__(self, p: float):

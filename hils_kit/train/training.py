@@ -5,10 +5,11 @@ with TRL's ``SFTTrainer``: completion-only loss (the answer letter and EOS), no 
 sampler, and no packing across questions: a micro-batch is one padding-free row of whole questions, each
 attending only to itself (:func:`packs_rows`), or a padded batch. An
 :class:`~hils_kit.order.audit.OrderRecorder` records what the model was really fed; a run whose fed order
-differs from the plan raises :class:`~hils_kit.order.audit.OrderAuditError`. On CPU, LoRA dropout keeps only a
-seed for the backward pass instead of float copies (:mod:`hils_kit.train.lora_dropout`: its own draws, peft's
-gradients for the same masks), and under bf16 autocast the frozen weights are cast to bf16 once per run instead of at
-every step (:mod:`hils_kit.core.bf16_weights`: the same results).
+differs from the plan raises :class:`~hils_kit.order.audit.OrderAuditError`. On CPU, each LoRA layer trains as one
+autograd function with its dropout drawn from a seed (:mod:`hils_kit.train.fused_lora`: its own draws, peft's
+gradients for the same masks), each question of a padding-free row is attended on its own
+(:mod:`hils_kit.train.packed_attention`: the same attention), and under bf16 autocast the frozen weights are cast to
+bf16 once per run instead of at every step (:mod:`hils_kit.core.bf16_weights`: the same results).
 
 A run folder holds ``adapter/``, ``train_config.json``, ``train_log.csv``, ``train_summary.json``,
 ``order_planned.csv`` and ``order_fed.csv``; it is written atomically.
@@ -47,10 +48,22 @@ from hils_kit.data.prompts import format_completion, format_prompt
 from hils_kit.models.loading import load_model, model_path
 from hils_kit.models.shapes import model_shapes
 from hils_kit.order.audit import OrderAuditError, OrderRecorder, audit, map_to_rows
-from hils_kit.train.lora_dropout import lean_lora_dropout
+from hils_kit.train.fused_lora import fused_lora
+from hils_kit.train.packed_attention import packed_attention
 from hils_kit.train.peak_memory import peak_memory_mb, reset_peak_memory
 from hils_kit.train.presets import TrainConfig, make_config, preset_for_model
 
+# what the loss passes on to the model: a padding-free row's bounds let attention take its questions one by one
+# (:mod:`hils_kit.train.packed_attention`, flash attention on a GPU)
+MODEL_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "cu_seq_lens_q",
+    "cu_seq_lens_k",
+    "max_length_q",
+    "max_length_k",
+)
 SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the audit catches shuffling
 
 # model types whose attention masks transformers builds in masking_utils, which reads the position ids of a
@@ -86,7 +99,7 @@ class CompletionSFTTrainer(SFTTrainer):
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = labels[:, 1:] != -100  # the logit at position p predicts the token at p + 1
         targets = labels[:, 1:][keep[:, :-1]]
-        batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+        batch = {k: inputs[k] for k in MODEL_INPUTS if k in inputs}
         outputs = model(**batch, use_cache=False, logits_to_keep=keep)
         logits = outputs.logits.float()
         n_items = targets.numel() if num_items_in_batch is None else num_items_in_batch
@@ -336,10 +349,11 @@ def order_tables(table: pd.DataFrame, epochs: int, recorder: OrderRecorder, data
 
 @contextlib.contextmanager
 def lean_training(trainer):
-    """What :func:`train` runs ``trainer.train()`` within: lean LoRA dropout and, under bf16 autocast, the frozen
-    weights cast to bf16 once (:mod:`hils_kit.train.lora_dropout`, :mod:`hils_kit.core.bf16_weights`)."""
+    """What :func:`train` runs ``trainer.train()`` within: fused LoRA layers, attention per question in padding-free
+    rows and, under bf16 autocast, the frozen weights cast to bf16 once (:mod:`hils_kit.train.fused_lora`,
+    :mod:`hils_kit.train.packed_attention`, :mod:`hils_kit.core.bf16_weights`)."""
     frozen = bf16_linear_weights(trainer.model) if trainer.args.bf16 else contextlib.nullcontext()
-    with lean_lora_dropout(trainer.model), frozen:
+    with fused_lora(trainer.model), packed_attention(trainer.model), frozen:
         yield trainer
 
 

@@ -1,0 +1,83 @@
+"""Attention in padding-free rows: one causal product per question instead of one masked product over the row.
+
+The kit trains padding-free (``padding_free``: a micro-batch's questions end to end in one row, positions restarting
+at each). transformers' ``sdpa`` attends such a row with a block-diagonal mask over the whole row, so every layer
+computes (and differentiates) the scores of every question against every other one, and throws them away. Within
+:func:`packed_attention` a CPU model attends each question's span on its own with SDPA's causal kernel, from the
+row's bounds that TRL's collator passes (``cu_seq_lens_q``): the same attention, a quarter of the products for four
+questions a row, and no mask. Anything else (a padded batch, a cache, dropout on the attention, a soft cap, a span
+longer than a sliding window) goes to transformers' own ``sdpa``.
+
+>>> with packed_attention(trainer.model):                                        # doctest: +SKIP
+...     trainer.train()
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+NAME = "hils_packed_sdpa"
+
+
+def spans(query: torch.Tensor, key: torch.Tensor, module, dropout: float, kwargs: dict) -> list[int] | None:
+    """The lengths of the questions in a padding-free row, or ``None`` when the row must go to ``sdpa`` whole."""
+    bounds, key_bounds = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
+    if bounds is None or key_bounds is None or query.shape[0] != 1 or key.shape[2] != query.shape[2]:
+        return None
+    if (
+        dropout
+        or not getattr(module, "is_causal", True)
+        or any(kwargs.get(name) is not None for name in ("softcap", "s_aux", "position_bias"))
+    ):
+        return None
+    if not torch.equal(bounds, key_bounds) or int(bounds[0]) != 0 or int(bounds[-1]) != query.shape[2]:
+        return None
+    lengths = bounds.diff().tolist()
+    window = kwargs.get("sliding_window")
+    return None if window is not None and max(lengths) > window else lengths
+
+
+def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """transformers' attention interface: each question of a padding-free row attended on its own, causally."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    lengths = spans(query, key, module, dropout, kwargs)
+    if lengths is None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    outputs = [
+        F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling)
+        for q, k, v in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2))
+    ]
+    return torch.cat(outputs, 2).transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, packed_sdpa)
+    AttentionMaskInterface.register(NAME, sdpa_mask)  # what sdpa gets, for the rows that go to it
+
+
+@contextlib.contextmanager
+def packed_attention(model):
+    """Within the block a CPU ``model`` that attends with ``sdpa`` attends with :func:`packed_sdpa`; other models
+    are left as they are."""
+    config = model.config
+    device = next(model.parameters()).device
+    if getattr(config, "_attn_implementation", None) != "sdpa" or device.type != "cpu":
+        yield model
+        return
+    _register()
+    model.set_attn_implementation(NAME)
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation("sdpa")
