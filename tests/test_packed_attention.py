@@ -102,3 +102,23 @@ def test_a_padded_batch_in_the_block_scores_as_without_it():
         with packed_attention(model):
             packed = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(packed, plain, rtol=0, atol=0)
+
+
+def test_train_attends_each_question_of_a_padding_free_row_on_its_own(monkeypatch, tmp_path):
+    """The loss passes the row's bounds to the model, so training really takes the per-question path (a row
+    without them would go to sdpa: the same numbers, slower)."""
+    from hils_kit.train import packed_attention as module
+    from hils_kit.train.training import train
+    from tests.test_training import ordered_table, tiny_config
+
+    seen, real = [], module.spans
+
+    def recorded(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(module, "spans", recorded)
+    result = train(ordered_table(), model="tiny", config=tiny_config(lora_dropout=0.0), out_dir=tmp_path / "run")
+    assert result.summary["batching"] == "padding-free"
+    assert seen and all(lengths is not None for lengths in seen)
+    assert {len(lengths) for lengths in seen} == {3, 2}  # 20 questions, 3 a row: the last row has 2

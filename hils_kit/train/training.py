@@ -53,17 +53,10 @@ from hils_kit.train.packed_attention import packed_attention
 from hils_kit.train.peak_memory import peak_memory_mb, reset_peak_memory
 from hils_kit.train.presets import TrainConfig, make_config, preset_for_model
 
-# what the loss passes on to the model: a padding-free row's bounds let attention take its questions one by one
+# a padding-free row's bounds, which let attention take its questions one by one
 # (:mod:`hils_kit.train.packed_attention`, flash attention on a GPU)
-MODEL_INPUTS = (
-    "input_ids",
-    "attention_mask",
-    "position_ids",
-    "cu_seq_lens_q",
-    "cu_seq_lens_k",
-    "max_length_q",
-    "max_length_k",
-)
+ROW_BOUNDS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", *ROW_BOUNDS)  # what the loss passes to the model
 SAMPLINGS = ("sequential", "random")  # "random" is the control that shows the audit catches shuffling
 
 # model types whose attention masks transformers builds in masking_utils, which reads the position ids of a
