@@ -23,7 +23,14 @@ NAME = "hils_packed_sdpa"
 
 
 def spans(query: torch.Tensor, key: torch.Tensor, module, dropout: float, kwargs: dict) -> list[int] | None:
-    """The lengths of the questions in a padding-free row, or ``None`` when the row must go to ``sdpa`` whole."""
+    """The lengths of the questions in a padding-free row, or ``None`` when the row must go to ``sdpa`` whole.
+
+    >>> row, bounds = torch.zeros(1, 2, 7, 4), torch.tensor([0, 3, 7])
+    >>> spans(row, row, None, 0.0, {"cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds})
+    [3, 4]
+    >>> spans(row, row, None, 0.0, {"cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "sliding_window": 3}) is None
+    True
+    """
     bounds, key_bounds = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
     if bounds is None or key_bounds is None or query.shape[0] != 1 or key.shape[2] != query.shape[2]:
         return None
