@@ -122,3 +122,26 @@ def test_train_attends_each_question_of_a_padding_free_row_on_its_own(monkeypatc
     assert result.summary["batching"] == "padding-free"
     assert seen and all(lengths is not None for lengths in seen)
     assert {len(lengths) for lengths in seen} == {3, 2}  # 20 questions, 3 a row: the last row has 2
+
+
+def test_under_bf16_autocast_short_questions_attend_in_fp32():
+    """Questions up to FP32_SPAN tokens attend in fp32 (faster on CPUs, and nearer fp32), longer ones in bf16 as
+    autocast's sdpa would; the output is bf16 either way."""
+    from hils_kit.train.packed_attention import FP32_SPAN
+
+    q, k, v, bounds = row()
+    q, k, v = (t.detach().bfloat16() for t in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed, _ = packed_sdpa(MODULE, q, k, v, None, scaling=0.3, **bounds)
+    reference, _ = packed_sdpa(MODULE, q.float(), k.float(), v.float(), None, scaling=0.3, **bounds)
+    assert packed.dtype == torch.bfloat16
+    torch.testing.assert_close(packed, reference.bfloat16(), rtol=0, atol=0)
+    n = FP32_SPAN + 1  # one question too long for fp32
+    generator = torch.Generator().manual_seed(1)
+    long = [torch.randn(1, 2, n, 8, generator=generator).bfloat16() for _ in range(3)]
+    one = {"cu_seq_lens_q": torch.tensor([0, n]), "cu_seq_lens_k": torch.tensor([0, n])}
+    module = types.SimpleNamespace(num_key_value_groups=1, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed, _ = packed_sdpa(module, *long, None, scaling=0.3, **one)
+        bf16 = torch.nn.functional.scaled_dot_product_attention(*long, is_causal=True, scale=0.3)
+    torch.testing.assert_close(packed, bf16.transpose(1, 2), rtol=0, atol=0)
