@@ -1,6 +1,6 @@
 """Time the kit's letter scorer against the paper's per-option method on the same model and questions.
 
-    .venv/bin/python benchmarks/bench_scoring.py [--model smollm2] [--n 64] [--data medmcqa] [--batch-size 8]
+    .venv/bin/python benchmarks/bench_scoring.py [--model smollm2] [--n 64] [--data medmcqa] [--batch-size 32]
                                                  [--paper-batch-size N] [--threads T] [--compile] [--profile]
                                                  [-o FILE]
 
@@ -9,7 +9,8 @@ Both score the same seeded, category-stratified sample with the same prompts, al
 (``--precision``: ``HILS_PRECISION``, else the faster of fp32 and bf16 as measured on this machine:
 ``precision_decision``) and, in the same loop, in the other one (``kit_other_precision_*``, ``default_vs_other``: the
 default must not be more than 5 % slower); the paper's method in fp32. The kit: the prompts' shared prefix once, then
-one left-padded forward per question, last-position logits only, softmax over the option letters
+``--batch-size`` prompts per forward pass (on a CPU end to end in one row, each attending the prefix and itself;
+elsewhere left-padded), last-position logits only, softmax over the option letters
 (:func:`hils_kit.score.scoring.letter_probabilities`). The paper: one right-padded sequence per (question,
 option), full logits, mean cross-entropy over the whole sequence, lowest wins
 (:func:`hils_kit.score.scoring.per_option_losses`), timed twice: with the paper code's own batching
@@ -58,6 +59,7 @@ import time
 import numpy as np
 
 from hils_kit.core.precision import PRECISIONS
+from hils_kit.score.scoring import BATCH_SIZE
 
 GROUPS = {  # operator name fragments -> group; the first match wins
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
@@ -94,7 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=64, help="questions (default 64)")
     parser.add_argument("--data", default="medmcqa", help="data set name or question file (default medmcqa)")
     parser.add_argument(
-        "--batch-size", type=int, default=8, help="questions per forward pass, both methods (default 8)"
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"questions per forward pass, both methods (default {BATCH_SIZE}, the kit's)",
     )
     parser.add_argument(
         "--paper-batch-size",
@@ -139,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hils_kit.models.shapes import model_shapes
     from hils_kit.score.evaluation import resolve_test_sets
     from hils_kit.score.scoring import (
-        batch_plan,
         letter_probabilities,
+        pass_tokens,
         per_option_losses,
         predict,
         probabilities_from_losses,
@@ -232,9 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     encoded = tokenizer(prompts_of(table, args.template))["input_ids"]
     whole = 2 * linear_weights * (sum(len(e) for e in encoded) - (len(encoded) - 1) * shared_prefix(encoded))
     # the products alone: the kit's linear layers over each of its batches' rows (padding included), no casts
-    shared, batches = batch_plan(encoded, args.batch_size, getattr(model.config, "sliding_window", None))
-    rows = [len(idx) * (max(len(encoded[i]) for i in idx) - skip) for idx, skip in batches]
-    rows += [shared] if any(skip for _, skip in batches) else []
+    rows = pass_tokens(model, encoded, args.batch_size)
     weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head]
     alone_products = (
         {name: products_seconds(weights, rows, dtype) for name, dtype in (("fp32", "float32"), ("bf16", "bfloat16"))}

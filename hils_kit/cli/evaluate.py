@@ -30,7 +30,7 @@ def register(commands) -> None:
         help="ids to leave out (training questions): a split JSON (its train ids), a JSON list or one id per line",
     )
     p.add_argument("--template", default="paper", choices=list(TEMPLATES), help="prompt template (default paper)")
-    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--batch-size", type=int, default=32, help="questions per forward pass (default 32)")
     p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "-o",

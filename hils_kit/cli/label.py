@@ -42,7 +42,7 @@ def register(commands) -> None:
         help="average over cyclic rotations of the options (cancels letter bias; n times slower)",
     )
     p.add_argument("--template", default="paper", choices=list(TEMPLATES), help="prompt template (default: paper)")
-    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (default 8)")
+    p.add_argument("--batch-size", type=int, default=32, help="questions per forward pass (default 32)")
     p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "--cache",

@@ -32,7 +32,7 @@ from hils_kit.core.precision import resolve_precision
 from hils_kit.data.questions import LETTERS
 from hils_kit.models.loading import load_model, model_folder
 from hils_kit.models.shapes import model_shapes
-from hils_kit.score.scoring import letter_probabilities
+from hils_kit.score.scoring import BATCH_SIZE, letter_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def letter_outcomes(
     table: pd.DataFrame,
     debias: bool = False,
     template: str = "paper",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     precision: str | bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per question, the probability on the correct option, softmax over the option letters (paper Eq. 1), and
@@ -192,7 +192,7 @@ def llm_difficulty(
     debias: bool = False,
     cache: str | Path | None = None,
     template: str = "paper",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     precision: str | bool | None = None,
 ) -> pd.DataFrame:
     """``id``, ``difficulty`` (1 − mean expected accuracy over ``models``), ``p_correct_<model>`` and
@@ -278,7 +278,7 @@ def label_difficulty(
     debias: bool,
     path: str | Path,
     template: str = "paper",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     cache: str | Path | None = None,
     precision: str | bool | None = None,
 ) -> pd.DataFrame:

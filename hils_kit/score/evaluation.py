@@ -28,7 +28,7 @@ from hils_kit.data.splits import sample_questions
 from hils_kit.models.adapter_merge import merged_adapter
 from hils_kit.models.shapes import model_shapes
 from hils_kit.score.metrics import gold_scores, summarize
-from hils_kit.score.scoring import letter_probabilities, predict
+from hils_kit.score.scoring import BATCH_SIZE, letter_probabilities, predict
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def evaluate(
     test_sets: dict[str, pd.DataFrame],
     out_dir,
     template: str = "paper",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     precision: str | bool | None = None,
 ) -> dict:
     """Score every test set, write predictions and ``metrics.json`` into ``out_dir``, return the metrics.

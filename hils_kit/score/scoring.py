@@ -1,11 +1,13 @@
 """Letter scoring: one forward pass per question, softmax over the option letters only.
 
 The tokens every prompt starts with (the paper's instruction, about 31 of MedMCQA's 86 tokens per prompt)
-are run once per call and their key/value cache is shared by every batch. The rest of each prompt is
-left-padded into length-sorted batches (longest first, so little padding; the results come back in the
-table's order), with position ids that ignore the padding, and only the last position's logits are
-computed. The probability of each letter is the softmax of the logits of `` A`` … restricted to the
-question's own letters, which is exactly the paper's rule (lowest loss of ``prompt + letter`` among the
+are run once per call and their key/value cache is shared by every batch. On a CPU a batch's prompts, without that
+prefix, then go end to end in one row, each attending the prefix and itself (:mod:`hils_kit.score.prefix_attention`:
+no padding, every linear layer one large product); elsewhere (a GPU, another attention implementation, a prompt
+longer than a sliding window) they are left-padded into length-sorted batches with position ids that ignore the
+padding. Batches are longest first, and the results come back in the table's order. Only each prompt's last
+position's logits are computed. The probability of each letter is the softmax of the logits of `` A`` … restricted
+to the question's own letters, which is exactly the paper's rule (lowest loss of ``prompt + letter`` among the
 options) in one pass instead of one per option.
 
 :func:`per_option_losses` is the paper's own method (one sequence per option, mean cross-entropy over the
@@ -30,12 +32,14 @@ import copy
 import numpy as np
 import pandas as pd
 
+from hils_kit.core.allocator import keep_freed_memory
 from hils_kit.core.bf16_weights import bf16_model_weights
 from hils_kit.core.precision import use_bf16
 from hils_kit.core.progress import progress_bar
 from hils_kit.data.prompts import format_completion, letter_token_ids, prompts_of
 from hils_kit.data.questions import LETTERS
 from hils_kit.models.shapes import model_shapes
+from hils_kit.score.prefix_attention import SharedPrefix, fits, prefix_attention
 
 
 @contextlib.contextmanager
@@ -50,6 +54,9 @@ def eval_mode(model):
 
 
 MIN_SHARED_TOKENS = 4  # a shorter common prefix is not worth its cache
+# questions per forward pass: on a CPU they share one row, where 32 MedMCQA questions (about 1,800 tokens) scored
+# SmolLM2 1.15x faster in fp32 than 8 and 1.3x in bf16; 64 no faster (2-core Xeon with AMX, 2026-12-04)
+BATCH_SIZE = 32
 
 
 def _cache_argument() -> str:
@@ -93,22 +100,48 @@ def batch_plan(encoded: list[list[int]], batch_size: int, window: int | None = N
     return shared, batches
 
 
+def scoring_plan(model, encoded: list[list[int]], batch_size: int) -> tuple[int, list[tuple], bool]:
+    """``(prefix, batches, packed)``: the shared prefix's length when it is long enough to pay (else 0),
+    :func:`batch_plan`'s batches for ``model``, and whether each batch's prompts go end to end in one row after
+    that prefix (:func:`hils_kit.score.prefix_attention.fits`; otherwise each batch is left-padded after its ``skip``)."""
+    shared, batches = batch_plan(encoded, batch_size, getattr(model.config, "sliding_window", None))
+    prefix = shared if shared >= MIN_SHARED_TOKENS else 0
+    return prefix, batches, fits(model, prefix, [len(e) - prefix for e in encoded])
+
+
+def pass_tokens(model, encoded: list[list[int]], batch_size: int) -> list[int]:
+    """The token positions of each forward pass :func:`letter_probabilities` makes, padding included (the shared
+    prefix's pass last): the rows of its matrix products.
+
+    >>> from types import SimpleNamespace as NS
+    >>> model = NS(config=NS(_attn_implementation="eager"), parameters=lambda: iter([NS(device=NS(type="cpu"))]))
+    >>> pass_tokens(model, [[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 7], [1, 2, 3, 4, 5, 8, 9]], 2)
+    [6, 1, 4]
+    """
+    prefix, batches, packed = scoring_plan(model, encoded, batch_size)
+    if packed:
+        return [sum(len(encoded[i]) - prefix for i in idx) for idx, _ in batches] + ([prefix] if prefix else [])
+    rows = [len(idx) * (max(len(encoded[i]) for i in idx) - skip) for idx, skip in batches]
+    return rows + ([prefix] if any(skip for _, skip in batches) else [])
+
+
 def letter_probabilities(
     model,
     tokenizer,
     table: pd.DataFrame,
     template: str = "paper",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     desc: str = "scoring",
     precision: str | bool | None = None,
 ) -> np.ndarray:
     """Probabilities over the option letters, shape ``(len(table), max options)``; NaN past a row's options.
 
-    ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under bf16 autocast) or ``None``/``"auto"``
-    (``HILS_PRECISION``, else the faster for this model on this device; :mod:`hils_kit.core.precision`); under bf16
-    a CPU model's weights are cast once per call (:func:`hils_kit.core.bf16_weights.bf16_model_weights`: the model
-    computes as if loaded in bf16). A model with bf16 weights (not quantised) is refused in fp32.
-    bf16 probabilities differ from fp32 by up to a few hundredths (``tests/test_scoring.py`` holds the tolerance).
+    ``batch_size``: questions per forward pass. ``precision``: ``"fp32"``, ``"bf16"`` (an fp32 model scored under
+    bf16 autocast) or ``None``/``"auto"`` (``HILS_PRECISION``, else the faster for this model on this device;
+    :mod:`hils_kit.core.precision`); under bf16 a CPU model's weights are cast once per call
+    (:func:`hils_kit.core.bf16_weights.bf16_model_weights`: the model computes as if loaded in bf16). A model with
+    bf16 weights (not quantised) is refused in fp32. bf16 probabilities differ from fp32 by up to a few hundredths
+    (``tests/test_scoring.py`` holds the tolerance).
     """
     import torch
 
@@ -116,7 +149,6 @@ def letter_probabilities(
     width = int(n_opts.max())
     letter_ids = torch.tensor(letter_token_ids(tokenizer, width, template))
     encoded = tokenizer(prompts_of(table, template), add_special_tokens=True)["input_ids"]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     bf16 = use_bf16(precision, device.type, model_shapes(model))
     quantized = getattr(getattr(model, "config", None), "quantization_config", None) is not None
@@ -125,10 +157,10 @@ def letter_probabilities(
             "the model's weights are bfloat16, so scoring it in fp32 would be bf16 work recorded as fp32: load it in "
             "float32 (load_model(..., precision='fp32')) or score it with precision='bf16'"
         )
+    keep_freed_memory()  # activations reuse the pages of the last pass (hils_kit.core.allocator)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     weights = bf16_model_weights(model) if bf16 else contextlib.nullcontext()
-    shared, batches = batch_plan(encoded, batch_size, getattr(model.config, "sliding_window", None))
-    cache_arg = _cache_argument()
+    prefix, batches, packed = scoring_plan(model, encoded, batch_size)
     logits_out = np.zeros((len(encoded), width), dtype=np.float64)
     with (
         torch.inference_mode(),
@@ -137,37 +169,13 @@ def letter_probabilities(
         weights,
         progress_bar(total=len(encoded), desc=desc) as bar,
     ):
-        prefix_cache = None
-        for idx, skip in batches:
-            longest = max(len(encoded[i]) for i in idx)
-            if skip and prefix_cache is None:
-                prefix = torch.tensor([encoded[0][:shared]], device=device)
-                prefix_cache = getattr(model(input_ids=prefix, use_cache=True, logits_to_keep=1), cache_arg)
-            ids = torch.full((len(idx), longest - skip), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), longest - skip), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = encoded[i][skip:]
-                ids[row, ids.shape[1] - len(seq) :] = torch.tensor(seq)
-                mask[row, ids.shape[1] - len(seq) :] = 1
-            positions = skip + (mask.cumsum(-1) - 1).clamp(min=0)
-            extra = {}
-            if skip:  # [shared prefix][padding][rest of the prompt]: the padding is masked out
-                past = copy.deepcopy(prefix_cache)
-                past.batch_repeat_interleave(len(idx))
-                mask = torch.cat([torch.ones((len(idx), skip), dtype=torch.long), mask], dim=1)
-                extra = {cache_arg: past, "use_cache": True}
-            out = model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                # the last position as an index: its hidden state is then gathered into a contiguous tensor, and the
-                # LM head is one matrix product (a strided slice took a batched product over copies of the head's
-                # weight when the weight takes no gradient: 0.6 s a batch in bf16 for SmolLM2)
-                logits_to_keep=torch.tensor([ids.shape[1] - 1], device=device),
-                **extra,
-            )
-            last = out.logits[:, -1, :].float().cpu()
-            logits_out[idx] = last[:, letter_ids].double().numpy()
+        passes = (
+            _packed_passes(model, encoded, batches, prefix)
+            if packed
+            else _padded_passes(model, tokenizer, encoded, batches)
+        )
+        for idx, last in passes:
+            logits_out[idx] = last.float().cpu()[:, letter_ids].double().numpy()
             bar.update(len(idx))
     valid = np.arange(width)[None, :] < n_opts[:, None]
     logits_out = np.where(valid, logits_out, -np.inf)
@@ -175,6 +183,78 @@ def letter_probabilities(
     probs = np.exp(logits_out)
     probs /= probs.sum(axis=1, keepdims=True)
     return np.where(valid, probs, np.nan)
+
+
+def _prefix_cache(model, tokens: list[int]):
+    """The key/value cache of one forward pass over ``tokens``."""
+    import torch
+
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([tokens], device=device), use_cache=True, logits_to_keep=1)
+    return getattr(out, _cache_argument())
+
+
+def _packed_passes(model, encoded: list[list[int]], batches: list[tuple], skip: int):
+    """Each batch's prompts after the first ``skip`` tokens (their shared prefix) end to end in one row, attended per
+    prompt over the prefix's cache (:mod:`hils_kit.score.prefix_attention`): ``(rows, logits at each prompt's end)``."""
+    import torch
+
+    device = next(model.parameters()).device
+    prefix = SharedPrefix.of(_prefix_cache(model, encoded[0][:skip])) if skip else SharedPrefix()
+    with prefix_attention(model):
+        for idx, _ in batches:
+            spans = [len(encoded[i]) - skip for i in idx]
+            ids = torch.tensor([[t for i in idx for t in encoded[i][skip:]]], device=device)
+            positions = torch.cat([torch.arange(skip, skip + n) for n in spans])[None].to(device)
+            ends = torch.tensor(np.cumsum(spans) - 1, device=device)
+            out = model(
+                input_ids=ids,
+                position_ids=positions,
+                logits_to_keep=ends,
+                use_cache=False,
+                hils_prefix=prefix,
+                hils_spans=spans,
+            )
+            yield idx, out.logits[0]
+
+
+def _padded_passes(model, tokenizer, encoded: list[list[int]], batches: list[tuple]):
+    """Each batch's prompts left-padded to one length, after the shared prefix's cache where a batch's ``skip`` says
+    so: ``(rows, logits at the last position)``."""
+    import torch
+
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    cache_arg = _cache_argument()
+    prefix_cache = None
+    for idx, skip in batches:
+        longest = max(len(encoded[i]) for i in idx)
+        if skip and prefix_cache is None:
+            prefix_cache = _prefix_cache(model, encoded[0][:skip])  # every batch that skips, skips the same
+        ids = torch.full((len(idx), longest - skip), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), longest - skip), dtype=torch.long)
+        for row, i in enumerate(idx):
+            seq = encoded[i][skip:]
+            ids[row, ids.shape[1] - len(seq) :] = torch.tensor(seq)
+            mask[row, ids.shape[1] - len(seq) :] = 1
+        positions = skip + (mask.cumsum(-1) - 1).clamp(min=0)
+        extra = {}
+        if skip:  # [shared prefix][padding][rest of the prompt]: the padding is masked out
+            past = copy.deepcopy(prefix_cache)
+            past.batch_repeat_interleave(len(idx))
+            mask = torch.cat([torch.ones((len(idx), skip), dtype=torch.long), mask], dim=1)
+            extra = {cache_arg: past, "use_cache": True}
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            # the last position as an index: its hidden state is then gathered into a contiguous tensor, and the
+            # LM head is one matrix product (a strided slice took a batched product over copies of the head's
+            # weight when the weight takes no gradient: 0.6 s a batch in bf16 for SmolLM2)
+            logits_to_keep=torch.tensor([ids.shape[1] - 1], device=device),
+            **extra,
+        )
+        yield idx, out.logits[:, -1, :]
 
 
 def predict(scores: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from hils_kit.models.attention import attention_function
+
 NAME = "hils_packed_sdpa"
 # under bf16 autocast, spans up to this many tokens attend in fp32 (autocast would cast them to bf16): torch 2.13's CPU flash attention took 2x as
 # long in bf16 as in fp32 with the casts, forward and backward, for 64-128 tokens and 9 heads of 64, and as long
@@ -75,26 +77,15 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     return torch.cat(outputs, 2).transpose(1, 2).contiguous(), None
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(NAME, packed_sdpa)
-    AttentionMaskInterface.register(NAME, sdpa_mask)  # what sdpa gets, for the rows that go to it
-
-
 @contextlib.contextmanager
 def packed_attention(model):
     """Within the block a CPU ``model`` that attends with ``sdpa`` attends with :func:`packed_sdpa`; other models
     are left as they are."""
-    config = model.config
+    from transformers.masking_utils import sdpa_mask
+
     device = next(model.parameters()).device
-    if getattr(config, "_attn_implementation", None) != "sdpa" or device.type != "cpu":
+    if getattr(model.config, "_attn_implementation", None) != "sdpa" or device.type != "cpu":
         yield model
         return
-    _register()
-    model.set_attn_implementation(NAME)
-    try:
+    with attention_function(model, NAME, packed_sdpa, sdpa_mask):  # sdpa's masks, for the rows that go to it
         yield model
-    finally:
-        model.set_attn_implementation("sdpa")
