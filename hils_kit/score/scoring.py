@@ -190,7 +190,10 @@ def _prefix_cache(model, tokens: list[int]):
     import torch
 
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([tokens], device=device), use_cache=True, logits_to_keep=1)
+    # the last position by index, not logits_to_keep=1 (a strided slice: the head as a batched product over a copy of
+    # its weight, 75 ms in bf16 for SmolLM2 against 1 ms)
+    last = torch.tensor([len(tokens) - 1], device=device)
+    out = model(input_ids=torch.tensor([tokens], device=device), use_cache=True, logits_to_keep=last)
     return getattr(out, _cache_argument())
 
 
