@@ -152,3 +152,25 @@ def test_the_commands_score_in_the_scorers_batches(command):
     parser = build_parser()
     args, _ = parser.parse_known_args(command)
     assert args.batch_size == scoring.BATCH_SIZE
+
+
+@pytest.mark.long  # test_a_sliding_window_model_scores_in_one_row_when_every_prompt_fits is its small scale
+def test_gemma3_in_one_row_scores_as_the_paper_method():
+    """The real Gemma 3 270M (sliding-window layers, one key/value head, query and key norms), where installed."""
+    from hils_kit.data.assets import MissingAssetError
+    from hils_kit.data.loaders import load_questions
+    from hils_kit.models.loading import load_model
+    from hils_kit.score.scoring import per_option_losses, predict, probabilities_from_losses
+
+    try:
+        model, tok = load_model("gemma3-270m", precision="fp32")
+    except MissingAssetError as err:
+        pytest.skip(str(err))
+    table = load_questions("medmcqa").head(8)
+    encoded = tok(prompts_of(table))["input_ids"]
+    shared = scoring.shared_prefix(encoded)
+    assert fits(model, shared, [len(e) - shared for e in encoded])  # really the one-row path
+    probs = letter_probabilities(model, tok, table, precision="fp32")
+    losses = per_option_losses(model, tok, table)
+    assert (predict(probs) == predict(-losses)).all()
+    np.testing.assert_allclose(probs, probabilities_from_losses(losses, tok, table), atol=1e-4)
