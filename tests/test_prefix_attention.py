@@ -46,6 +46,7 @@ def test_one_row_scores_as_padded_batches_and_computes_no_padding(tiny_model, ba
         model, lambda: row.update(p=letter_probabilities(model, tok, table, batch_size=batch_size, precision="fp32"))
     )
     assert fed == shared + sum(len(e) - shared for e in encoded)  # the prefix once, then no padding
+    assert sum(scoring.pass_tokens(model, encoded, batch_size)) == fed  # what bench_scoring times the products over
     np.testing.assert_allclose(row["p"], padded(model, tok, table, batch_size=batch_size, precision="fp32"), atol=1e-6)
     assert model.config._attn_implementation == "sdpa"
 
