@@ -138,6 +138,9 @@ def test_prefix_sdpa_refuses_a_row_it_cannot_split():
         prefix_sdpa(None, q, q, q, None, hils_prefix=SharedPrefix(), hils_spans=[2, 2])
     with pytest.raises(ValueError, match="soft caps"):
         prefix_sdpa(None, q, q, q, None, hils_prefix=SharedPrefix(), hils_spans=[5], softcap=30.0)
+    prefix = SharedPrefix([torch.zeros(1, 2, 3, 4)], [torch.zeros(1, 2, 3, 4)])
+    with pytest.raises(ValueError, match="layer_idx.*'eager'"):
+        prefix_sdpa(object(), q, q, q, None, hils_prefix=prefix, hils_spans=[5])
 
 
 @pytest.mark.parametrize(

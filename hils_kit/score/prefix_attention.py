@@ -79,8 +79,14 @@ def prefix_sdpa(
     gqa = query.shape[1] != key.shape[1]
     prefix_keys = prefix_values = None
     if hils_prefix.length:
-        prefix_keys = hils_prefix.keys[module.layer_idx].to(query.dtype)
-        prefix_values = hils_prefix.values[module.layer_idx].to(query.dtype)
+        layer = getattr(module, "layer_idx", None)
+        if layer is None:
+            raise ValueError(
+                f"{NAME} finds a layer's prefix keys by its attention module's layer_idx, which "
+                f"{type(module).__name__} lacks: set the model's attention to 'eager' to score it in padded batches"
+            )
+        prefix_keys = hils_prefix.keys[layer].to(query.dtype)
+        prefix_values = hils_prefix.values[layer].to(query.dtype)
     outputs = []
     for q, k, v in zip(query.split(hils_spans, 2), key.split(hils_spans, 2), value.split(hils_spans, 2)):
         if prefix_keys is None:
