@@ -139,11 +139,25 @@ def run_all(page, lab, name: str) -> dict:
         assert time.monotonic() < deadline, f"{name}: cells still running after {RUN_SECONDS} s: {prompts}"
         time.sleep(0.5)
     page.keyboard.press("Control+s")
-    page.wait_for_selector(f"{NOTEBOOK} .jp-mod-dirty", state="detached")
-    saved = json.loads((folder / name).read_text())
+    saved = saved_after_run(folder / name)
     errors = [o for c in saved["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
     return saved
+
+
+def saved_after_run(path: Path, seconds: float = 30) -> dict:
+    """The notebook at ``path`` once the server has written it with every code cell run. The server writes a
+    save in place (the file is empty or partial meanwhile), and the page may show it saved before it is on disk."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            saved = json.loads(path.read_text())
+            if all(c.get("execution_count") for c in saved["cells"] if c["cell_type"] == "code"):
+                return saved
+        except json.JSONDecodeError:
+            pass
+        assert time.monotonic() < deadline, f"{path.name}: not saved with its cells run within {seconds} s"
+        time.sleep(0.2)
 
 
 def widget(page, has: str):
